@@ -1,0 +1,1 @@
+"""Fashion-MNIST Studio: the library behind the dashboard and the CLI."""

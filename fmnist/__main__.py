@@ -1,0 +1,203 @@
+"""Command line: python -m fmnist {train,runs,stop,seed-table,bench} --help"""
+
+import argparse
+import json
+import os
+import sys
+
+# TensorFlow's start-up chatter drowns the progress bar; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from fmnist.data import DatasetError  # noqa: E402
+from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, SpecError, dense_spec  # noqa: E402
+from fmnist.store import RunStore  # noqa: E402
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def layer_widths(text: str) -> list[int]:
+    try:
+        return [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"layers are comma-separated widths like 128,64, got {text!r}") from None
+
+
+def add_spec_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = ModelSpec(layers=())
+    parser.add_argument("--layers", type=layer_widths, default=[128, 64], help="hidden layer widths, e.g. 128,64 (default 128,64)")
+    parser.add_argument("--activation", default="relu", help="activation of every hidden layer (default relu)")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout after every hidden layer, 0 to <1 (default 0)")
+    parser.add_argument("--batch-norm", action="store_true", help="batch normalisation in every hidden layer")
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="Adam learning rate")
+    parser.add_argument("--val-split", type=float, default=defaults.val_split, help="fraction held out for validation")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--early-stopping", action="store_true", help="stop when validation loss stops improving")
+    parser.add_argument("--patience", type=int, default=defaults.patience, help="epochs without improvement before early stopping")
+    parser.add_argument("--checkpoint", action="store_true", help="keep and use the weights of the best validation epoch")
+
+
+def spec_from_args(args) -> ModelSpec:
+    return dense_spec(
+        args.layers, activation=args.activation, dropout=args.dropout, batch_norm=args.batch_norm,
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, val_split=args.val_split,
+        seed=args.seed, early_stopping=args.early_stopping, patience=args.patience, checkpoint=args.checkpoint,
+    )
+
+
+def print_progress(epoch, epochs, step, steps, samples_per_s):
+    fraction = step / steps if steps else 0
+    bar = "#" * int(fraction * 30)
+    sys.stderr.write(f"\repoch {epoch}/{epochs} [{bar:<30}] {step}/{steps}  {samples_per_s:,.0f} samples/s ")
+    sys.stderr.flush()
+
+
+def print_queued(position):
+    sys.stderr.write(f"\rqueued: {position} in line (one training at a time; FMNIST_MAX_PARALLEL raises that) ")
+    sys.stderr.flush()
+
+
+def train_in_this_process(store: RunStore, run_id: int) -> dict:
+    from fmnist.training import train_run
+    from fmnist.worker import wait_for_slot
+
+    if not wait_for_slot(store, run_id, on_wait=print_queued):
+        return store.get(run_id).summary()
+    summary = train_run(store, run_id, progress=print_progress)
+    sys.stderr.write("\n")
+    return summary
+
+
+def cmd_train(args) -> int:
+    store = RunStore()
+    if args.run_id is not None:
+        run = store.get(args.run_id)
+        if run is None or run.status != "queued":
+            print(f"run {args.run_id} is not queued", file=sys.stderr)
+            return 2
+        run_id = args.run_id
+    else:
+        run_id = store.create_run(spec_from_args(args), name=args.name, train_limit=args.limit, pid=os.getpid())
+    summary = train_in_this_process(store, run_id)
+    if summary["status"] == "failed":
+        print(f"run {run_id} failed: {store.get(run_id).error}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0 if summary["status"] in ("finished", "stopped") else 1
+
+
+def format_table(rows: list[dict], columns: list[str]) -> str:
+    def cell(value):
+        if value is None:
+            return "-"
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    cells = [[cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def cmd_runs(args) -> int:
+    from fmnist.models import stack_name
+
+    runs = RunStore().list_runs()
+    if args.json:
+        for run in runs:
+            print(json.dumps({**run.summary(), "stack": stack_name(run.spec), "created_at": run.created_at}))
+        return 0
+    if not runs:
+        print("No runs yet. Train one: python -m fmnist train --layers 128,64 --epochs 10")
+        return 0
+    rows = [{**run.summary(), "stack": stack_name(run.spec), "epochs": f"{run.epoch}/{run.spec.epochs}"} for run in runs]
+    rows.sort(key=lambda r: -(r["test_acc"] or -1))
+    print(format_table(rows, ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "train_s", "samples_per_s"]))
+    return 0
+
+
+def cmd_stop(args) -> int:
+    try:
+        status = RunStore().request_stop(args.run_id)
+    except KeyError as e:
+        print(e.args[0], file=sys.stderr)
+        return 2
+    messages = {
+        "cancelled": f"run {args.run_id} was queued: cancelled",
+        "running": f"run {args.run_id} will stop at its next batch and keep what it learnt",
+    }
+    print(messages.get(status, f"run {args.run_id} is already {status}"))
+    return 0
+
+
+def cmd_seed_table(args) -> int:
+    store = RunStore()
+    rows = []
+    for name, widths in SEED_STACKS.items():
+        spec = dense_spec(widths, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+        run_id = store.create_run(spec, name=name, train_limit=args.limit, pid=os.getpid())
+        print(f"{name}: run {run_id}", file=sys.stderr)
+        summary = train_in_this_process(store, run_id)
+        rows.append({
+            "stack": "-".join(map(str, widths)), "params": summary["params"],
+            "test_loss": summary["test_loss"], "test_acc": summary["test_acc"],
+            "seed_test_loss": SEED_TEST_LOSS[widths], "seed_test_acc": SEED_TEST_ACCURACY[widths],
+            "diff_points": None if summary["test_acc"] is None else round(100 * (summary["test_acc"] - SEED_TEST_ACCURACY[widths]), 2),
+            "run_id": run_id, "status": summary["status"],
+        })
+    print(format_table(rows, list(rows[0])))
+    return 0 if all(r["status"] == "finished" for r in rows) else 1
+
+
+def cmd_bench(args) -> int:
+    from fmnist.bench import run_bench
+
+    return run_bench(args)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fmnist", description="Fashion-MNIST Studio from the command line.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a dense stack (waits its turn if another run is training)")
+    add_spec_flags(train)
+    train.add_argument("--limit", type=positive_int, help="train on the first N training images only")
+    train.add_argument("--name", help="a name for the leaderboard")
+    train.add_argument("--run-id", type=int, help=argparse.SUPPRESS)  # the app's own training processes
+    train.set_defaults(func=cmd_train)
+
+    runs = sub.add_parser("runs", help="the leaderboard")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run")
+    runs.set_defaults(func=cmd_runs)
+
+    stop = sub.add_parser("stop", help="stop a running run (it keeps what it learnt) or cancel a queued one")
+    stop.add_argument("run_id", type=int)
+    stop.set_defaults(func=cmd_stop)
+
+    seed = sub.add_parser("seed-table", help="train the seed notebook's four stacks and compare with its figures")
+    seed.add_argument("--epochs", type=positive_int, default=10)
+    seed.add_argument("--batch-size", type=positive_int, default=32)
+    seed.add_argument("--seed", type=int, default=0)
+    seed.add_argument("--limit", type=positive_int, help="train on the first N training images only")
+    seed.set_defaults(func=cmd_seed_table)
+
+    bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine, and load/eval times")
+    bench.add_argument("--json", action="store_true", help="one JSON object per batch size")
+    bench.add_argument("--repeats", type=positive_int, default=3, help="timed epochs per side and batch size")
+    bench.set_defaults(func=cmd_bench)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (DatasetError, SpecError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""`python -m fmnist bench`: samples/s of a bare `model.fit` against the engine.
+
+Both sides train the same stack on the same 60,000 images, alternating, at each
+batch size. Each fit runs two epochs and only the second is timed, so tracing
+the graph is not counted against either side. The bare side is `model.fit`
+with Keras' defaults except verbose=0 (the default progress bar only slows it).
+"""
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+
+from fmnist.data import load_dataset, to_model_input
+from fmnist.evaluation import test_metrics
+from fmnist.models import PRESETS, build_model, with_training
+from fmnist.store import RunStore
+from fmnist.training import compile_model, engine_callbacks, predict_test
+
+BATCH_SIZES = (32, 256)
+BENCH_SPEC = PRESETS["Seed A: 64-128-64-32"]
+
+
+def epoch_timer():
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self.start)
+
+    return EpochTimer()
+
+
+def bare_fit_seconds(spec, x, y) -> float:
+    import keras
+
+    keras.utils.set_random_seed(spec.seed)
+    model = build_model(spec)
+    model.compile(optimizer=keras.optimizers.Adam(spec.learning_rate), loss=spec.loss, metrics=["accuracy"])
+    timer = epoch_timer()
+    model.fit(x, y, batch_size=spec.batch_size, epochs=2, callbacks=[timer], verbose=0)
+    return timer.seconds[-1]
+
+
+def engine_fit_seconds(spec, x, y, store: RunStore) -> tuple[float, int]:
+    """Seconds of the timed epoch and how many live points the engine wrote in it."""
+    import keras
+
+    keras.utils.set_random_seed(spec.seed)
+    run_id = store.create_run(spec, name="bench")
+    model = compile_model(build_model(spec), spec)
+    timer = epoch_timer()
+    callbacks = engine_callbacks(store, run_id, spec, store.run_dir(run_id)) + [timer]
+    model.fit(x, y, batch_size=spec.batch_size, epochs=2, callbacks=callbacks, verbose=0)
+    points = sum(1 for b in store.batches(run_id) if b["epoch"] == 2)
+    return timer.seconds[-1], points
+
+
+def run_bench(args) -> int:
+    start = time.perf_counter()
+    dataset = load_dataset()
+    load_s = time.perf_counter() - start
+    x, y = to_model_input(dataset.x_train), dataset.y_train
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RunStore(tmp)
+        for batch in BATCH_SIZES:
+            spec = with_training(BENCH_SPEC, batch_size=batch, val_split=0.0)
+            bare, engine, points = [], [], []
+            for _ in range(args.repeats):
+                bare.append(bare_fit_seconds(spec, x, y))
+                seconds, written = engine_fit_seconds(spec, x, y, store)
+                engine.append(seconds)
+                points.append(written / seconds)
+            bare_rate = len(x) / statistics.median(bare)
+            engine_rate = len(x) / statistics.median(engine)
+            results.append({
+                "batch": batch, "bare_samples_per_s": round(bare_rate), "engine_samples_per_s": round(engine_rate),
+                "ratio": round(engine_rate / bare_rate, 2), "live_updates_per_s": round(statistics.median(points), 1),
+            })
+            if not args.json:
+                print(f"batch {batch}: bare {bare_rate:,.0f} samples/s, engine {engine_rate:,.0f} samples/s, "
+                      f"ratio {engine_rate / bare_rate:.2f}, live updates {statistics.median(points):.1f}/s", flush=True)
+
+        model = compile_model(build_model(BENCH_SPEC), BENCH_SPEC)
+        start = time.perf_counter()  # as a run ends: the first predict call includes tracing
+        test_metrics(predict_test(model, dataset), dataset.y_test)
+        eval_s = time.perf_counter() - start
+
+    timings = f"dataset load {load_s:.3f} s; test-set evaluation (10,000 images) {eval_s:.3f} s"
+    if args.json:
+        for row in results:
+            print(json.dumps(row))
+        print(timings, file=sys.stderr)
+    else:
+        print(timings)
+    return 0

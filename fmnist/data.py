@@ -1,0 +1,148 @@
+"""Fashion-MNIST: find the real files, validate them, cache a decoded copy.
+
+Search order: $FMNIST_DATA, Debian's dataset-fashion-mnist, the Keras cache,
+then the Keras download. A set $FMNIST_DATA that holds no valid dataset is an
+error, never a silent fallback.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fmnist.home import home_dir
+
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+FILES = {
+    "x_train": ("train-images-idx3-ubyte.gz", 2051, (60000, 28, 28)),
+    "y_train": ("train-labels-idx1-ubyte.gz", 2049, (60000,)),
+    "x_test": ("t10k-images-idx3-ubyte.gz", 2051, (10000, 28, 28)),
+    "y_test": ("t10k-labels-idx1-ubyte.gz", 2049, (10000,)),
+}
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+HOW_TO_GET = (
+    "How to get it: on Debian/Ubuntu run `sudo apt-get update && sudo apt-get install -y "
+    "dataset-fashion-mnist` (installs the four files under /usr/share/datasets/fashion-mnist), "
+    "or put the four original files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+    "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in a folder and set FMNIST_DATA to it, "
+    "or run once with internet access so Keras downloads them to ~/.keras/datasets/fashion-mnist."
+)
+
+
+class DatasetError(RuntimeError):
+    """The dataset is missing or unreadable; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: np.ndarray  # uint8 (60000, 28, 28)
+    y_train: np.ndarray  # uint8 (60000,)
+    x_test: np.ndarray  # uint8 (10000, 28, 28)
+    y_test: np.ndarray  # uint8 (10000,)
+    source: str
+
+
+def keras_cache_dir() -> Path:
+    keras_home = os.environ.get("KERAS_HOME", str(Path.home() / ".keras"))
+    return Path(keras_home) / "datasets" / "fashion-mnist"
+
+
+def read_idx(path: Path, magic: int, shape: tuple) -> np.ndarray:
+    """Read one gzipped IDX file and check its magic number, counts and size."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DatasetError(f"{path} is corrupt or truncated ({e}).") from e
+    header_len = 4 * (1 + len(shape))
+    if len(raw) < header_len:
+        raise DatasetError(f"{path} is truncated: no IDX header.")
+    header = np.frombuffer(raw[:header_len], dtype=">u4")
+    if header[0] != magic:
+        raise DatasetError(f"{path} is not an IDX file of this kind (magic {header[0]}, expected {magic}).")
+    if tuple(int(n) for n in header[1:]) != shape:
+        raise DatasetError(f"{path} holds shape {tuple(header[1:])}, expected {shape}.")
+    body = raw[header_len:]
+    if len(body) != int(np.prod(shape)):
+        raise DatasetError(f"{path} is truncated: {len(body)} bytes of data, expected {int(np.prod(shape))}.")
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def read_folder(folder: Path) -> Dataset:
+    missing = [name for name, _, _ in FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise DatasetError(f"{folder} lacks {', '.join(missing)}.")
+    arrays = {key: read_idx(folder / name, magic, shape) for key, (name, magic, shape) in FILES.items()}
+    for key in ("y_train", "y_test"):
+        if arrays[key].max() > 9:
+            raise DatasetError(f"{folder / FILES[key][0]} has labels outside 0-9.")
+    return Dataset(**arrays, source=str(folder))
+
+
+def source_fingerprint(folder: Path) -> str:
+    stats = [(name, (folder / name).stat().st_size, (folder / name).stat().st_mtime_ns) for name, _, _ in FILES.values()]
+    return hashlib.sha1(json.dumps([str(folder.resolve()), stats]).encode()).hexdigest()[:16]
+
+
+def load_cached(folder: Path) -> Dataset:
+    """Decode the folder once; later loads read plain .npy files (a few tens of ms)."""
+    cache = home_dir() / "cache" / f"fashion-mnist-{source_fingerprint(folder)}"
+    if not (cache / "done").exists():
+        dataset = read_folder(folder)
+        cache.mkdir(parents=True, exist_ok=True)
+        for key in FILES:
+            tmp = cache / f"{key}.tmp.npy"
+            np.save(tmp, getattr(dataset, key))
+            os.replace(tmp, cache / f"{key}.npy")
+        (cache / "done").write_text(str(folder))
+        return dataset
+    arrays = {key: np.load(cache / f"{key}.npy", allow_pickle=False) for key in FILES}
+    return Dataset(**arrays, source=str(folder))
+
+
+def candidate_folders() -> list[Path]:
+    return [DEBIAN_DIR, keras_cache_dir()]
+
+
+def download_with_keras() -> Path:
+    """Let Keras fetch the files into its cache (needs internet)."""
+    import keras
+
+    keras.datasets.fashion_mnist.load_data()
+    return keras_cache_dir()
+
+
+def load_dataset() -> Dataset:
+    """The real Fashion-MNIST, from the first place that has it."""
+    chosen = os.environ.get("FMNIST_DATA")
+    if chosen:
+        try:
+            return load_cached(Path(chosen))
+        except (DatasetError, OSError) as e:
+            raise DatasetError(f"FMNIST_DATA={chosen} holds no valid Fashion-MNIST: {e} {HOW_TO_GET}") from e
+    problems = []
+    for folder in candidate_folders():
+        if not folder.exists():
+            continue
+        try:
+            return load_cached(folder)
+        except (DatasetError, OSError) as e:
+            problems.append(str(e))
+    try:
+        return load_cached(download_with_keras())
+    except Exception as e:  # any network or file error: the message below says what to do
+        problems.append(f"the Keras download failed ({type(e).__name__}: {e})")
+    raise DatasetError("Fashion-MNIST was not found: " + "; ".join(problems) + ". " + HOW_TO_GET)
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in 0-1, as the seed normalised it."""
+    return (images.astype(np.float32) / 255.0)[..., np.newaxis]
+

@@ -1,0 +1,324 @@
+"""The run store: one SQLite database (WAL: one writer, many readers) plus a folder per run.
+
+A run moves queued -> running -> finished | stopped | failed; a queued run can be
+cancelled; a run whose process died is marked interrupted by `reap_dead_runs`.
+"""
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fmnist.home import home_dir
+from fmnist.models import ModelSpec, count_params
+
+ACTIVE = ("queued", "running")
+ENDED = ("finished", "stopped", "failed", "interrupted", "cancelled")
+# A queued run is created by one process and handed to its own worker a moment later.
+PID_GRACE_S = 30.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    pid INTEGER,
+    train_limit INTEGER,
+    params INTEGER NOT NULL,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    step INTEGER NOT NULL DEFAULT 0,
+    steps_per_epoch INTEGER,
+    samples_per_s REAL,
+    updated_at REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    test_loss REAL,
+    test_acc REAL,
+    train_s REAL,
+    best_val_acc REAL,
+    cv_mean REAL,
+    cv_std REAL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL,
+    seconds REAL,
+    PRIMARY KEY (run_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS batches (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    loss REAL, accuracy REAL,
+    PRIMARY KEY (run_id, epoch, step)
+);
+"""
+
+
+class ModelFileError(RuntimeError):
+    """A run's model file is missing or unreadable."""
+
+
+@dataclass
+class Run:
+    id: int
+    name: str
+    spec: ModelSpec
+    status: str
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    pid: int | None
+    train_limit: int | None
+    params: int
+    epoch: int
+    step: int
+    steps_per_epoch: int | None
+    samples_per_s: float | None
+    updated_at: float | None
+    stop_requested: bool
+    test_loss: float | None
+    test_acc: float | None
+    train_s: float | None
+    best_val_acc: float | None
+    cv_mean: float | None
+    cv_std: float | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Run":
+        data = dict(row)
+        data["spec"] = ModelSpec.from_dict(json.loads(data.pop("spec_json")))
+        data["stop_requested"] = bool(data["stop_requested"])
+        return cls(**data)
+
+    def summary(self) -> dict:
+        """The fields the CLI and the leaderboard print."""
+        return {
+            "run_id": self.id, "name": self.name, "status": self.status, "params": self.params,
+            "test_loss": self.test_loss, "test_acc": self.test_acc, "train_s": self.train_s,
+            "samples_per_s": self.samples_per_s, "best_val_acc": self.best_val_acc,
+            "cv_mean": self.cv_mean, "cv_std": self.cv_std,
+        }
+
+
+def process_alive(pid: int) -> bool:
+    """True while the process runs (a zombie, dead but not yet reaped, counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): the kill check is all we have
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class RunStore:
+    def __init__(self, home: Path | None = None):
+        self.home = Path(home) if home else home_dir()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.home / "runs.sqlite"
+        db = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
+            db.executescript(SCHEMA)
+        finally:
+            db.close()
+
+    @contextmanager
+    def connect(self, write: bool = True):
+        """A short-lived connection and one transaction, committed on success.
+
+        Writers take the write lock up front (BEGIN IMMEDIATE) so that a
+        read-then-write, like starting a queued run, cannot race another writer.
+        """
+        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            db.close()
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.home / f"run-{run_id:05d}"
+
+    # --- creating and reading runs ---
+
+    def create_run(self, spec: ModelSpec, name: str | None = None, train_limit: int | None = None, pid: int | None = None) -> int:
+        with self.connect(write=False) as db:
+            cur = db.execute(
+                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                (name or "", json.dumps(spec.to_dict()), time.time(), count_params(spec), train_limit, pid),
+            )
+            run_id = cur.lastrowid
+            if not name:
+                db.execute("UPDATE runs SET name = ? WHERE id = ?", (f"run {run_id}", run_id))
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        return run_id
+
+    def get(self, run_id: int) -> Run | None:
+        with self.connect(write=False) as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return Run.from_row(row) if row else None
+
+    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[Run]:
+        self.reap_dead_runs()
+        with self.connect(write=False) as db:
+            rows = db.execute("SELECT * FROM runs ORDER BY id").fetchall()
+        runs = [Run.from_row(row) for row in rows]
+        return [r for r in runs if statuses is None or r.status in statuses]
+
+    def epochs(self, run_id: int) -> list[dict]:
+        with self.connect(write=False) as db:
+            rows = db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def batches(self, run_id: int) -> list[dict]:
+        with self.connect() as db:
+            rows = db.execute("SELECT * FROM batches WHERE run_id = ? ORDER BY epoch, step", (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    # --- the queue ---
+
+    def set_pid(self, run_id: int, pid: int) -> None:
+        with self.connect() as db:
+            db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
+
+    def try_start(self, run_id: int, max_parallel: int) -> bool:
+        """Move a queued run to running if it is first in the queue and a slot is free."""
+        with self.connect() as db:
+            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+            first = db.execute("SELECT MIN(id) FROM runs WHERE status = 'queued'").fetchone()[0]
+            if running >= max_parallel or first != run_id:
+                return False
+            db.execute(
+                "UPDATE runs SET status = 'running', started_at = ?, updated_at = ?, pid = ? WHERE id = ?",
+                (time.time(), time.time(), os.getpid(), run_id),
+            )
+            return True
+
+    def queue_position(self, run_id: int) -> int:
+        """1 for the next run to start."""
+        with self.connect(write=False) as db:
+            return db.execute("SELECT COUNT(*) FROM runs WHERE status = 'queued' AND id <= ?", (run_id,)).fetchone()[0]
+
+    def reap_dead_runs(self) -> list[int]:
+        """Mark queued or running runs whose process is gone as interrupted."""
+        now = time.time()
+        with self.connect(write=False) as db:
+            rows = db.execute("SELECT id, pid, created_at FROM runs WHERE status IN ('queued', 'running')").fetchall()
+        dead = [
+            r["id"] for r in rows
+            if (r["pid"] is None and now - r["created_at"] > PID_GRACE_S)
+            or (r["pid"] is not None and not process_alive(r["pid"]))
+        ]
+        if dead:
+            with self.connect() as db:
+                db.executemany(
+                    "UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ? AND status IN ('queued', 'running')",
+                    [(now, "its training process ended without finishing (server restart, kill or crash)", run_id) for run_id in dead],
+                )
+        return dead
+
+    def request_stop(self, run_id: int) -> str:
+        """Cancel a queued run, or ask a running one to stop at its next batch. Returns the new status."""
+        with self.connect() as db:
+            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no run {run_id}")
+            if row["status"] == "queued":
+                db.execute("UPDATE runs SET status = 'cancelled', ended_at = ? WHERE id = ?", (time.time(), run_id))
+                return "cancelled"
+            if row["status"] == "running":
+                db.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+            return row["status"]
+
+    def stop_requested(self, run_id: int) -> bool:
+        with self.connect() as db:
+            return bool(db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
+
+    # --- what a training writes ---
+
+    def record_progress(self, run_id: int, epoch: int, step: int, steps_per_epoch: int, samples_per_s: float, batch_points: list[tuple]) -> bool:
+        """Store progress and new per-batch points; returns whether a stop was requested."""
+        with self.connect(write=False) as db:
+            db.execute(
+                "UPDATE runs SET epoch = ?, step = ?, steps_per_epoch = ?, samples_per_s = ?, updated_at = ? WHERE id = ?",
+                (epoch, step, steps_per_epoch, samples_per_s, time.time(), run_id),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO batches (run_id, epoch, step, loss, accuracy) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, *point) for point in batch_points],
+            )
+            return bool(db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
+
+    def record_epoch(self, run_id: int, epoch: int, logs: dict, seconds: float) -> None:
+        with self.connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO epochs (run_id, epoch, loss, accuracy, val_loss, val_accuracy, seconds) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, epoch, logs.get("loss"), logs.get("accuracy"), logs.get("val_loss"), logs.get("val_accuracy"), seconds),
+            )
+            db.execute(
+                "UPDATE runs SET epoch = ?, best_val_acc = MAX(COALESCE(best_val_acc, 0), COALESCE(?, 0)), updated_at = ? WHERE id = ?",
+                (epoch, logs.get("val_accuracy"), time.time(), run_id),
+            )
+
+    def finish(self, run_id: int, status: str, **results) -> None:
+        allowed = {"test_loss", "test_acc", "train_s", "samples_per_s", "error"}
+        assert status in ENDED and set(results) <= allowed, (status, results)
+        columns = ", ".join(f"{key} = ?" for key in results)
+        with self.connect() as db:
+            db.execute(
+                f"UPDATE runs SET status = ?, ended_at = ?{', ' + columns if columns else ''} WHERE id = ?",
+                (status, time.time(), *results.values(), run_id),
+            )
+
+    # --- managing runs ---
+
+    def rename(self, run_id: int, name: str) -> None:
+        with self.connect() as db:
+            db.execute("UPDATE runs SET name = ? WHERE id = ?", (name.strip() or f"run {run_id}", run_id))
+
+    def delete(self, run_id: int) -> None:
+        """Remove a run that is not training, with its files."""
+        with self.connect() as db:
+            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row and row["status"] in ACTIVE:
+                raise RuntimeError(f"run {run_id} is {row['status']}: stop it before deleting it")
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+
+    def model_path(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / "model.keras"
+
+    def load_model(self, run_id: int):
+        """The run's Keras model (safe_mode on); ModelFileError if it is missing or corrupt."""
+        path = self.model_path(run_id)
+        if not path.is_file():
+            raise ModelFileError(f"run {run_id} has no model file ({path} is missing).")
+        import keras
+
+        try:
+            return keras.saving.load_model(path, safe_mode=True)
+        except Exception as e:  # Keras raises many kinds for a damaged zip or config
+            raise ModelFileError(f"run {run_id}'s model file {path} is unreadable ({type(e).__name__}: {e}).") from e
