@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what Fashion-MNIST Studio needs, skipping what is already there:
+# the pinned Python packages, the Fashion-MNIST dataset (Debian's package
+# dataset-fashion-mnist) and, with --test, Chromium for the browser tests.
+# Uses the python3 on PATH: activate a virtual environment first to keep the packages apart.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+requirements=requirements.txt
+apt_packages=()
+if [ -z "${FMNIST_DATA:-}" ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+  apt_packages+=(dataset-fashion-mnist)
+fi
+if [ "${1:-}" = "--test" ]; then
+  requirements=requirements-dev.txt
+  [ -x /usr/bin/chromium ] || apt_packages+=(chromium fonts-liberation)
+fi
+
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${apt_packages[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${apt_packages[@]}"
+fi
+
+# pip takes seconds when everything is installed already.
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r "$requirements"

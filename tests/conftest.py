@@ -1,0 +1,46 @@
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Nothing a test does lands in the repository's ./runs.
+os.environ["FMNIST_HOME"] = tempfile.mkdtemp(prefix="fmnist-tests-")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty FMNIST_HOME for one test; child processes inherit it."""
+    monkeypatch.setenv("FMNIST_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def dataset():
+    """The real Fashion-MNIST, loaded once for the session."""
+    from fmnist.data import load_dataset
+
+    return load_dataset()
+
+
+def run_cli(*args, timeout=240, env=None):
+    """Run `python -m fmnist ARGS` as a user would; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, "-m", "fmnist", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
+
+
+def wait_until(condition, timeout=60.0, every=0.1, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

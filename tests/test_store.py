@@ -1,0 +1,141 @@
+import multiprocessing
+import subprocess
+import sys
+
+import pytest
+
+from fmnist.models import PRESETS, dense_spec
+from fmnist.store import ModelFileError, RunStore, process_alive
+
+SPEC = PRESETS["Seed D: 128-64"]
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_create_and_read_a_run(home):
+    store = RunStore()
+    run_id = store.create_run(SPEC, train_limit=500)
+    run = store.get(run_id)
+    assert (run.status, run.name, run.params, run.train_limit) == ("queued", f"run {run_id}", 109386, 500)
+    assert run.spec == SPEC
+    assert store.run_dir(run_id).is_dir()
+    assert [r.id for r in store.list_runs()] == [run_id]
+    assert store.get(run_id + 1) is None
+
+
+def test_queue_starts_runs_in_order_within_the_parallel_limit(home):
+    store = RunStore()
+    first, second = store.create_run(SPEC), store.create_run(SPEC)
+    assert not store.try_start(second, max_parallel=1), "the second run may not jump the queue"
+    assert store.try_start(first, max_parallel=1)
+    assert store.queue_position(second) == 1
+    assert not store.try_start(second, max_parallel=1), "one training at a time by default"
+    assert store.try_start(second, max_parallel=2)
+    assert [r.status for r in store.list_runs()] == ["running", "running"]
+
+
+def test_stop_cancels_a_queued_run_and_flags_a_running_one(home):
+    store = RunStore()
+    running, queued = store.create_run(SPEC), store.create_run(SPEC)
+    store.try_start(running, max_parallel=1)
+    assert store.request_stop(queued) == "cancelled"
+    assert store.get(queued).status == "cancelled"
+    assert store.request_stop(running) == "running"
+    assert store.stop_requested(running)
+    assert store.record_progress(running, 1, 10, 100, 1000.0, [(1, 10, 0.5, 0.8)]), "progress writes report the stop"
+    with pytest.raises(KeyError):
+        store.request_stop(999)
+
+
+def test_runs_whose_process_died_are_marked_interrupted(home, monkeypatch):
+    store = RunStore()
+    alive = store.create_run(SPEC)  # this test process stands in for a live trainer
+    store.try_start(alive, max_parallel=2)
+    crashed = store.create_run(SPEC, pid=dead_pid())
+    store.try_start(crashed, max_parallel=2)
+    store.set_pid(crashed, dead_pid())
+    never_started = store.create_run(SPEC)
+    queued_dead = store.create_run(SPEC, pid=dead_pid())
+
+    assert store.reap_dead_runs() == [crashed, queued_dead], "a run without a pid gets a grace period"
+    monkeypatch.setattr("fmnist.store.PID_GRACE_S", -1.0)
+    assert store.reap_dead_runs() == [never_started]
+    statuses = {r.id: r.status for r in store.list_runs()}
+    assert statuses == {alive: "running", crashed: "interrupted", never_started: "interrupted", queued_dead: "interrupted"}
+    assert "ended without finishing" in store.get(crashed).error
+
+
+def test_zombie_process_counts_as_dead():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    # not waited for: it stays a zombie until reaped
+    import time
+
+    time.sleep(0.5)
+    assert not process_alive(process.pid)
+    process.wait()
+
+
+def test_epochs_batches_and_finish(home):
+    store = RunStore()
+    run_id = store.create_run(SPEC)
+    store.try_start(run_id, max_parallel=1)
+    store.record_progress(run_id, 1, 5, 10, 900.0, [(1, 5, 1.2, 0.6)])
+    store.record_epoch(run_id, 1, {"loss": 1.0, "accuracy": 0.7, "val_loss": 0.9, "val_accuracy": 0.72}, 2.0)
+    store.record_epoch(run_id, 2, {"loss": 0.8, "accuracy": 0.75, "val_loss": 0.85, "val_accuracy": 0.70}, 2.0)
+    store.finish(run_id, "finished", test_loss=0.5, test_acc=0.81, train_s=4.0, samples_per_s=1000.0)
+    run = store.get(run_id)
+    assert (run.status, run.test_acc, run.best_val_acc, run.epoch) == ("finished", 0.81, 0.72, 2)
+    assert [e["val_accuracy"] for e in store.epochs(run_id)] == [0.72, 0.70]
+    assert store.batches(run_id) == [{"run_id": run_id, "epoch": 1, "step": 5, "loss": 1.2, "accuracy": 0.6}]
+
+
+def test_rename_and_delete(home):
+    store = RunStore()
+    run_id = store.create_run(SPEC)
+    store.try_start(run_id, max_parallel=1)
+    with pytest.raises(RuntimeError, match="stop it"):
+        store.delete(run_id)
+    store.finish(run_id, "stopped")
+    store.rename(run_id, "  my best  ")
+    assert store.get(run_id).name == "my best"
+    store.delete(run_id)
+    assert store.get(run_id) is None and not store.run_dir(run_id).exists()
+
+
+def test_missing_or_corrupt_model_file_is_reported(home):
+    store = RunStore()
+    run_id = store.create_run(SPEC)
+    with pytest.raises(ModelFileError, match="missing"):
+        store.load_model(run_id)
+    store.model_path(run_id).write_bytes(b"this is not a keras zip")
+    with pytest.raises(ModelFileError, match="unreadable"):
+        store.load_model(run_id)
+
+
+def write_progress(home: str, run_id: int, points: int) -> None:
+    store = RunStore(home)
+    for step in range(1, points + 1):
+        store.record_progress(run_id, 1, step, points, 100.0, [(1, step, 1.0 / step, 0.5)])
+
+
+def test_one_writer_and_several_readers_at_once(home):
+    store = RunStore()
+    run_id = store.create_run(SPEC)
+    store.try_start(run_id, max_parallel=1)
+    writer = multiprocessing.get_context("spawn").Process(target=write_progress, args=(str(store.home), run_id, 400))
+    writer.start()
+    seen = []
+    while writer.is_alive():
+        for reader in (RunStore(store.home), RunStore(store.home)):
+            run = reader.get(run_id)
+            points = reader.batches(run_id)
+            seen.append(run.step)
+            assert len(points) >= run.step - 1  # a reader sees a consistent snapshot
+    writer.join()
+    assert writer.exitcode == 0
+    assert seen == sorted(seen), "readers never see progress go backwards"
+    assert len(store.batches(run_id)) == 400 and store.get(run_id).step == 400

@@ -1,0 +1,94 @@
+"""The engine on the real data: short trainings on subsets."""
+
+import os
+import signal
+
+import numpy as np
+
+from conftest import wait_until
+from fmnist.models import dense_spec
+from fmnist.store import RunStore
+from fmnist.training import train_run
+from fmnist.worker import launch
+
+
+def start(store: RunStore, spec, limit: int) -> int:
+    run_id = store.create_run(spec, train_limit=limit)
+    assert store.try_start(run_id, max_parallel=1)
+    return run_id
+
+
+def test_short_training_learns_streams_and_saves(home, dataset):
+    store = RunStore()
+    run_id = start(store, dense_spec([128, 64], epochs=3), limit=6000)
+    summary = train_run(store, run_id, dataset)
+
+    assert summary["status"] == "finished", store.get(run_id).error
+    assert summary["test_acc"] > 0.75
+    assert 0 < summary["test_loss"] < 1.0 and summary["samples_per_s"] > 0
+    epochs = store.epochs(run_id)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert all(e["val_loss"] is not None for e in epochs)
+    assert epochs[-1]["loss"] < epochs[0]["loss"], "training loss falls"
+    points = store.batches(run_id)
+    assert points and all(1 <= p["epoch"] <= 3 and p["loss"] > 0 for p in points)
+
+    run_dir = store.run_dir(run_id)
+    assert list((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
+    probs = np.load(run_dir / "test_probs.npy")
+    assert probs.shape == (10000, 10)
+    assert np.mean(probs.argmax(1) == dataset.y_test) == summary["test_acc"]
+    model = store.load_model(run_id)
+    from fmnist.data import to_model_input
+
+    reloaded = model.predict(to_model_input(dataset.x_test[:64]), verbose=0)
+    np.testing.assert_allclose(reloaded, probs[:64], atol=1e-5)
+
+
+def test_early_stopping_and_best_checkpoint(home, dataset):
+    store = RunStore()
+    # 300 images overfit within a few epochs, so validation loss turns up and training stops early.
+    spec = dense_spec([256, 256], epochs=40, early_stopping=True, patience=2, checkpoint=True, val_split=0.3)
+    run_id = start(store, spec, limit=300)
+    summary = train_run(store, run_id, dataset)
+    assert summary["status"] == "finished", store.get(run_id).error
+    assert len(store.epochs(run_id)) < 40
+    assert (store.run_dir(run_id) / "best.weights.h5").is_file()
+
+
+def test_missing_dataset_fails_the_run_with_the_way_to_get_it(home, monkeypatch):
+    monkeypatch.setenv("FMNIST_DATA", str(home / "nowhere"))
+    store = RunStore()
+    run_id = start(store, dense_spec([32], epochs=1), limit=100)
+    summary = train_run(store, run_id)
+    assert summary["status"] == "failed"
+    assert "apt-get install" in store.get(run_id).error
+
+
+def test_stop_ends_a_background_run_that_keeps_what_it_learnt(home):
+    store = RunStore()
+    run_id = launch(store, dense_spec([256, 128], epochs=50), train_limit=20000)
+    wait_until(lambda: len(store.batches(run_id)) >= 3, timeout=120, message="live batch points")
+    assert store.get(run_id).status == "running"
+    store.request_stop(run_id)
+    run = wait_until(lambda: (r := store.get(run_id)).status not in ("running", "queued") and r, timeout=60, message="the run to end")
+    assert run.status == "stopped", run.error
+    assert run.epoch < 50 and run.test_acc > 0.5
+    assert store.model_path(run_id).is_file()
+
+
+def test_second_run_queues_behind_the_first_and_killed_runs_are_interrupted(home):
+    store = RunStore()
+    first = launch(store, dense_spec([256, 128], epochs=50), train_limit=20000)
+    second = launch(store, dense_spec([32], epochs=1), train_limit=500)
+    wait_until(lambda: store.get(first).status == "running", timeout=60, message="the first run to start")
+    wait_until(lambda: store.batches(first), timeout=120, message="the first run's batch points")
+    assert store.get(second).status == "queued"
+    assert store.queue_position(second) == 1
+
+    os.kill(store.get(first).pid, signal.SIGKILL)
+    # The queued run's process notices the dead one, marks it and takes the free slot.
+    wait_until(lambda: store.get(first).status == "interrupted", timeout=30, message="the killed run to be marked interrupted")
+    done = wait_until(lambda: (r := store.get(second)).status in ("finished", "failed") and r, timeout=120, message="the queued run to train")
+    assert done.status == "finished", done.error
