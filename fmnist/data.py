@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def read_idx(path: Path, magic: int, shape: tuple) -> np.ndarray:
     try:
         with gzip.open(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DatasetError(f"{path} is corrupt or truncated ({e}).") from e
     header_len = 4 * (1 + len(shape))
     if len(raw) < header_len:
@@ -67,8 +68,9 @@ def read_idx(path: Path, magic: int, shape: tuple) -> np.ndarray:
     header = np.frombuffer(raw[:header_len], dtype=">u4")
     if header[0] != magic:
         raise DatasetError(f"{path} is not an IDX file of this kind (magic {header[0]}, expected {magic}).")
-    if tuple(int(n) for n in header[1:]) != shape:
-        raise DatasetError(f"{path} holds shape {tuple(header[1:])}, expected {shape}.")
+    found = tuple(int(n) for n in header[1:])
+    if found != shape:
+        raise DatasetError(f"{path} holds shape {found}, expected {shape}.")
     body = raw[header_len:]
     if len(body) != int(np.prod(shape)):
         raise DatasetError(f"{path} is truncated: {len(body)} bytes of data, expected {int(np.prod(shape))}.")
@@ -146,3 +148,9 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in 0-1, as the seed normalised it."""
     return (images.astype(np.float32) / 255.0)[..., np.newaxis]
 
+
+
+def examples_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> list[np.ndarray]:
+    """For each class 0-9, `per_class` random indices of images with that label."""
+    rng = np.random.default_rng(seed)
+    return [rng.choice(np.flatnonzero(labels == label), per_class, replace=False) for label in range(len(CLASS_NAMES))]
