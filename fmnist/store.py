@@ -101,6 +101,23 @@ class Run:
         data["stop_requested"] = bool(data["stop_requested"])
         return cls(**data)
 
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def fraction_done(self) -> float:
+        if not self.steps_per_epoch:
+            return 0.0
+        done = (max(self.epoch - 1, 0) + self.step / self.steps_per_epoch) / self.spec.epochs
+        return min(max(done, 0.0), 1.0)
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the current speed (None before the first update)."""
+        if not self.samples_per_s or not self.steps_per_epoch:
+            return None
+        samples_left = (1 - self.fraction_done()) * self.spec.epochs * self.steps_per_epoch * self.spec.batch_size
+        return samples_left / self.samples_per_s
+
     def summary(self) -> dict:
         """The fields the CLI and the leaderboard print."""
         return {
@@ -322,3 +339,18 @@ class RunStore:
             return keras.saving.load_model(path, safe_mode=True)
         except Exception as e:  # Keras raises many kinds for a damaged zip or config
             raise ModelFileError(f"run {run_id}'s model file {path} is unreadable ({type(e).__name__}: {e}).") from e
+
+
+def run_to_watch(runs: list[Run], own_run_id: int | None) -> Run | None:
+    """The run a Train page shows: this session's while it is active, else the one
+    training now (so a second tab sees it live), else the next queued, else this
+    session's last run, else the newest."""
+    by_id = {run.id: run for run in runs}
+    own = by_id.get(own_run_id)
+    if own and own.active:
+        return own
+    for status in ("running", "queued"):
+        active = [run for run in runs if run.status == status]
+        if active:
+            return active[0]
+    return own or (runs[-1] if runs else None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "streamlit_app.py")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Nothing a test does lands in the repository's ./runs.
 os.environ["FMNIST_HOME"] = tempfile.mkdtemp(prefix="fmnist-tests-")

@@ -1,0 +1,205 @@
+"""Plotly figures: the network as a picture, its training curves, and runs side by side.
+
+Plain functions of specs and store rows. No Streamlit or Keras here: the Build page
+redraws the diagram on every slider move and the Train page redraws the curves on
+every refresh, so these have to be instant.
+"""
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from fmnist.models import INPUT_SHAPE, MAX_LAYERS, NUM_CLASSES, WIDTH_RANGE, DenseLayer, ModelSpec, summary_rows
+
+TRAIN_COLOR = "#636EFA"
+VAL_COLOR = "#EF553B"
+RUN_COLORS = qualitative.Plotly
+IO_COLOR = "#8C96A5"  # grey: input and flatten hold no weights
+HIDDEN_COLOR = TRAIN_COLOR
+OUTPUT_COLOR = "#00CC96"
+# Transparent so the figures sit on Streamlit's light and dark themes alike.
+TRANSPARENT = dict(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
+FLAT = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
+
+
+# --- the network as a picture ---
+
+
+def box_height(units: int) -> float:
+    """sqrt, so a width of 8 is still a visible box next to 1024 (log would flatten real differences)."""
+    return math.sqrt(units)
+
+
+def layer_boxes(spec: ModelSpec) -> list[dict]:
+    """One box per layer as drawn: title above it, detail lines below, params on hover."""
+    params = {row["layer"]: row["params"] for row in summary_rows(spec)}
+    shape = "×".join(str(n) for n in INPUT_SHAPE)
+    boxes = [
+        dict(title="Input", units=FLAT, params=0, color=IO_COLOR, detail=[shape],
+             hover=f"Input: one {shape} grayscale image"),
+        dict(title="Flatten", units=FLAT, params=0, color=IO_COLOR, detail=[f"{FLAT}"],
+             hover=f"Flatten: {shape} pixels → a vector of {FLAT}<br>0 params"),
+    ]
+    width = FLAT
+    for i, layer in enumerate(spec.layers, start=1):
+        boxes.append(dense_box(i, layer, width, params))
+        width = layer.units
+    output = params["output"]
+    boxes.append(dict(
+        title=f"Dense {NUM_CLASSES}", units=NUM_CLASSES, params=output, color=OUTPUT_COLOR,
+        detail=["softmax", f"{output:,} params"],
+        hover=f"output: Dense {NUM_CLASSES}, softmax (one probability per class)<br>"
+              f"{output:,} params = {width}×{NUM_CLASSES} weights + {NUM_CLASSES} biases",
+    ))
+    return boxes
+
+
+def dense_box(i: int, layer: DenseLayer, fan_in: int, params: dict) -> dict:
+    dense = params[f"dense_{i}"]
+    norm = params.get(f"batch_norm_{i}", 0)
+    # A box's params include its batch-norm, so the boxes add up to count_params(spec).
+    total = dense + norm
+    markers = []
+    hover = [f"dense_{i}: Dense {layer.units}, {layer.activation}",
+             f"{dense:,} params = {fan_in}×{layer.units} weights + {layer.units} biases"]
+    if layer.batch_norm:
+        markers.append("BN")
+        hover.append(f"+ batch-norm before the activation: {norm:,} params (4 per unit) = <b>{total:,} params</b>")
+    if layer.dropout > 0:
+        markers.append(f"drop {layer.dropout:g}")
+        hover.append(f"+ dropout {layer.dropout:g} after it (training only, no params)")
+    return dict(
+        title=f"Dense {layer.units}", units=layer.units, params=total, color=HIDDEN_COLOR,
+        detail=[layer.activation, f"{total:,} params", " · ".join(markers)],
+        hover="<br>".join(hover), dropout=layer.dropout > 0,
+    )
+
+
+def stack_diagram(spec: ModelSpec) -> go.Figure:
+    """Boxes left to right, height ~ sqrt(width), joined by bands showing how the width changes."""
+    boxes = layer_boxes(spec)
+    heights = [box_height(box["units"]) for box in boxes]
+    halves = [h / 2 for h in heights]
+    x = list(range(len(boxes)))
+    half_bar = 0.25
+    fig = go.Figure(go.Bar(
+        x=x, y=heights, base=[-h for h in halves], width=2 * half_bar,
+        marker=dict(
+            color=[box["color"] for box in boxes], line_width=0,
+            # Dots on a box whose outputs are randomly dropped while training.
+            pattern=dict(shape=["." if box.get("dropout") else "" for box in boxes], fgcolor="white", solidity=0.3),
+        ),
+        customdata=[box["params"] for box in boxes],
+        hovertext=[box["hover"] for box in boxes],
+        hovertemplate="%{hovertext}<extra></extra>",
+    ))
+    # Shapes and labels go in as one list each: adding them one by one costs ~50 ms per draw.
+    bands = [
+        dict(type="path", xref="x", yref="y", layer="below", line_width=0, fillcolor="rgba(128,128,128,0.18)",
+             path=f"M {i + half_bar} {-halves[i]} L {i + half_bar} {halves[i]} "
+                  f"L {i + 1 - half_bar} {halves[i + 1]} L {i + 1 - half_bar} {-halves[i + 1]} Z")
+        for i in x[:-1]
+    ]
+    # Titles and details sit in fixed rows above and below the boxes so they line up.
+    label = dict(xref="x", yref="paper", yanchor="top", showarrow=False)
+    titles = [dict(label, x=i, y=1, text=f"<b>{box['title']}</b>", font_size=12) for i, box in zip(x, boxes)]
+    details = [dict(label, x=i, y=0.22, text="<br>".join(line for line in box["detail"] if line), font_size=10)
+               for i, box in zip(x, boxes)]
+    # Fixed scale, room for the deepest stack, centred: boxes keep their size while sliders change the stack.
+    tallest = box_height(max(WIDTH_RANGE[1], FLAT)) / 2
+    spare = (MAX_LAYERS + 3 - len(boxes)) / 2
+    fig.update_xaxes(visible=False, fixedrange=True, range=[-0.5 - spare, len(boxes) - 0.5 + spare])
+    fig.update_yaxes(visible=False, fixedrange=True, range=[-tallest, tallest], domain=[0.24, 0.86])
+    fig.update_layout(height=260, margin=dict(l=0, r=0, t=8, b=8), showlegend=False, shapes=bands,
+                      annotations=titles + details, **TRANSPARENT)
+    return fig
+
+
+# --- training curves ---
+
+
+def epoch_points(epochs: list[dict], key: str) -> tuple[list, list]:
+    """(epoch, value) for the rows that have the value; val_* is None without a validation split."""
+    rows = [row for row in epochs if row.get(key) is not None]
+    return [row["epoch"] for row in rows], [row[key] for row in rows]
+
+
+def batch_points(batches: list[dict], key: str, steps_per_epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batch k of epoch e sits at x = e - 1 + k/steps, so epoch e's last batch meets its epoch point at x = e.
+
+    Arrays, not lists: plotly checks a list element by element, which on a long run's
+    ten thousand points is most of a refresh.
+    """
+    rows = [row for row in batches if row.get(key) is not None]
+    x = np.array([row["epoch"] - 1 + row["step"] / steps_per_epoch for row in rows], dtype=float)
+    return x, np.array([row[key] for row in rows], dtype=float)
+
+
+def epoch_ticks(span: float) -> dict:
+    """Whole-epoch ticks; plotly's own would put 0.5 between epochs on a short run."""
+    step = next((s for s in (1, 2, 5, 10, 20, 50) if span / s <= 10), 100)
+    return dict(tick0=0, dtick=step, title_text="epoch")
+
+
+def training_curves(epochs: list[dict], batches: list[dict], steps_per_epoch: int | None,
+                    total_epochs: int | None = None) -> go.Figure:
+    """Loss and accuracy per epoch (train, validation) over the noisier per-batch training values."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
+    for col, metric in enumerate(("loss", "accuracy"), start=1):
+        # Each series appears in both plots; one legend entry (grouped) toggles both.
+        in_legend = col == 1
+        if steps_per_epoch:
+            x, y = batch_points(batches, metric, steps_per_epoch)
+            if len(x):
+                fig.add_trace(go.Scatter(
+                    x=x, y=y, name="train (per batch)", mode="lines", line=dict(color=TRAIN_COLOR, width=1),
+                    opacity=0.5, legendgroup="batch", showlegend=in_legend, uid=f"batch-{metric}",
+                    hovertemplate="epoch %{x:.2f}<br>batch " + metric + " %{y:.4f}<extra></extra>",
+                ), row=1, col=col)
+        for key, name, color in ((metric, "train", TRAIN_COLOR), (f"val_{metric}", "validation", VAL_COLOR)):
+            x, y = epoch_points(epochs, key)
+            if x:
+                fig.add_trace(go.Scatter(
+                    x=x, y=y, name=name, mode="lines+markers", line=dict(color=color, width=2), marker_size=6,
+                    legendgroup=name, showlegend=in_legend, uid=f"{name}-{metric}",
+                    hovertemplate="epoch %{x}<br>" + key + " %{y:.4f}<extra></extra>",
+                ), row=1, col=col)
+    seen = max([row["epoch"] for row in epochs + batches], default=1)
+    fig.update_xaxes(**epoch_ticks(total_epochs or seen))
+    if total_epochs:
+        # Fixed so the axes do not jump each time a point arrives.
+        fig.update_xaxes(range=[0, total_epochs])
+    fig.update_layout(
+        height=340, margin=dict(l=10, r=10, t=70, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.12, xanchor="left", x=0),
+        uirevision="training_curves",  # keeps zoom and legend toggles across refreshes
+        **TRANSPARENT,
+    )
+    return fig
+
+
+def overlay_curves(curves: dict[str, list[dict]], metric: str) -> go.Figure:
+    """One colour per run: train `metric` solid, validation dashed."""
+    fig = go.Figure()
+    for i, (name, epochs) in enumerate(curves.items()):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        for key, label, dash in ((metric, name, "solid"), (f"val_{metric}", f"{name} (val)", "dash")):
+            x, y = epoch_points(epochs, key)
+            if x:
+                fig.add_trace(go.Scatter(
+                    x=x, y=y, name=label, mode="lines+markers", line=dict(color=color, dash=dash, width=2),
+                    marker_size=5, legendgroup=name,
+                    hovertemplate=name + "<br>epoch %{x}<br>" + key + " %{y:.4f}<extra></extra>",
+                ))
+    seen = max([row["epoch"] for epochs in curves.values() for row in epochs], default=1)
+    fig.update_xaxes(**epoch_ticks(seen))
+    fig.update_yaxes(title_text=metric)
+    fig.update_layout(
+        height=360, margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+        uirevision="overlay_curves", **TRANSPARENT,
+    )
+    return fig

@@ -1,0 +1,67 @@
+"""What every page shares: the cached run store and dataset, and the sidebar's run status."""
+
+from pathlib import Path
+
+import streamlit as st
+
+from fmnist.data import DatasetError, load_dataset
+from fmnist.home import home_dir
+from fmnist.models import stack_name
+from fmnist.store import RunStore
+
+TRAIN_PAGE = "pages/train.py"
+LEADERBOARD_PAGE = "pages/leaderboard.py"
+
+
+@st.cache_resource
+def open_store(home: str) -> RunStore:
+    return RunStore(Path(home))
+
+
+def get_store() -> RunStore:
+    return open_store(str(home_dir()))
+
+
+@st.cache_resource(show_spinner="Loading Fashion-MNIST…")
+def get_dataset():
+    """Loaded once per server. A DatasetError is not cached: install the data, press R, and it loads."""
+    return load_dataset()
+
+
+def dataset_or_message():
+    """The dataset, or None after showing how to get it."""
+    try:
+        return get_dataset()
+    except DatasetError as e:
+        st.error(f"**The Fashion-MNIST dataset is missing.** {e}", icon=":material/database_off:")
+        return None
+
+
+def keep_widget_state(prefix: str = "build_") -> None:
+    """Streamlit forgets a widget's value once it is not drawn (another page, a
+    hidden layer's slider); writing the values back keeps the stack as it was left."""
+    for key in list(st.session_state):
+        if key.startswith(prefix):
+            st.session_state[key] = st.session_state[key]
+
+
+def run_label(run) -> str:
+    return f"#{run.id} {run.name} ({stack_name(run.spec)})"
+
+
+@st.fragment(run_every=2.0)
+def sidebar_status():
+    """Which run trains now and what waits, refreshed wherever the person is."""
+    store = get_store()
+    active = store.list_runs(statuses=("queued", "running"))
+    running = [r for r in active if r.status == "running"]
+    queued = [r for r in active if r.status == "queued"]
+    if not running:
+        st.caption("No run is training.")
+    for run in running:
+        st.markdown(f"**Training:** {run_label(run)}")
+        st.progress(run.fraction_done(), text=f"epoch {run.epoch}/{run.spec.epochs}")
+    if queued:
+        st.caption("Queued: " + ", ".join(f"#{r.id}" for r in queued))
+    if active:
+        st.page_link(TRAIN_PAGE, label="Watch it live", icon=":material/monitoring:")

@@ -1,0 +1,23 @@
+"""Data: what Fashion-MNIST looks like, a few images of each class."""
+
+import numpy as np
+import streamlit as st
+
+from fmnist.data import CLASS_NAMES, examples_per_class
+from fmnist.ui import dataset_or_message
+
+st.title("The data")
+dataset = dataset_or_message()
+if dataset is not None:
+    st.markdown(
+        f"**{len(dataset.x_train):,}** training and **{len(dataset.x_test):,}** test images, 28×28 grayscale, "
+        f"ten classes of {len(dataset.x_train) // 10:,} training images each. Read from `{dataset.source}`."
+    )
+    per_class = st.slider("Images per class", 4, 16, 10)
+    seed = st.session_state.get("data_seed", 0)
+    if st.button("Show others", icon=":material/shuffle:"):
+        seed = st.session_state["data_seed"] = seed + 1
+    picks = examples_per_class(dataset.y_train, per_class, seed)
+    for label, indices in enumerate(picks):
+        st.markdown(f"**{label} · {CLASS_NAMES[label]}**")
+        st.image(np.hstack(dataset.x_train[indices]), width=per_class * 56, clamp=True)

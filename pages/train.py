@@ -1,0 +1,182 @@
+"""Build & Train: shape a dense stack with sliders, then watch it learn live."""
+
+import pandas as pd
+import streamlit as st
+
+from fmnist.charts import stack_diagram, training_curves
+from fmnist.models import ACTIVATIONS, MAX_LAYERS, PRESETS, WIDTH_RANGE, DenseLayer, ModelSpec, SpecError, count_params, summary_rows, validate
+from fmnist.store import run_to_watch
+from fmnist.ui import LEADERBOARD_PAGE, dataset_or_message, get_store, run_label
+from fmnist.worker import launch
+
+DEFAULT_PRESET = "Seed D: 128-64"
+BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
+LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01]
+TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, 60000]
+
+
+def apply_preset():
+    """Fill the sliders from the chosen preset (a Streamlit on_change callback)."""
+    name = st.session_state.build_preset
+    if name not in PRESETS:
+        return
+    spec = PRESETS[name]
+    st.session_state.build_layers = len(spec.layers)
+    for i, layer in enumerate(spec.layers):
+        st.session_state[f"build_width_{i}"] = layer.units
+    st.session_state.build_per_layer = False
+    st.session_state.build_activation = "relu"
+    st.session_state.build_dropout = 0.0
+    st.session_state.build_batch_norm = False
+
+
+SETTING_DEFAULTS = {
+    "build_epochs": 10, "build_batch_size": 32, "build_lr": 0.001, "build_val_split": 0.1, "build_seed": 0,
+    "build_limit": 60000, "build_early_stopping": False, "build_patience": 3, "build_checkpoint": False,
+}
+
+
+def init_state():
+    """Defaults live in session state, not in the widgets, so that a value kept from
+    an earlier visit (see keep_widget_state) never clashes with a widget default."""
+    if "build_layers" not in st.session_state:
+        st.session_state.build_preset = DEFAULT_PRESET
+        apply_preset()
+    for key, value in SETTING_DEFAULTS.items():
+        st.session_state.setdefault(key, value)
+
+
+def layer_controls() -> list[DenseLayer]:
+    st.slider("Hidden layers", 1, MAX_LAYERS, key="build_layers")
+    per_layer = st.toggle("Activation, dropout and batch-norm per layer", key="build_per_layer")
+    if not per_layer:
+        cols = st.columns(3)
+        activation = cols[0].selectbox("Activation", ACTIVATIONS, key="build_activation")
+        dropout = cols[1].slider("Dropout", 0.0, 0.5, step=0.05, key="build_dropout")
+        batch_norm = cols[2].checkbox("Batch-norm", key="build_batch_norm")
+    layers = []
+    for i in range(st.session_state.build_layers):
+        st.session_state.setdefault(f"build_width_{i}", 64)
+        if per_layer:
+            cols = st.columns([3, 2, 2, 1.3], vertical_alignment="bottom")
+            units = cols[0].slider(f"Layer {i + 1} width", *WIDTH_RANGE, key=f"build_width_{i}")
+            activation = cols[1].selectbox("Activation", ACTIVATIONS, key=f"build_activation_{i}")
+            dropout = cols[2].slider("Dropout", 0.0, 0.5, step=0.05, key=f"build_dropout_{i}")
+            batch_norm = cols[3].checkbox("BN", key=f"build_batch_norm_{i}", help="batch normalisation")
+        else:
+            units = st.slider(f"Layer {i + 1} width", *WIDTH_RANGE, key=f"build_width_{i}")
+        layers.append(DenseLayer(units, activation, dropout, batch_norm))
+    return layers
+
+
+def training_controls() -> dict:
+    cols = st.columns(2)
+    settings = {
+        "epochs": cols[0].slider("Epochs", 1, 50, key="build_epochs"),
+        "batch_size": cols[1].select_slider("Batch size", BATCH_SIZES, key="build_batch_size"),
+        "learning_rate": cols[0].select_slider("Learning rate (Adam)", LEARNING_RATES, key="build_lr"),
+        "val_split": cols[1].slider("Validation split", 0.0, 0.3, step=0.05, key="build_val_split"),
+        "seed": cols[0].number_input("Seed", 0, 2**31 - 1, key="build_seed"),
+    }
+    limit = cols[1].select_slider(
+        "Training images", TRAIN_SIZES, key="build_limit",
+        help="Train on the first N of the 60,000 images: fewer is faster, for a quick try.",
+    )
+    cols = st.columns(2, vertical_alignment="center")
+    settings["early_stopping"] = cols[0].checkbox("Early stopping", key="build_early_stopping", help="stop when validation loss stops improving and keep the best weights")
+    settings["patience"] = cols[1].number_input("Patience (epochs)", 1, 20, key="build_patience", disabled=not settings["early_stopping"])
+    settings["checkpoint"] = st.checkbox("Use the best epoch's weights (checkpoint)", key="build_checkpoint", help="saves the weights of the epoch with the best validation loss and evaluates those")
+    return settings, (None if limit == 60000 else limit)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def start_run(spec: ModelSpec, name: str, limit: int | None):
+    store = get_store()
+    if dataset_or_message() is None:
+        return
+    run_id = launch(store, spec, name=name or None, train_limit=limit)
+    st.session_state.watch_run = run_id
+    ahead = [r for r in store.list_runs(statuses=("queued", "running")) if r.id < run_id]
+    if ahead:
+        st.info(f"Run #{run_id} is queued behind {', '.join(f'#{r.id}' for r in ahead)}: it starts when the machine is free.", icon=":material/schedule:")
+    else:
+        st.toast(f"Run #{run_id} started", icon=":material/rocket_launch:")
+
+
+def show_progress(run):
+    steps = run.steps_per_epoch or 0
+    text = (f"Epoch {max(run.epoch, 1)}/{run.spec.epochs} · batch {run.step}/{steps} · "
+            f"{(run.samples_per_s or 0):,.0f} samples/s · ETA {format_duration(run.eta_s())}")
+    st.progress(run.fraction_done(), text=text)
+
+
+def show_result(run, store):
+    if run.status in ("failed", "interrupted"):
+        st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
+    if run.test_acc is not None:
+        cols = st.columns(3)
+        cols[0].metric("Test accuracy", f"{run.test_acc:.4f}")
+        cols[1].metric("Test loss", f"{run.test_loss:.4f}")
+        cols[2].metric("Training time", format_duration(run.train_s))
+        st.page_link(LEADERBOARD_PAGE, label=f"See run #{run.id} on the Leaderboard", icon=":material/leaderboard:")
+        st.caption("Open its TensorBoard logs:")
+        st.code(f"python3 -m tensorboard.main --logdir {store.run_dir(run.id) / 'tensorboard'}", language="bash")
+
+
+@st.fragment(run_every=1.0)
+def live_panel():
+    store = get_store()
+    run = run_to_watch(store.list_runs(), st.session_state.get("watch_run"))
+    if run is None:
+        st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
+        return
+    head, button = st.columns([5, 1], vertical_alignment="center")
+    head.markdown(f"#### {run_label(run)} · {run.status}")
+    if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", help="ends at the next batch and keeps what it learnt"):
+        store.request_stop(run.id)
+        st.toast(f"Stopping run #{run.id}…")
+    if run.status == "queued":
+        st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
+    elif run.status == "running":
+        show_progress(run)
+    st.plotly_chart(
+        training_curves(store.epochs(run.id), store.batches(run.id), run.steps_per_epoch, run.spec.epochs),
+        key="live_curves", config={"displayModeBar": False},
+    )
+    show_result(run, store)
+
+
+st.title("Build & Train")
+init_state()
+build, picture = st.columns([1, 1.2], gap="large")
+with build:
+    st.selectbox("Preset", ["Custom"] + list(PRESETS), key="build_preset", on_change=apply_preset)
+    layers = layer_controls()
+    with st.expander("Training settings", expanded=True):
+        settings, limit = training_controls()
+
+spec, error = None, None
+try:
+    spec = validate(ModelSpec(layers=tuple(layers), **settings))
+except SpecError as e:
+    error = str(e)
+
+with picture:
+    if spec is None:
+        st.error(f"This stack cannot be built: {error}")
+    else:
+        st.metric("Parameters", f"{count_params(spec):,}")
+        st.plotly_chart(stack_diagram(spec), key="stack_diagram", config={"displayModeBar": False})
+        st.dataframe(pd.DataFrame(summary_rows(spec)), hide_index=True, width="stretch")
+    name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout")
+    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=spec is None, key="start"):
+        start_run(spec, name, limit)
+
+st.divider()
+live_panel()

@@ -1,0 +1,17 @@
+"""Fashion-MNIST Studio: `streamlit run streamlit_app.py`."""
+
+import streamlit as st
+
+from fmnist.ui import keep_widget_state, sidebar_status
+
+st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
+
+pages = st.navigation([
+    st.Page("pages/train.py", title="Build & Train", icon=":material/model_training:", default=True),
+    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+    st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
+])
+keep_widget_state()
+with st.sidebar:
+    sidebar_status()
+pages.run()

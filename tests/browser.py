@@ -1,0 +1,62 @@
+"""A real Streamlit server and Debian's Chromium driven by Playwright, for the browser tests."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "test-output"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_streamlit(home: Path, port: int) -> subprocess.Popen:
+    log = open(home.parent / "streamlit.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return process
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"streamlit did not start: {(home.parent / 'streamlit.log').read_text()[-2000:]}")
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def set_slider(page, label: str, value: str) -> None:
+    """Move a Streamlit slider with the keyboard as a person would: Home, then the right
+    arrow until the slider shows `value` (each key press reruns the app, so look before pressing on)."""
+    slider = page.get_by_test_id("stSlider").filter(has_text=label)
+    shown = slider.get_by_test_id("stSliderThumbValue")
+    thumb = slider.get_by_role("slider")
+    thumb.press("Home")
+    for _ in range(100):
+        page.wait_for_timeout(250)
+        if shown.inner_text() == value:
+            return
+        thumb.press("ArrowRight")
+    raise AssertionError(f"slider {label!r} never showed {value!r}")

@@ -1,0 +1,115 @@
+"""The Build & Train page through Streamlit's AppTest."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import APP, wait_until
+from fmnist.store import RunStore
+from fmnist.ui import get_dataset
+
+SEED_PARAMS = {
+    "Seed A: 64-128-64-32": "69,226",
+    "Seed B: 64-128-32": "63,018",
+    "Seed C: 64-32": "52,650",
+    "Seed D: 128-64": "109,386",
+}
+
+
+@pytest.fixture
+def app(home):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def params_shown(at) -> str:
+    return next(m.value for m in at.metric if m.label == "Parameters")
+
+
+def test_presets_fill_the_sliders_and_give_the_seed_parameter_counts(app):
+    assert params_shown(app) == "109,386", "the default preset is the seed's 128-64"
+    for preset, params in SEED_PARAMS.items():
+        app.selectbox(key="build_preset").select(preset).run()
+        widths = [int(w) for w in preset.split(": ")[1].split("-")]
+        assert app.slider(key="build_layers").value == len(widths)
+        assert [app.slider(key=f"build_width_{i}").value for i in range(len(widths))] == widths
+        assert params_shown(app) == params
+
+
+def test_moving_sliders_updates_the_count_and_summary(app):
+    app.slider(key="build_layers").set_value(2).run()
+    app.slider(key="build_width_0").set_value(100).run()
+    app.slider(key="build_width_1").set_value(50).run()
+    assert params_shown(app) == "84,060"  # 784*100+100 + 100*50+50 + 50*10+10
+    app.checkbox(key="build_batch_norm").check().run()
+    assert params_shown(app) == "84,660"  # + 4 per unit for batch-norm
+    summary = app.dataframe[0].value
+    assert list(summary["type"]) == ["Flatten", "Dense", "BatchNormalization", "Activation", "Dense", "BatchNormalization", "Activation", "Dense"]
+    assert summary["params"].sum() == 84660
+    app.slider(key="build_layers").set_value(3).run()
+    assert app.slider(key="build_width_2").value == 64
+    assert params_shown(app) == f"{84660 - 510 + 50 * 64 + 64 + 4 * 64 + 64 * 10 + 10:,}"
+
+
+def test_per_layer_settings(app):
+    app.toggle(key="build_per_layer").set_value(True).run()
+    app.slider(key="build_dropout_1").set_value(0.3).run()
+    app.checkbox(key="build_batch_norm_0").check().run()
+    types = list(app.dataframe[0].value["type"])
+    assert types == ["Flatten", "Dense", "BatchNormalization", "Activation", "Dense", "Dropout", "Dense"]
+
+
+def test_start_creates_a_run_that_trains_in_its_own_process(app):
+    app.select_slider(key="build_limit").set_value(1000).run()
+    app.slider(key="build_epochs").set_value(1).run()
+    app.text_input(key="build_run_name").input("from the page").run()
+    app.button(key="start").click().run()
+    assert not app.exception, app.exception
+    store = RunStore()
+    [run] = store.list_runs()
+    assert run.name == "from the page" and run.train_limit == 1000 and run.spec.epochs == 1
+    assert run.status in ("queued", "running")
+    assert any(run.name in m.value for m in app.markdown), "the live panel shows the new run"
+    done = wait_until(lambda: (r := store.get(run.id)).status in ("finished", "failed") and r, timeout=120, message="the run to end")
+    assert done.status == "finished", done.error
+    app.run()
+    assert any(m.label == "Test accuracy" for m in app.metric)
+
+
+def test_a_second_start_while_one_trains_is_queued_and_says_so(app):
+    app.select_slider(key="build_limit").set_value(20000).run()
+    app.slider(key="build_epochs").set_value(30).run()
+    app.button(key="start").click().run()
+    store = RunStore()
+    first = store.list_runs()[0]
+    wait_until(lambda: store.get(first.id).status == "running", timeout=60, message="the first run to start")
+    app.slider(key="build_epochs").set_value(1).run()
+    app.button(key="start").click().run()
+    assert any("queued behind" in i.value for i in app.info)
+    second = store.list_runs()[1]
+    assert second.status == "queued"
+    for run in (second, first):
+        store.request_stop(run.id)
+    wait_until(lambda: not store.list_runs(statuses=("queued", "running")), timeout=60, message="both runs to end")
+    assert store.get(second.id).status == "cancelled" and store.get(first.id).status == "stopped"
+
+
+def test_invalid_spec_shows_an_error_and_disables_start(home, monkeypatch):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.checkbox(key="build_early_stopping").check().run()
+    at.slider(key="build_val_split").set_value(0.0).run()
+    assert any("cannot be built" in e.value for e in at.error)
+    assert at.button(key="start").disabled
+
+
+def test_missing_dataset_is_a_message_not_a_traceback(home, monkeypatch):
+    monkeypatch.setenv("FMNIST_DATA", str(home / "nowhere"))
+    get_dataset.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.button(key="start").click().run()
+    assert not at.exception
+    assert any("dataset-fashion-mnist" in e.value for e in at.error)
+    assert RunStore().list_runs() == []

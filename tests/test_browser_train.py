@@ -1,0 +1,87 @@
+"""Build & Train in a real browser: Debian's Chromium against `streamlit run` on 127.0.0.1."""
+
+import pytest
+
+from browser import CHROMIUM, CHROMIUM_ARGS, free_port, screenshot, set_slider, start_streamlit
+from conftest import wait_until
+from fmnist.store import RunStore
+
+pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser") / "home"
+    port = free_port()
+    process = start_streamlit(home, port)
+    yield f"http://127.0.0.1:{port}", home
+    for run in RunStore(home).list_runs(statuses=("queued", "running")):
+        RunStore(home).request_stop(run.id)
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def live_points(page) -> int:
+    """Points of the per-batch training loss line in the live chart."""
+    return page.evaluate(
+        """() => {
+            const plot = document.querySelector('.st-key-live_curves .js-plotly-plot');
+            if (!plot || !plot._fullData) return 0;  // _fullData: the arrays as Plotly decoded and drew them
+            return plot._fullData.filter(t => t.name === 'train (per batch)').reduce((n, t) => n + t.x.length, 0);
+        }"""
+    )
+
+
+def open_app(browser, url):
+    """A new browser session (its own cookies and Streamlit session) on the app."""
+    page = browser.new_context(viewport={"width": 1400, "height": 2200}).new_page()
+    page.goto(url)
+    page.get_by_role("heading", name="Build & Train").wait_for(timeout=30000)
+    return page
+
+
+def test_build_train_live_stop_and_a_second_tab(server, browser):
+    url, home = server
+    page = open_app(browser, url)
+
+    set_slider(page, "Hidden layers", "1")
+    page.get_by_text("Layer 2 width").wait_for(state="detached")
+    set_slider(page, "Hidden layers", "2")
+    page.get_by_text("Layer 2 width").wait_for()
+    set_slider(page, "Training images", "20000")
+    set_slider(page, "Epochs", "40")  # long enough to watch and stop
+    page.get_by_test_id("stMetric").filter(has_text="109,386").wait_for()  # 128-64, as the person sees it
+    page.get_by_role("button", name="Start training", exact=True).click()
+
+    page.get_by_text("· running").wait_for(timeout=60000)
+    first = wait_until(lambda: live_points(page), timeout=60, message="live points in the browser")
+    wait_until(lambda: live_points(page) > first, timeout=30, message="the live curve to gain points")
+    screenshot(page, "train-live")
+
+    second_tab = open_app(browser, url)
+    second_tab.get_by_text("· running").wait_for(timeout=30000)
+    seen = wait_until(lambda: live_points(second_tab), timeout=30, message="live points in the second tab")
+    wait_until(lambda: live_points(second_tab) > seen, timeout=30, message="the second tab's curve to gain points")
+    screenshot(second_tab, "train-live-second-tab")
+
+    [run] = RunStore(home).list_runs()
+    assert run.status == "running" and [layer.units for layer in run.spec.layers] == [128, 64]
+    assert run.train_limit == 20000 and run.spec.epochs == 40
+
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("· stopped").wait_for(timeout=30000)
+    page.get_by_text("Test accuracy").wait_for(timeout=30000)
+    screenshot(page, "train-stopped")
+    run = RunStore(home).get(run.id)
+    assert run.status == "stopped" and run.epoch < 40 and run.test_acc > 0.5
+    second_tab.get_by_text("· stopped").wait_for(timeout=30000)

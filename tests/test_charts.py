@@ -1,0 +1,168 @@
+import math
+
+import pytest
+
+from fmnist.charts import overlay_curves, stack_diagram, training_curves
+from fmnist.models import PRESETS, count_params, dense_spec
+
+SEED_A = PRESETS["Seed A: 64-128-64-32"]
+
+EPOCHS = [
+    {"epoch": 1, "loss": 0.60, "accuracy": 0.78, "val_loss": 0.45, "val_accuracy": 0.84},
+    {"epoch": 2, "loss": 0.42, "accuracy": 0.85, "val_loss": None, "val_accuracy": None},
+    {"epoch": 3, "loss": 0.37, "accuracy": 0.87, "val_loss": 0.36, "val_accuracy": 0.87},
+]
+STEPS = 4
+BATCHES = [
+    {"epoch": e, "step": s, "loss": 1.0 / (e * s), "accuracy": 0.5 + 0.1 * e} for e in (1, 2, 3) for s in (1, 2, 3, 4)
+]
+
+
+def traces(fig, name, xaxis="x"):
+    return [t for t in fig.data if t.name == name and (t.xaxis or "x") == xaxis]
+
+
+def one_trace(fig, name, xaxis="x"):
+    found = traces(fig, name, xaxis)
+    assert len(found) == 1, f"{name} on {xaxis}: {[(t.name, t.xaxis) for t in fig.data]}"
+    return found[0]
+
+
+def annotation_texts(fig):
+    return [a.text for a in fig.layout.annotations]
+
+
+# --- stack_diagram ---
+
+
+def test_stack_diagram_has_one_box_per_layer_with_widths_and_params():
+    fig = stack_diagram(SEED_A)
+    (bars,) = fig.data
+    assert bars.type == "bar"
+    assert len(bars.x) == 1 + 1 + 4 + 1, "input, flatten, four hidden layers, output"
+    titles = [a.text for a in fig.layout.annotations if a.yanchor == "top" and a.y == 1]
+    assert titles == ["<b>Input</b>", "<b>Flatten</b>", "<b>Dense 64</b>", "<b>Dense 128</b>",
+                      "<b>Dense 64</b>", "<b>Dense 32</b>", "<b>Dense 10</b>"]
+    texts = " ".join(annotation_texts(fig))
+    assert "28×28×1" in texts and "784" in texts and "softmax" in texts
+    # Keras' own counts: 784*64+64, 64*128+128, 128*64+64, 64*32+32, 32*10+10.
+    assert list(bars.customdata) == [0, 0, 50240, 8320, 8256, 2080, 330]
+    assert sum(bars.customdata) == count_params(SEED_A) == 69226
+    for params, hover in zip(bars.customdata[2:], bars.hovertext[2:]):
+        assert f"{params:,} params" in hover
+        assert f"{params:,} params" in texts
+
+
+def test_stack_diagram_heights_keep_narrow_and_wide_layers_visible():
+    fig = stack_diagram(dense_spec([8, 1024]))
+    heights = list(fig.data[0].y)
+    assert heights[2:4] == [pytest.approx(math.sqrt(8)), pytest.approx(math.sqrt(1024))]
+    assert heights[2] / heights[3] > 0.05
+    low, high = fig.layout.yaxis.range
+    for height, base in zip(heights, fig.data[0].base):
+        assert base == pytest.approx(-height / 2), "boxes are centred on one line"
+        assert low <= base and base + height <= high
+    assert fig.layout.yaxis.range == stack_diagram(SEED_A).layout.yaxis.range, "same scale whatever the stack"
+
+
+def test_stack_diagram_marks_batch_norm_and_dropout():
+    plain = stack_diagram(SEED_A)
+    assert not any("BN" in t or "drop" in t for t in annotation_texts(plain))
+    spec = dense_spec([64, 32], dropout=0.25, batch_norm=True)
+    fig = stack_diagram(spec)
+    details = [t for t in annotation_texts(fig) if "params" in t]
+    assert len(details) == 3
+    assert all("BN" in t and "drop 0.25" in t for t in details[:2])
+    assert "BN" not in details[2], "the output layer has neither"
+    bars = fig.data[0]
+    assert list(bars.marker.pattern.shape) == ["", "", ".", ".", ""]
+    # A box counts its batch-norm too (4 per unit), so the boxes still add up.
+    assert list(bars.customdata[2:4]) == [784 * 64 + 64 + 4 * 64, 64 * 32 + 32 + 4 * 32]
+    assert sum(bars.customdata) == count_params(spec)
+    assert "batch-norm" in bars.hovertext[2] and "dropout 0.25" in bars.hovertext[2]
+
+
+def test_stack_diagram_is_a_clean_transparent_picture():
+    fig = stack_diagram(SEED_A)
+    assert fig.layout.height == 260
+    assert not fig.layout.xaxis.visible and not fig.layout.yaxis.visible
+    assert fig.layout.paper_bgcolor == fig.layout.plot_bgcolor == "rgba(0,0,0,0)"
+    assert fig.layout.title.text is None
+    assert len(fig.layout.shapes) == 6, "a band joins each pair of neighbouring boxes"
+
+
+# --- training_curves ---
+
+
+def test_training_curves_epoch_lines():
+    fig = training_curves(EPOCHS, BATCHES, STEPS)
+    for metric, axis in (("loss", "x"), ("accuracy", "x2")):
+        train = one_trace(fig, "train", axis)
+        assert list(train.x) == [1, 2, 3]
+        assert list(train.y) == [row[metric] for row in EPOCHS]
+        val = one_trace(fig, "validation", axis)
+        assert list(val.x) == [1, 3], "epoch 2 has no validation value"
+        assert list(val.y) == [EPOCHS[0][f"val_{metric}"], EPOCHS[2][f"val_{metric}"]]
+        assert train.line.color != val.line.color
+        assert train.line.color == one_trace(fig, "train", "x2").line.color
+    assert [a.text for a in fig.layout.annotations] == ["Loss", "Accuracy"]
+    assert fig.layout.legend.orientation == "h"
+    assert fig.layout.uirevision
+
+
+def test_training_curves_batch_lines_sit_under_the_epoch_points():
+    fig = training_curves(EPOCHS, BATCHES, STEPS)
+    loss = one_trace(fig, "train (per batch)", "x")
+    assert len(loss.x) == len(BATCHES)
+    assert all(0 < x <= 3 for x in loss.x)
+    assert any(x != int(x) for x in loss.x)
+    assert list(loss.x[:4]) == [0.25, 0.5, 0.75, 1.0], "the last batch of epoch 1 meets its epoch point"
+    assert list(loss.y) == [row["loss"] for row in BATCHES]
+    accuracy = one_trace(fig, "train (per batch)", "x2")
+    assert list(accuracy.y) == [row["accuracy"] for row in BATCHES]
+    assert loss.opacity < 1 and loss.line.width < one_trace(fig, "train").line.width
+    # One legend entry per series, though each is drawn in both plots.
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["train (per batch)", "train", "validation"]
+
+
+def test_training_curves_without_steps_or_validation():
+    no_val = [{**row, "val_loss": None, "val_accuracy": None} for row in EPOCHS]
+    fig = training_curves(no_val, BATCHES, None)
+    assert {t.name for t in fig.data} == {"train"}
+    assert len(fig.data) == 2
+
+
+def test_training_curves_with_no_data_yet():
+    fig = training_curves([], [], None)
+    assert len(fig.data) == 0
+    assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0], "both subplots' axes are still drawn"
+    assert fig.layout.xaxis.title.text == fig.layout.xaxis2.title.text == "epoch"
+    fig = training_curves([], [], 100, total_epochs=10)
+    assert len(fig.data) == 0
+    assert tuple(fig.layout.xaxis.range) == (0, 10)
+
+
+def test_total_epochs_fixes_the_x_range():
+    fig = training_curves(EPOCHS, BATCHES, STEPS, total_epochs=20)
+    assert tuple(fig.layout.xaxis.range) == tuple(fig.layout.xaxis2.range) == (0, 20)
+    assert fig.layout.xaxis.dtick == 2, "whole epochs, not half ones"
+    assert training_curves(EPOCHS, BATCHES, STEPS).layout.xaxis.range is None
+
+
+# --- overlay_curves ---
+
+
+def test_overlay_curves_one_colour_per_run():
+    other = [{**row, "loss": row["loss"] + 0.1} for row in EPOCHS]
+    fig = overlay_curves({"run 1": EPOCHS, "run 2": other}, "loss")
+    assert [t.name for t in fig.data] == ["run 1", "run 1 (val)", "run 2", "run 2 (val)"]
+    run1, run1_val, run2, run2_val = fig.data
+    assert list(run1.x) == [1, 2, 3] and list(run1.y) == [0.60, 0.42, 0.37]
+    assert list(run2.y) == pytest.approx([0.70, 0.52, 0.47])
+    assert list(run1_val.x) == [1, 3]
+    assert run1.line.color == run1_val.line.color != run2.line.color == run2_val.line.color
+    assert run1.line.dash == "solid" and run1_val.line.dash == "dash"
+    assert fig.layout.yaxis.title.text == "loss"
+    accuracy = overlay_curves({"run 1": EPOCHS}, "accuracy")
+    assert list(accuracy.data[0].y) == [0.78, 0.85, 0.87]
+    assert len(overlay_curves({}, "loss").data) == 0
