@@ -34,3 +34,9 @@ def leaderboard_table(runs: list[Run]) -> pd.DataFrame:
     if len(table) and pd.notna(table.loc[0, "test accuracy"]):
         table.loc[0, "best"] = "🏆"
     return table
+
+
+def best_run(runs: list[Run]) -> Run | None:
+    """The run with the highest test accuracy (the default model of the Evaluate and Classify pages)."""
+    scored = [run for run in runs if run.test_acc is not None]
+    return max(scored, key=lambda run: run.test_acc, default=None)

@@ -28,6 +28,20 @@ def get_dataset():
     return load_dataset()
 
 
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def cached_model(home: str, run_id: int, modified_ns: int):
+    """One loaded Keras model per file version: a replaced file is loaded anew."""
+    return open_store(home).load_model(run_id)
+
+
+def load_run_model(run_id: int):
+    """The run's model, cached; ModelFileError if its file is missing or corrupt (errors are not cached)."""
+    store = get_store()
+    path = store.model_path(run_id)
+    modified_ns = path.stat().st_mtime_ns if path.is_file() else 0
+    return cached_model(str(store.home), run_id, modified_ns)
+
+
 def dataset_or_message():
     """The dataset, or None after showing how to get it."""
     try:
