@@ -1,4 +1,4 @@
-"""Command line: python -m fmnist {train,runs,stop,seed-table,bench} --help"""
+"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,bench} --help"""
 
 import argparse
 import json
@@ -9,7 +9,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fmnist.data import DatasetError  # noqa: E402
-from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, SpecError, dense_spec  # noqa: E402
+from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, dense_spec  # noqa: E402
 from fmnist.store import RunStore  # noqa: E402
 
 
@@ -64,12 +64,13 @@ def print_queued(position):
 
 
 def train_in_this_process(store: RunStore, run_id: int) -> dict:
-    from fmnist.training import train_run
+    from fmnist.training import run_job, train_run
     from fmnist.worker import wait_for_slot
 
     if not wait_for_slot(store, run_id, on_wait=print_queued):
         return store.get(run_id).summary()
-    summary = train_run(store, run_id, progress=print_progress)
+    run = train_run if store.get(run_id).kind == "train" else run_job
+    summary = run(store, run_id, progress=print_progress)
     sys.stderr.write("\n")
     return summary
 
@@ -104,10 +105,14 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def mean_and_spread(mean: float | None, std: float | None) -> str | None:
+    return None if mean is None else f"{mean:.4f}±{std:.4f}"
+
+
 def cmd_runs(args) -> int:
     from fmnist.models import stack_name
 
-    runs = RunStore().list_runs()
+    runs = [run for run in RunStore().list_runs() if run.kind == "train"]
     if args.json:
         for run in runs:
             print(json.dumps({**run.summary(), "stack": stack_name(run.spec), "created_at": run.created_at}))
@@ -115,10 +120,24 @@ def cmd_runs(args) -> int:
     if not runs:
         print("No runs yet. Train one: python -m fmnist train --layers 128,64 --epochs 10")
         return 0
-    rows = [{**run.summary(), "stack": stack_name(run.spec), "epochs": f"{run.epoch}/{run.spec.epochs}"} for run in runs]
+    rows = [{
+        **run.summary(), "stack": stack_name(run.spec), "epochs": f"{run.epoch}/{run.spec.epochs}",
+        "cv": mean_and_spread(run.cv_mean, run.cv_std), "seeds": mean_and_spread(run.seeds_mean, run.seeds_std),
+    } for run in runs]
     rows.sort(key=lambda r: -(r["test_acc"] or -1))
-    print(format_table(rows, ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "train_s", "samples_per_s"]))
+    print(format_table(rows, ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "cv", "seeds", "train_s", "samples_per_s"]))
     return 0
+
+
+def cmd_job(args) -> int:
+    from fmnist.worker import create_job
+
+    kind, repeats = ("cv", args.folds) if args.command == "cv" else ("seeds", args.n)
+    store = RunStore()
+    job_id = create_job(store, args.run_id, kind, repeats, pid=os.getpid())
+    summary = train_in_this_process(store, job_id)
+    print(json.dumps(summary))
+    return 0 if summary["status"] in ("finished", "stopped") else 1
 
 
 def cmd_stop(args) -> int:
@@ -179,6 +198,16 @@ def main(argv=None) -> int:
     stop.add_argument("run_id", type=int)
     stop.set_defaults(func=cmd_stop)
 
+    cv = sub.add_parser("cv", help="stratified k-fold cross-validation of a run's spec on the training images")
+    cv.add_argument("run_id", type=int)
+    cv.add_argument("--folds", type=int, default=5)
+    cv.set_defaults(func=cmd_job)
+
+    seeds = sub.add_parser("seeds", help="train a run's spec again with N seeds: its test accuracy's spread")
+    seeds.add_argument("run_id", type=int)
+    seeds.add_argument("--n", type=positive_int, default=3)
+    seeds.set_defaults(func=cmd_job)
+
     seed = sub.add_parser("seed-table", help="train the seed notebook's four stacks and compare with its figures")
     seed.add_argument("--epochs", type=positive_int, default=10)
     seed.add_argument("--batch-size", type=positive_int, default=32)
@@ -194,7 +223,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, SpecError) as e:
+    except (DatasetError, ValueError) as e:  # SpecError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
 

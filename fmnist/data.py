@@ -154,3 +154,16 @@ def examples_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> lis
     """For each class 0-9, `per_class` random indices of images with that label."""
     rng = np.random.default_rng(seed)
     return [rng.choice(np.flatnonzero(labels == label), per_class, replace=False) for label in range(len(CLASS_NAMES))]
+
+
+def stratified_folds(labels: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:
+    """k disjoint index sets covering every image, each with (nearly) the same class mix."""
+    if not 2 <= k <= np.bincount(labels).min():
+        raise ValueError(f"folds: from 2 to {np.bincount(labels).min()} (the smallest class size), got {k}")
+    rng = np.random.default_rng(seed)
+    folds = [[] for _ in range(k)]
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        for fold, chunk in zip(folds, np.array_split(members, k)):
+            fold.append(chunk)
+    return [np.sort(np.concatenate(fold)) for fold in folds]

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fmnist.home import home_dir
 from fmnist.models import ModelSpec, count_params
 
@@ -45,7 +47,13 @@ CREATE TABLE IF NOT EXISTS runs (
     best_val_acc REAL,
     cv_mean REAL,
     cv_std REAL,
-    error TEXT
+    error TEXT,
+    kind TEXT NOT NULL DEFAULT 'train',
+    parent_id INTEGER,
+    repeats INTEGER,
+    scores_json TEXT,
+    seeds_mean REAL,
+    seeds_std REAL
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -62,6 +70,17 @@ CREATE TABLE IF NOT EXISTS batches (
     PRIMARY KEY (run_id, epoch, step)
 );
 """
+
+
+def add_missing_columns(db: sqlite3.Connection) -> None:
+    """Bring a store written by an older version up to SCHEMA (new columns only, so old runs keep loading)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+    create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS runs"):SCHEMA.index(");")]
+    for line in create.splitlines()[2:]:
+        column = line.strip().rstrip(",")
+        if column and column.split()[0] not in have:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+    db.commit()
 
 
 class ModelFileError(RuntimeError):
@@ -93,29 +112,42 @@ class Run:
     cv_mean: float | None
     cv_std: float | None
     error: str | None
+    kind: str  # "train", or a job on a run's spec: "cv" (k-fold) or "seeds" (repeat with N seeds)
+    parent_id: int | None
+    repeats: int | None
+    scores: list[float]
+    seeds_mean: float | None
+    seeds_std: float | None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Run":
         data = dict(row)
         data["spec"] = ModelSpec.from_dict(json.loads(data.pop("spec_json")))
         data["stop_requested"] = bool(data["stop_requested"])
+        data["scores"] = json.loads(data.pop("scores_json") or "[]")
         return cls(**data)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.spec.epochs * (self.repeats or 1)
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
 
     def fraction_done(self) -> float:
+        if self.status == "finished":
+            return 1.0
         if not self.steps_per_epoch:
             return 0.0
-        done = (max(self.epoch - 1, 0) + self.step / self.steps_per_epoch) / self.spec.epochs
+        done = (max(self.epoch - 1, 0) + self.step / self.steps_per_epoch) / self.total_epochs
         return min(max(done, 0.0), 1.0)
 
     def eta_s(self) -> float | None:
         """Seconds left at the current speed (None before the first update)."""
         if not self.samples_per_s or not self.steps_per_epoch:
             return None
-        samples_left = (1 - self.fraction_done()) * self.spec.epochs * self.steps_per_epoch * self.spec.batch_size
+        samples_left = (1 - self.fraction_done()) * self.total_epochs * self.steps_per_epoch * self.spec.batch_size
         return samples_left / self.samples_per_s
 
     def summary(self) -> dict:
@@ -124,7 +156,8 @@ class Run:
             "run_id": self.id, "name": self.name, "status": self.status, "params": self.params,
             "test_loss": self.test_loss, "test_acc": self.test_acc, "train_s": self.train_s,
             "samples_per_s": self.samples_per_s, "best_val_acc": self.best_val_acc,
-            "cv_mean": self.cv_mean, "cv_std": self.cv_std,
+            "cv_mean": self.cv_mean, "cv_std": self.cv_std, "seeds_mean": self.seeds_mean, "seeds_std": self.seeds_std,
+            "kind": self.kind, "parent_id": self.parent_id, "scores": self.scores,
         }
 
 
@@ -152,6 +185,7 @@ class RunStore:
         try:
             db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
             db.executescript(SCHEMA)
+            add_missing_columns(db)
         finally:
             db.close()
 
@@ -181,11 +215,13 @@ class RunStore:
 
     # --- creating and reading runs ---
 
-    def create_run(self, spec: ModelSpec, name: str | None = None, train_limit: int | None = None, pid: int | None = None) -> int:
-        with self.connect(write=False) as db:
+    def create_run(self, spec: ModelSpec, name: str | None = None, train_limit: int | None = None, pid: int | None = None,
+                   kind: str = "train", parent_id: int | None = None, repeats: int | None = None) -> int:
+        with self.connect() as db:
             cur = db.execute(
-                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
-                (name or "", json.dumps(spec.to_dict()), time.time(), count_params(spec), train_limit, pid),
+                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, kind, parent_id, repeats) "
+                "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                (name or "", json.dumps(spec.to_dict()), time.time(), count_params(spec), train_limit, pid, kind, parent_id, repeats),
             )
             run_id = cur.lastrowid
             if not name:
@@ -211,7 +247,7 @@ class RunStore:
         return [dict(r) for r in rows]
 
     def batches(self, run_id: int) -> list[dict]:
-        with self.connect() as db:
+        with self.connect(write=False) as db:
             rows = db.execute("SELECT * FROM batches WHERE run_id = ? ORDER BY epoch, step", (run_id,)).fetchall()
         return [dict(r) for r in rows]
 
@@ -271,14 +307,14 @@ class RunStore:
             return row["status"]
 
     def stop_requested(self, run_id: int) -> bool:
-        with self.connect() as db:
+        with self.connect(write=False) as db:
             return bool(db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
 
     # --- what a training writes ---
 
     def record_progress(self, run_id: int, epoch: int, step: int, steps_per_epoch: int, samples_per_s: float, batch_points: list[tuple]) -> bool:
         """Store progress and new per-batch points; returns whether a stop was requested."""
-        with self.connect(write=False) as db:
+        with self.connect() as db:
             db.execute(
                 "UPDATE runs SET epoch = ?, step = ?, steps_per_epoch = ?, samples_per_s = ?, updated_at = ? WHERE id = ?",
                 (epoch, step, steps_per_epoch, samples_per_s, time.time(), run_id),
@@ -299,6 +335,17 @@ class RunStore:
                 "UPDATE runs SET epoch = ?, best_val_acc = MAX(COALESCE(best_val_acc, 0), COALESCE(?, 0)), updated_at = ? WHERE id = ?",
                 (epoch, logs.get("val_accuracy"), time.time(), run_id),
             )
+
+    def record_scores(self, job_id: int, scores: list[float]) -> None:
+        """A job's scores so far; their mean and spread go on the job and on the run it repeats."""
+        job = self.get(job_id)
+        mean = float(np.mean(scores)) if scores else None
+        std = float(np.std(scores)) if scores else None
+        prefix = {"cv": "cv", "seeds": "seeds"}[job.kind]
+        with self.connect() as db:
+            db.execute("UPDATE runs SET scores_json = ? WHERE id = ?", (json.dumps(scores), job_id))
+            for run_id in (job_id, job.parent_id):
+                db.execute(f"UPDATE runs SET {prefix}_mean = ?, {prefix}_std = ? WHERE id = ?", (mean, std, run_id))
 
     def finish(self, run_id: int, status: str, **results) -> None:
         allowed = {"test_loss", "test_acc", "train_s", "samples_per_s", "error"}

@@ -7,11 +7,12 @@ images and saves the model.
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from fmnist.data import Dataset, load_dataset, to_model_input
+from fmnist.data import Dataset, load_dataset, stratified_folds, to_model_input
 from fmnist.evaluation import test_metrics
 from fmnist.models import ModelSpec, build_model
 from fmnist.store import RunStore
@@ -42,8 +43,11 @@ def training_arrays(dataset: Dataset, limit: int | None) -> tuple[np.ndarray, np
     return to_model_input(x), y
 
 
-def make_streaming_callback(store: RunStore, run_id: int, progress=None):
-    """A Keras callback that writes throttled batch points and every epoch to the store."""
+def make_streaming_callback(store: RunStore, run_id: int, epoch_offset: int = 0, progress=None):
+    """A Keras callback that writes throttled batch points and every epoch to the store.
+
+    epoch_offset numbers a job's later parts after its earlier ones, so they form one curve.
+    """
     import keras
 
     class StreamToStore(keras.callbacks.Callback):
@@ -58,7 +62,7 @@ def make_streaming_callback(store: RunStore, run_id: int, progress=None):
             self.steps = self.params.get("steps")
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch + 1
+            self.epoch = epoch_offset + epoch + 1
             self.epoch_start = time.perf_counter()
             self.points = []
             self.previous = (0, 0.0, 0.0)  # steps seen, running mean loss, running mean accuracy
@@ -86,21 +90,21 @@ def make_streaming_callback(store: RunStore, run_id: int, progress=None):
             if store.record_progress(run_id, self.epoch, steps_seen, self.steps, rate, [point]):
                 self.model.stop_training = True
             if progress:
-                progress(epoch=self.epoch, epochs=self.params["epochs"], step=steps_seen, steps=self.steps, samples_per_s=rate)
+                progress(epoch=self.epoch, epochs=epoch_offset + self.params["epochs"], step=steps_seen, steps=self.steps, samples_per_s=rate)
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             self.samples_done += (self.steps or 0) * self.batch_size
-            store.record_epoch(run_id, epoch + 1, logs, time.perf_counter() - self.epoch_start)
+            store.record_epoch(run_id, self.epoch, logs, time.perf_counter() - self.epoch_start)
 
     return StreamToStore()
 
 
-def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Path, progress=None) -> list:
+def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Path, epoch_offset: int = 0, progress=None) -> list:
     import keras
 
     callbacks = [
-        make_streaming_callback(store, run_id, progress),
+        make_streaming_callback(store, run_id, epoch_offset, progress),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
     ]
     if spec.early_stopping:
@@ -112,9 +116,10 @@ def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Pat
     return callbacks
 
 
-def save_atomically(model, path: Path) -> None:
+def save_atomically(path: Path, write) -> None:
+    """write(tmp_path), then move it into place: readers never see half a file."""
     tmp = path.with_name("tmp-" + path.name)
-    model.save(tmp)
+    write(tmp)
     os.replace(tmp, path)
 
 
@@ -122,35 +127,38 @@ def predict_test(model, dataset: Dataset) -> np.ndarray:
     return model.predict(to_model_input(dataset.x_test), batch_size=1024, verbose=0).astype(np.float32)
 
 
+def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoch_offset: int = 0, progress=None):
+    """Build, compile and fit a model on (x, y) while streaming to the run; returns (model, epochs run, seconds)."""
+    import keras
+
+    keras.utils.set_random_seed(spec.seed)
+    model = compile_model(build_model(spec), spec)
+    callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress)
+    start = time.perf_counter()
+    history = model.fit(
+        x, y, batch_size=spec.batch_size, epochs=spec.epochs,
+        validation_split=spec.val_split, callbacks=callbacks, verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    if spec.checkpoint and (log_dir / "best.weights.h5").exists():
+        model.load_weights(log_dir / "best.weights.h5")
+    return model, len(history.history.get("loss", [])), seconds
+
+
 def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, progress=None) -> dict:
     """Train a run the queue has started; returns its summary. Failures are recorded, not raised."""
     run = store.get(run_id)
     try:
-        import keras
-
         dataset = dataset or load_dataset()
-        spec = run.spec
-        keras.utils.set_random_seed(spec.seed)
         x, y = training_arrays(dataset, run.train_limit)
-        model = compile_model(build_model(spec), spec)
         run_dir = store.run_dir(run_id)
-        callbacks = engine_callbacks(store, run_id, spec, run_dir, progress)
-
-        start = time.perf_counter()
-        history = model.fit(
-            x, y, batch_size=spec.batch_size, epochs=spec.epochs,
-            validation_split=spec.val_split, callbacks=callbacks, verbose=0,
-        )
-        train_s = time.perf_counter() - start
-        if spec.checkpoint and (run_dir / "best.weights.h5").exists():
-            model.load_weights(run_dir / "best.weights.h5")
+        model, epochs_done, train_s = fit(store, run_id, run.spec, x, y, run_dir, progress=progress)
 
         probs = predict_test(model, dataset)
-        np.save(run_dir / "test_probs.npy", probs)
-        save_atomically(model, store.model_path(run_id))
+        save_atomically(run_dir / "test_probs.npy", lambda tmp: np.save(tmp, probs))
+        save_atomically(store.model_path(run_id), model.save)
         test_loss, test_acc = test_metrics(probs, dataset.y_test)
-        epochs_done = len(history.history.get("loss", []))
-        trained_samples = round(len(x) * (1 - spec.val_split)) * epochs_done
+        trained_samples = round(len(x) * (1 - run.spec.val_split)) * epochs_done
         status = "stopped" if store.stop_requested(run_id) else "finished"
         store.finish(
             run_id, status, test_loss=test_loss, test_acc=test_acc, train_s=train_s,
@@ -159,3 +167,45 @@ def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, prog
     except Exception as e:  # the run records why it failed; the process exits cleanly
         store.finish(run_id, "failed", error=f"{type(e).__name__}: {e}")
     return store.get(run_id).summary()
+
+
+def job_parts(job, dataset: Dataset):
+    """(spec, x_train, y_train, x_score, y_score) for each part of a job.
+
+    cv: stratified k-fold on the training images, scored on the held-out fold.
+    seeds: the run's spec with seeds seed, seed+1, ..., scored on the test set.
+    """
+    x, y = training_arrays(dataset, job.train_limit)
+    if job.kind == "cv":
+        for held_out in stratified_folds(y, job.repeats, job.spec.seed):
+            train = np.setdiff1d(np.arange(len(y)), held_out)
+            yield job.spec, x[train], y[train], x[held_out], y[held_out]
+    else:
+        x_test = to_model_input(dataset.x_test)
+        for i in range(job.repeats):
+            yield replace(job.spec, seed=job.spec.seed + i), x, y, x_test, dataset.y_test
+
+
+def run_job(store: RunStore, job_id: int, dataset: Dataset | None = None, progress=None) -> dict:
+    """Train every part of a cv or seeds job, recording each part's accuracy as it comes."""
+    job = store.get(job_id)
+    if progress:  # count epochs over the whole job, not the part
+        part_progress = progress
+        progress = lambda **p: part_progress(**{**p, "epochs": job.total_epochs})  # noqa: E731
+    try:
+        dataset = dataset or load_dataset()
+        scores, train_s = [], 0.0
+        for i, (spec, x, y, x_score, y_score) in enumerate(job_parts(job, dataset)):
+            log_dir = store.run_dir(job_id) / f"part-{i + 1}"
+            model, _, seconds = fit(store, job_id, spec, x, y, log_dir, epoch_offset=i * spec.epochs, progress=progress)
+            train_s += seconds
+            if store.stop_requested(job_id):
+                break  # a part cut short would skew the scores
+            probs = model.predict(x_score, batch_size=1024, verbose=0)
+            scores.append(test_metrics(probs, y_score)[1])
+            store.record_scores(job_id, scores)
+        status = "stopped" if store.stop_requested(job_id) else "finished"
+        store.finish(job_id, status, train_s=train_s)
+    except Exception as e:  # the job records why it failed; the process exits cleanly
+        store.finish(job_id, "failed", error=f"{type(e).__name__}: {e}")
+    return store.get(job_id).summary()
