@@ -33,6 +33,11 @@ def box_height(units: int) -> float:
     return math.sqrt(units)
 
 
+def compact(params: int) -> str:
+    """'50.2k': the labels stay narrow enough for seven boxes side by side; hover has the exact count."""
+    return f"{params / 1000:.1f}k" if params >= 1000 else str(params)
+
+
 def layer_boxes(spec: ModelSpec) -> list[dict]:
     """One box per layer as drawn: title above it, detail lines below, params on hover."""
     params = {row["layer"]: row["params"] for row in summary_rows(spec)}
@@ -49,8 +54,8 @@ def layer_boxes(spec: ModelSpec) -> list[dict]:
         width = layer.units
     output = params["output"]
     boxes.append(dict(
-        title=f"Dense {NUM_CLASSES}", units=NUM_CLASSES, params=output, color=OUTPUT_COLOR,
-        detail=["softmax", f"{output:,} params"],
+        title=f"Dense<br>{NUM_CLASSES}", units=NUM_CLASSES, params=output, color=OUTPUT_COLOR,
+        detail=["softmax", f"{compact(output)} params"],
         hover=f"output: Dense {NUM_CLASSES}, softmax (one probability per class)<br>"
               f"{output:,} params = {width}×{NUM_CLASSES} weights + {NUM_CLASSES} biases",
     ))
@@ -72,8 +77,8 @@ def dense_box(i: int, layer: DenseLayer, fan_in: int, params: dict) -> dict:
         markers.append(f"drop {layer.dropout:g}")
         hover.append(f"+ dropout {layer.dropout:g} after it (training only, no params)")
     return dict(
-        title=f"Dense {layer.units}", units=layer.units, params=total, color=HIDDEN_COLOR,
-        detail=[layer.activation, f"{total:,} params", " · ".join(markers)],
+        title=f"Dense<br>{layer.units}", units=layer.units, params=total, color=HIDDEN_COLOR,
+        detail=[layer.activation, f"{compact(total)} params", " · ".join(markers)],
         hover="<br>".join(hover), dropout=layer.dropout > 0,
     )
 
@@ -112,7 +117,7 @@ def stack_diagram(spec: ModelSpec) -> go.Figure:
     tallest = box_height(max(WIDTH_RANGE[1], FLAT)) / 2
     spare = (MAX_LAYERS + 3 - len(boxes)) / 2
     fig.update_xaxes(visible=False, fixedrange=True, range=[-0.5 - spare, len(boxes) - 0.5 + spare])
-    fig.update_yaxes(visible=False, fixedrange=True, range=[-tallest, tallest], domain=[0.24, 0.86])
+    fig.update_yaxes(visible=False, fixedrange=True, range=[-tallest, tallest], domain=[0.24, 0.8])
     fig.update_layout(height=260, margin=dict(l=0, r=0, t=8, b=8), showlegend=False, shapes=bands,
                       annotations=titles + details, **TRANSPARENT)
     return fig
@@ -144,6 +149,13 @@ def epoch_ticks(span: float) -> dict:
     return dict(tick0=0, dtick=step, title_text="epoch")
 
 
+def focus_range(values: list[float], pad: float = 0.3) -> list[float]:
+    """A y range around the epoch values: the first batches' loss (about 2.3) would otherwise squash them."""
+    low, high = min(values), max(values)
+    span = max(high - low, 0.02)
+    return [low - pad * span, high + pad * span]
+
+
 def training_curves(epochs: list[dict], batches: list[dict], steps_per_epoch: int | None,
                     total_epochs: int | None = None) -> go.Figure:
     """Loss and accuracy per epoch (train, validation) over the noisier per-batch training values."""
@@ -159,14 +171,18 @@ def training_curves(epochs: list[dict], batches: list[dict], steps_per_epoch: in
                     opacity=0.5, legendgroup="batch", showlegend=in_legend, uid=f"batch-{metric}",
                     hovertemplate="epoch %{x:.2f}<br>batch " + metric + " %{y:.4f}<extra></extra>",
                 ), row=1, col=col)
+        epoch_values = []
         for key, name, color in ((metric, "train", TRAIN_COLOR), (f"val_{metric}", "validation", VAL_COLOR)):
             x, y = epoch_points(epochs, key)
+            epoch_values += y
             if x:
                 fig.add_trace(go.Scatter(
                     x=x, y=y, name=name, mode="lines+markers", line=dict(color=color, width=2), marker_size=6,
                     legendgroup=name, showlegend=in_legend, uid=f"{name}-{metric}",
                     hovertemplate="epoch %{x}<br>" + key + " %{y:.4f}<extra></extra>",
                 ), row=1, col=col)
+        if len(epochs) >= 2:
+            fig.update_yaxes(range=focus_range(epoch_values), row=1, col=col)
     seen = max([row["epoch"] for row in epochs + batches], default=1)
     fig.update_xaxes(**epoch_ticks(total_epochs or seen))
     if total_epochs:

@@ -41,8 +41,8 @@ def test_stack_diagram_has_one_box_per_layer_with_widths_and_params():
     assert bars.type == "bar"
     assert len(bars.x) == 1 + 1 + 4 + 1, "input, flatten, four hidden layers, output"
     titles = [a.text for a in fig.layout.annotations if a.yanchor == "top" and a.y == 1]
-    assert titles == ["<b>Input</b>", "<b>Flatten</b>", "<b>Dense 64</b>", "<b>Dense 128</b>",
-                      "<b>Dense 64</b>", "<b>Dense 32</b>", "<b>Dense 10</b>"]
+    assert titles == ["<b>Input</b>", "<b>Flatten</b>", "<b>Dense<br>64</b>", "<b>Dense<br>128</b>",
+                      "<b>Dense<br>64</b>", "<b>Dense<br>32</b>", "<b>Dense<br>10</b>"]
     texts = " ".join(annotation_texts(fig))
     assert "28×28×1" in texts and "784" in texts and "softmax" in texts
     # Keras' own counts: 784*64+64, 64*128+128, 128*64+64, 64*32+32, 32*10+10.
@@ -50,7 +50,8 @@ def test_stack_diagram_has_one_box_per_layer_with_widths_and_params():
     assert sum(bars.customdata) == count_params(SEED_A) == 69226
     for params, hover in zip(bars.customdata[2:], bars.hovertext[2:]):
         assert f"{params:,} params" in hover
-        assert f"{params:,} params" in texts
+    for label in ("50.2k params", "8.3k params", "8.3k params", "2.1k params", "330 params"):
+        assert label in texts
 
 
 def test_stack_diagram_heights_keep_narrow_and_wide_layers_visible():
@@ -166,3 +167,17 @@ def test_overlay_curves_one_colour_per_run():
     accuracy = overlay_curves({"run 1": EPOCHS}, "accuracy")
     assert list(accuracy.data[0].y) == [0.78, 0.85, 0.87]
     assert len(overlay_curves({}, "loss").data) == 0
+
+
+def test_training_curves_focus_on_the_epoch_values_once_there_are_two():
+    epochs = [
+        {"epoch": 1, "loss": 0.6, "accuracy": 0.78, "val_loss": 0.5, "val_accuracy": 0.8},
+        {"epoch": 2, "loss": 0.4, "accuracy": 0.85, "val_loss": 0.45, "val_accuracy": 0.84},
+    ]
+    batches = [{"epoch": 1, "step": 1, "loss": 2.3, "accuracy": 0.1}]
+    fig = training_curves(epochs, batches, steps_per_epoch=10)
+    low, high = fig.layout.yaxis.range
+    assert low < 0.4 and 0.6 < high < 2.3, "epoch losses fill the plot; the first batch's 2.3 is off the top"
+    low, high = fig.layout.yaxis2.range
+    assert 0.1 < low < 0.78 and high > 0.85
+    assert training_curves(epochs[:1], batches, steps_per_epoch=10).layout.yaxis.range is None
