@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at REAL,
     ended_at REAL,
     pid INTEGER,
+    pid_started TEXT,
     train_limit INTEGER,
     params INTEGER NOT NULL,
     epoch INTEGER NOT NULL DEFAULT 0,
@@ -97,6 +98,7 @@ class Run:
     started_at: float | None
     ended_at: float | None
     pid: int | None
+    pid_started: str | None
     train_limit: int | None
     params: int
     epoch: int
@@ -161,19 +163,32 @@ class Run:
         }
 
 
-def process_alive(pid: int) -> bool:
+def process_started(pid: int) -> str | None:
+    """When a process started (boot id and clock ticks), so that a pid reused after a
+    reboot is not taken for the training that once had it. None where /proc is missing."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        ticks = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+    return f"{boot}:{ticks}"
+
+
+def process_alive(pid: int, started: str | None = None) -> bool:
     """True while the process runs (a zombie, dead but not yet reaped, counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True  # no /proc (not Linux): the kill check is all we have
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        return False
+    return started is None or process_started(pid) == started
 
 
 class RunStore:
@@ -219,9 +234,10 @@ class RunStore:
                    kind: str = "train", parent_id: int | None = None, repeats: int | None = None) -> int:
         with self.connect() as db:
             cur = db.execute(
-                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, kind, parent_id, repeats) "
-                "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-                (name or "", json.dumps(spec.to_dict()), time.time(), count_params(spec), train_limit, pid, kind, parent_id, repeats),
+                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, pid_started, kind, parent_id, repeats) "
+                "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name or "", json.dumps(spec.to_dict()), time.time(), count_params(spec), train_limit,
+                 pid, pid and process_started(pid), kind, parent_id, repeats),
             )
             run_id = cur.lastrowid
             if not name:
@@ -255,7 +271,7 @@ class RunStore:
 
     def set_pid(self, run_id: int, pid: int) -> None:
         with self.connect() as db:
-            db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
+            db.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE id = ?", (pid, process_started(pid), run_id))
 
     def try_start(self, run_id: int, max_parallel: int) -> bool:
         """Move a queued run to running if it is first in the queue and a slot is free."""
@@ -265,8 +281,8 @@ class RunStore:
             if running >= max_parallel or first != run_id:
                 return False
             db.execute(
-                "UPDATE runs SET status = 'running', started_at = ?, updated_at = ?, pid = ? WHERE id = ?",
-                (time.time(), time.time(), os.getpid(), run_id),
+                "UPDATE runs SET status = 'running', started_at = ?, updated_at = ?, pid = ?, pid_started = ? WHERE id = ?",
+                (time.time(), time.time(), os.getpid(), process_started(os.getpid()), run_id),
             )
             return True
 
@@ -279,11 +295,11 @@ class RunStore:
         """Mark queued or running runs whose process is gone as interrupted."""
         now = time.time()
         with self.connect(write=False) as db:
-            rows = db.execute("SELECT id, pid, created_at FROM runs WHERE status IN ('queued', 'running')").fetchall()
+            rows = db.execute("SELECT id, pid, pid_started, created_at FROM runs WHERE status IN ('queued', 'running')").fetchall()
         dead = [
             r["id"] for r in rows
             if (r["pid"] is None and now - r["created_at"] > PID_GRACE_S)
-            or (r["pid"] is not None and not process_alive(r["pid"]))
+            or (r["pid"] is not None and not process_alive(r["pid"], r["pid_started"]))
         ]
         if dead:
             with self.connect() as db:

@@ -74,7 +74,7 @@ def sidebar_status():
         st.caption("No run is training.")
     for run in running:
         st.markdown(f"**Training:** {run_label(run)}")
-        st.progress(run.fraction_done(), text=f"epoch {run.epoch}/{run.spec.epochs}")
+        st.progress(run.fraction_done(), text=f"epoch {run.epoch}/{run.total_epochs}")
     if queued:
         st.caption("Queued: " + ", ".join(f"#{r.id}" for r in queued))
     if active:

@@ -111,7 +111,7 @@ def start_run(spec: ModelSpec, name: str, limit: int | None):
 
 def show_progress(run):
     steps = run.steps_per_epoch or 0
-    text = (f"Epoch {max(run.epoch, 1)}/{run.spec.epochs} · batch {run.step}/{steps} · "
+    text = (f"Epoch {max(run.epoch, 1)}/{run.total_epochs} · batch {run.step}/{steps} · "
             f"{(run.samples_per_s or 0):,.0f} samples/s · ETA {format_duration(run.eta_s())}")
     st.progress(run.fraction_done(), text=text)
 
@@ -119,6 +119,11 @@ def show_progress(run):
 def show_result(run, store):
     if run.status in ("failed", "interrupted"):
         st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
+    if run.scores:
+        label = "Fold accuracies" if run.kind == "cv" else "Test accuracy per seed"
+        mean, std = (run.cv_mean, run.cv_std) if run.kind == "cv" else (run.seeds_mean, run.seeds_std)
+        st.markdown(f"{label} ({len(run.scores)}/{run.repeats}): " + ", ".join(f"{s:.4f}" for s in run.scores)
+                    + f" → **{mean:.4f} ± {std:.4f}**")
     if run.test_acc is not None:
         cols = st.columns(3)
         cols[0].metric("Test accuracy", f"{run.test_acc:.4f}")
@@ -146,7 +151,7 @@ def live_panel():
     elif run.status == "running":
         show_progress(run)
     st.plotly_chart(
-        training_curves(store.epochs(run.id), store.batches(run.id), run.steps_per_epoch, run.spec.epochs),
+        training_curves(store.epochs(run.id), store.batches(run.id), run.steps_per_epoch, run.total_epochs),
         key="live_curves", config={"displayModeBar": False},
     )
     show_result(run, store)

@@ -139,3 +139,31 @@ def test_one_writer_and_several_readers_at_once(home):
     assert writer.exitcode == 0
     assert seen == sorted(seen), "readers never see progress go backwards"
     assert len(store.batches(run_id)) == 400 and store.get(run_id).step == 400
+
+
+def test_a_reused_pid_does_not_keep_a_dead_run_running(home):
+    store = RunStore()
+    run_id = store.create_run(SPEC)
+    store.try_start(run_id, max_parallel=1)
+    # As after a reboot: the pid now belongs to another process, started at another time.
+    with store.connect() as db:
+        db.execute("UPDATE runs SET pid_started = 'another-boot:123' WHERE id = ?", (run_id,))
+    assert store.reap_dead_runs() == [run_id]
+
+
+def test_a_store_from_before_jobs_and_pid_tokens_still_opens(home):
+    import sqlite3
+
+    home.mkdir(parents=True)
+    old = sqlite3.connect(home / "runs.sqlite")
+    old.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, spec_json TEXT NOT NULL, "
+                "status TEXT NOT NULL, created_at REAL NOT NULL, started_at REAL, ended_at REAL, pid INTEGER, "
+                "train_limit INTEGER, params INTEGER NOT NULL, epoch INTEGER NOT NULL DEFAULT 0, step INTEGER NOT NULL DEFAULT 0, "
+                "steps_per_epoch INTEGER, samples_per_s REAL, updated_at REAL, stop_requested INTEGER NOT NULL DEFAULT 0, "
+                "test_loss REAL, test_acc REAL, train_s REAL, best_val_acc REAL, cv_mean REAL, cv_std REAL, error TEXT)")
+    old.execute("INSERT INTO runs (name, spec_json, status, created_at, params, test_acc) VALUES ('old', ?, 'finished', 0, 109386, 0.88)",
+                (__import__("json").dumps(SPEC.to_dict()),))
+    old.commit()
+    old.close()
+    [run] = RunStore().list_runs()
+    assert (run.name, run.kind, run.test_acc, run.scores, run.pid_started) == ("old", "train", 0.88, [], None)
