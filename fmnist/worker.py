@@ -9,6 +9,7 @@ are training.
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def start_process(store: RunStore, run_id: int) -> None:
     )
     log.close()
     store.set_pid(run_id, process.pid)
+    # Reap it when it ends, so a long-lived server does not collect zombies.
+    threading.Thread(target=process.wait, daemon=True).start()
 
 
 def wait_for_slot(store: RunStore, run_id: int, on_wait=None) -> bool:

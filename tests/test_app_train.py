@@ -113,3 +113,22 @@ def test_missing_dataset_is_a_message_not_a_traceback(home, monkeypatch):
     assert not at.exception
     assert any("dataset-fashion-mnist" in e.value for e in at.error)
     assert RunStore().list_runs() == []
+
+
+def test_the_train_page_does_not_import_tensorflow(home):
+    """Slider moves and the live panel must stay instant: TensorFlow loads only in training processes."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout=60)\n"
+        "at.run()\n"
+        "at.slider(key='build_layers').set_value(3).run()\n"
+        "assert not at.exception, at.exception\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
