@@ -4,12 +4,15 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 
 # TensorFlow's start-up chatter drowns the progress bar; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fmnist.data import DatasetError  # noqa: E402
-from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, dense_spec  # noqa: E402
+from fmnist.models import (  # noqa: E402
+    ACTIVATIONS, LR_SCHEDULES, PRESETS, SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ConvBlock, DenseLayer, ModelSpec, dense_spec, validate,
+)
 from fmnist.store import RunStore  # noqa: E402
 
 
@@ -28,27 +31,44 @@ def layer_widths(text: str) -> list[int]:
 
 
 def add_spec_flags(parser: argparse.ArgumentParser) -> None:
+    """Every spec field; a flag left out keeps the preset's value (or the default stack 128,64's)."""
     defaults = ModelSpec(layers=())
-    parser.add_argument("--layers", type=layer_widths, default=[128, 64], help="hidden layer widths, e.g. 128,64 (default 128,64)")
-    parser.add_argument("--activation", default="relu", help="activation of every hidden layer (default relu)")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout after every hidden layer, 0 to <1 (default 0)")
+    parser.add_argument("--preset", choices=list(PRESETS), help="start from a preset; the flags you give change it")
+    parser.add_argument("--layers", type=layer_widths, help="hidden layer widths, e.g. 128,64 (default 128,64)")
+    parser.add_argument("--activation", choices=ACTIVATIONS, help="activation of every hidden layer (default relu)")
+    parser.add_argument("--dropout", type=float, help="dropout after every hidden layer, 0 to <1 (default 0)")
     parser.add_argument("--batch-norm", action="store_true", help="batch normalisation in every hidden layer")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="Adam learning rate")
-    parser.add_argument("--val-split", type=float, default=defaults.val_split, help="fraction held out for validation")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--conv", type=layer_widths, help="conv blocks' filters before the dense stack, e.g. 32,64 (3×3, 2×2 max-pooling)")
+    parser.add_argument("--conv-dropout", type=float, default=0.0, help="dropout after every conv block (default 0)")
+    parser.add_argument("--augment", action="store_true", help="random shifts and left-right flips while training")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"default {defaults.lr_schedule}")
+    parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
+    parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
+    parser.add_argument("--lr", type=float, help=f"Adam learning rate (default {defaults.learning_rate})")
+    parser.add_argument("--val-split", type=float, help=f"fraction held out for validation (default {defaults.val_split})")
+    parser.add_argument("--seed", type=int, help=f"default {defaults.seed}")
     parser.add_argument("--early-stopping", action="store_true", help="stop when validation loss stops improving")
-    parser.add_argument("--patience", type=int, default=defaults.patience, help="epochs without improvement before early stopping")
+    parser.add_argument("--patience", type=int, help=f"epochs without improvement before early stopping (default {defaults.patience})")
     parser.add_argument("--checkpoint", action="store_true", help="keep and use the weights of the best validation epoch")
 
 
 def spec_from_args(args) -> ModelSpec:
-    return dense_spec(
-        args.layers, activation=args.activation, dropout=args.dropout, batch_norm=args.batch_norm,
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, val_split=args.val_split,
-        seed=args.seed, early_stopping=args.early_stopping, patience=args.patience, checkpoint=args.checkpoint,
-    )
+    spec = PRESETS[args.preset] if args.preset else dense_spec([128, 64])
+    if args.layers or args.activation or args.dropout is not None or args.batch_norm:
+        like = spec.layers[0] if spec.layers else DenseLayer(128)
+        layers = tuple(
+            DenseLayer(width, args.activation or like.activation, like.dropout if args.dropout is None else args.dropout,
+                       args.batch_norm or like.batch_norm)
+            for width in args.layers or [layer.units for layer in spec.layers]
+        )
+        spec = replace(spec, layers=layers)
+    if args.conv is not None:
+        spec = replace(spec, conv=tuple(ConvBlock(filters, dropout=args.conv_dropout) for filters in args.conv))
+    values = {"lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
+              "val_split": args.val_split, "seed": args.seed, "patience": args.patience}
+    switches = {"augment": args.augment, "early_stopping": args.early_stopping, "checkpoint": args.checkpoint}
+    changes = {name: value for name, value in values.items() if value is not None} | {name: True for name, on in switches.items() if on}
+    return validate(replace(spec, **changes))
 
 
 def print_progress(epoch, epochs, step, steps, samples_per_s):
@@ -84,7 +104,7 @@ def cmd_train(args) -> int:
             return 2
         run_id = args.run_id
     else:
-        run_id = store.create_run(spec_from_args(args), name=args.name, train_limit=args.limit, pid=os.getpid())
+        run_id = store.create_run(spec_from_args(args), name=args.name or args.preset, train_limit=args.limit, pid=os.getpid())
     summary = train_in_this_process(store, run_id)
     if summary["status"] == "failed":
         print(f"run {run_id} failed: {store.get(run_id).error}", file=sys.stderr)

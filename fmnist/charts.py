@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from fmnist.models import INPUT_SHAPE, MAX_LAYERS, NUM_CLASSES, WIDTH_RANGE, DenseLayer, ModelSpec, summary_rows
+from fmnist.models import INPUT_SHAPE, MAX_LAYERS, NUM_CLASSES, WIDTH_RANGE, ConvBlock, DenseLayer, ModelSpec, summary_rows
 
 TRAIN_COLOR = "#636EFA"
 VAL_COLOR = "#EF553B"
@@ -20,6 +20,7 @@ RUN_COLORS = qualitative.Plotly
 IO_COLOR = "#8C96A5"  # grey: input and flatten hold no weights
 HIDDEN_COLOR = TRAIN_COLOR
 OUTPUT_COLOR = "#00CC96"
+CONV_COLOR = "#AB63FA"
 # Transparent so the figures sit on Streamlit's light and dark themes alike.
 TRANSPARENT = dict(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
 FLAT = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
@@ -29,8 +30,9 @@ FLAT = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
 
 
 def box_height(units: int) -> float:
-    """sqrt, so a width of 8 is still a visible box next to 1024 (log would flatten real differences)."""
-    return math.sqrt(units)
+    """sqrt, so a width of 8 is still a visible box next to 1024 (log would flatten real differences).
+    Capped at the widest dense layer's: a conv block's thousands of outputs would dwarf the rest."""
+    return math.sqrt(min(units, max(WIDTH_RANGE[1], FLAT)))
 
 
 def compact(params: int) -> str:
@@ -40,15 +42,17 @@ def compact(params: int) -> str:
 
 def layer_boxes(spec: ModelSpec) -> list[dict]:
     """One box per layer as drawn: title above it, detail lines below, params on hover."""
-    params = {row["layer"]: row["params"] for row in summary_rows(spec)}
+    rows = {row["layer"]: row for row in summary_rows(spec)}
+    params = {name: row["params"] for name, row in rows.items()}
     shape = "×".join(str(n) for n in INPUT_SHAPE)
-    boxes = [
-        dict(title="Input", units=FLAT, params=0, color=IO_COLOR, detail=[shape],
-             hover=f"Input: one {shape} grayscale image"),
-        dict(title="Flatten", units=FLAT, params=0, color=IO_COLOR, detail=[f"{FLAT}"],
-             hover=f"Flatten: {shape} pixels → a vector of {FLAT}<br>0 params"),
-    ]
-    width = FLAT
+    boxes = [dict(title="Input", units=FLAT, params=0, color=IO_COLOR, detail=[shape, "augmented" if spec.augment else ""],
+                  hover=f"Input: one {shape} grayscale image" + ("<br>+ random shifts and flips while training" if spec.augment else ""))]
+    for i, block in enumerate(spec.conv, start=1):
+        boxes.append(conv_box(i, block, rows))
+    flat = int(rows["flatten"]["output_shape"].strip("()").split(", ")[1])
+    boxes.append(dict(title="Flatten", units=flat, params=0, color=IO_COLOR, detail=[f"{flat}"],
+                      hover=f"Flatten: → a vector of {flat}<br>0 params"))
+    width = flat
     for i, layer in enumerate(spec.layers, start=1):
         boxes.append(dense_box(i, layer, width, params))
         width = layer.units
@@ -60,6 +64,20 @@ def layer_boxes(spec: ModelSpec) -> list[dict]:
               f"{output:,} params = {width}×{NUM_CLASSES} weights + {NUM_CLASSES} biases",
     ))
     return boxes
+
+
+def conv_box(i: int, block: ConvBlock, rows: dict) -> dict:
+    """A conv block drawn by its output size (height × width × filters) so pooling shows as shrinking."""
+    last = next(rows[name] for name in (f"conv_dropout_{i}", f"pool_{i}", f"conv_{i}") if name in rows)
+    side = int(last["output_shape"].strip("()").split(", ")[1])
+    total = rows[f"conv_{i}"]["params"] + rows.get(f"conv_batch_norm_{i}", {"params": 0})["params"]
+    markers = [m for m, on in (("BN", block.batch_norm), ("pool", block.pool), (f"drop {block.dropout:g}", block.dropout > 0)) if on]
+    return dict(
+        title=f"Conv<br>{block.filters}", units=side * side * block.filters, params=total, color=CONV_COLOR,
+        detail=[f"{block.kernel_size}×{block.kernel_size} {block.activation}", f"{compact(total)} params", " · ".join(markers)],
+        hover=f"conv_{i}: {block.filters} filters {block.kernel_size}×{block.kernel_size}, {block.activation}"
+              f"<br>output {side}×{side}×{block.filters}<br>{total:,} params", dropout=block.dropout > 0,
+    )
 
 
 def dense_box(i: int, layer: DenseLayer, fan_in: int, params: dict) -> dict:
@@ -115,7 +133,7 @@ def stack_diagram(spec: ModelSpec) -> go.Figure:
                for i, box in zip(x, boxes)]
     # Fixed scale, room for the deepest stack, centred: boxes keep their size while sliders change the stack.
     tallest = box_height(max(WIDTH_RANGE[1], FLAT)) / 2
-    spare = (MAX_LAYERS + 3 - len(boxes)) / 2
+    spare = max(MAX_LAYERS + 3 - len(boxes), 0) / 2
     fig.update_xaxes(visible=False, fixedrange=True, range=[-0.5 - spare, len(boxes) - 0.5 + spare])
     fig.update_yaxes(visible=False, fixedrange=True, range=[-tallest, tallest], domain=[0.24, 0.8])
     fig.update_layout(height=260, margin=dict(l=0, r=0, t=8, b=8), showlegend=False, shapes=bands,

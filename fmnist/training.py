@@ -5,6 +5,7 @@ curves as they come, honours stop requests, evaluates on the 10,000 test
 images and saves the model.
 """
 
+import math
 import os
 import time
 from dataclasses import replace
@@ -24,11 +25,21 @@ STEPS_PER_EXECUTION = 16
 UPDATE_EVERY_S = 0.25
 
 
-def compile_model(model, spec: ModelSpec, steps_per_execution: int = STEPS_PER_EXECUTION):
+def learning_rate(spec: ModelSpec, train_size: int):
+    """The spec's learning rate, or a cosine decay from it to zero over the whole run."""
+    import keras
+
+    if spec.lr_schedule != "cosine":
+        return spec.learning_rate
+    steps = math.ceil(train_size * (1 - spec.val_split) / spec.batch_size) * spec.epochs
+    return keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=steps)
+
+
+def compile_model(model, spec: ModelSpec, train_size: int, steps_per_execution: int = STEPS_PER_EXECUTION):
     import keras
 
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=spec.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate(spec, train_size)),
         loss=spec.loss,
         metrics=["accuracy"],
         steps_per_execution=steps_per_execution,
@@ -109,6 +120,8 @@ def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Pat
     ]
     if spec.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True))
+    if spec.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2))
     if spec.checkpoint:
         callbacks.append(keras.callbacks.ModelCheckpoint(
             str(run_dir / "best.weights.h5"), monitor="val_loss", save_best_only=True, save_weights_only=True,
@@ -132,7 +145,7 @@ def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoc
     import keras
 
     keras.utils.set_random_seed(spec.seed)
-    model = compile_model(build_model(spec), spec)
+    model = compile_model(build_model(spec), spec, len(x))
     callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress)
     start = time.perf_counter()
     history = model.fit(

@@ -4,7 +4,10 @@ import pandas as pd
 import streamlit as st
 
 from fmnist.charts import stack_diagram, training_curves
-from fmnist.models import ACTIVATIONS, MAX_LAYERS, PRESETS, WIDTH_RANGE, DenseLayer, ModelSpec, SpecError, count_params, summary_rows, validate
+from fmnist.models import (
+    ACTIVATIONS, KERNEL_SIZES, LR_SCHEDULES, MAX_CONV_BLOCKS, MAX_LAYERS, PRESET_EXPECTED, PRESETS, WIDTH_RANGE,
+    ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, summary_rows, validate,
+)
 from fmnist.store import run_to_watch
 from fmnist.ui import LEADERBOARD_PAGE, dataset_or_message, get_store, run_label
 from fmnist.worker import launch
@@ -13,26 +16,39 @@ DEFAULT_PRESET = "Seed D: 128-64"
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01]
 TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, 60000]
+FILTER_CHOICES = [8, 16, 32, 64, 128]
 
 
 def apply_preset():
-    """Fill the sliders from the chosen preset (a Streamlit on_change callback)."""
+    """Fill every control from the chosen preset (a Streamlit on_change callback)."""
     name = st.session_state.build_preset
     if name not in PRESETS:
         return
     spec = PRESETS[name]
-    st.session_state.build_layers = len(spec.layers)
+    first = spec.layers[0]
+    state = st.session_state
+    state.build_layers = len(spec.layers)
     for i, layer in enumerate(spec.layers):
-        st.session_state[f"build_width_{i}"] = layer.units
-    st.session_state.build_per_layer = False
-    st.session_state.build_activation = "relu"
-    st.session_state.build_dropout = 0.0
-    st.session_state.build_batch_norm = False
+        state[f"build_width_{i}"] = layer.units
+    state.build_per_layer = False
+    state.build_activation, state.build_dropout, state.build_batch_norm = first.activation, first.dropout, first.batch_norm
+    state.build_conv_blocks = len(spec.conv)
+    for i, block in enumerate(spec.conv):
+        state[f"build_filters_{i}"], state[f"build_kernel_{i}"] = block.filters, block.kernel_size
+        state[f"build_pool_{i}"], state[f"build_conv_norm_{i}"], state[f"build_conv_dropout_{i}"] = block.pool, block.batch_norm, block.dropout
+    state.build_epochs, state.build_batch_size, state.build_lr = spec.epochs, spec.batch_size, spec.learning_rate
+    state.build_val_split, state.build_lr_schedule, state.build_augment = spec.val_split, spec.lr_schedule, spec.augment
+
+
+def preset_label(name: str) -> str:
+    expected = PRESET_EXPECTED.get(name)
+    return f"{name} · {expected}" if expected else name
 
 
 SETTING_DEFAULTS = {
     "build_epochs": 10, "build_batch_size": 32, "build_lr": 0.001, "build_val_split": 0.1, "build_seed": 0,
     "build_limit": 60000, "build_early_stopping": False, "build_patience": 3, "build_checkpoint": False,
+    "build_lr_schedule": "constant", "build_augment": False,
 }
 
 
@@ -69,6 +85,23 @@ def layer_controls() -> list[DenseLayer]:
     return layers
 
 
+def conv_controls(activation: str) -> list[ConvBlock]:
+    st.slider("Convolutional blocks", 0, MAX_CONV_BLOCKS, key="build_conv_blocks",
+              help="Filters that look at small patches of the image before the dense layers: they see edges and shapes, not single pixels.")
+    blocks = []
+    for i in range(st.session_state.build_conv_blocks):
+        for key, value in ((f"build_filters_{i}", 32), (f"build_kernel_{i}", 3), (f"build_pool_{i}", True)):
+            st.session_state.setdefault(key, value)
+        cols = st.columns([3, 1.5, 1, 1, 2.2], vertical_alignment="bottom")
+        filters = cols[0].select_slider(f"Block {i + 1} filters", FILTER_CHOICES, key=f"build_filters_{i}")
+        kernel = cols[1].selectbox("Kernel", KERNEL_SIZES, key=f"build_kernel_{i}", format_func=lambda k: f"{k}×{k}")
+        pool = cols[2].checkbox("Pool", key=f"build_pool_{i}", help="2×2 max-pooling: halves the image's height and width")
+        batch_norm = cols[3].checkbox("BN", key=f"build_conv_norm_{i}", help="batch normalisation")
+        dropout = cols[4].slider("Dropout", 0.0, 0.5, step=0.05, key=f"build_conv_dropout_{i}")
+        blocks.append(ConvBlock(filters, kernel, activation, pool, dropout, batch_norm))
+    return blocks
+
+
 def training_controls() -> dict:
     cols = st.columns(2)
     settings = {
@@ -77,6 +110,8 @@ def training_controls() -> dict:
         "learning_rate": cols[0].select_slider("Learning rate (Adam)", LEARNING_RATES, key="build_lr"),
         "val_split": cols[1].slider("Validation split", 0.0, 0.3, step=0.05, key="build_val_split"),
         "seed": cols[0].number_input("Seed", 0, 2**31 - 1, key="build_seed"),
+        "lr_schedule": cols[0].selectbox("Learning-rate schedule", LR_SCHEDULES, key="build_lr_schedule",
+                                         help="cosine: decays to zero over the run; plateau: halves when validation loss stalls for 2 epochs"),
     }
     limit = cols[1].select_slider(
         "Training images", TRAIN_SIZES, key="build_limit",
@@ -85,6 +120,8 @@ def training_controls() -> dict:
     cols = st.columns(2, vertical_alignment="center")
     settings["early_stopping"] = cols[0].checkbox("Early stopping", key="build_early_stopping", help="stop when validation loss stops improving and keep the best weights")
     settings["patience"] = cols[1].number_input("Patience (epochs)", 1, 20, key="build_patience", disabled=not settings["early_stopping"])
+    settings["augment"] = st.checkbox("Augment: random shifts and left-right flips", key="build_augment",
+                                      help="each epoch sees slightly different images: less overfitting, slower to learn")
     settings["checkpoint"] = st.checkbox("Use the best epoch's weights (checkpoint)", key="build_checkpoint", help="saves the weights of the epoch with the best validation loss and evaluates those")
     return settings, (None if limit == 60000 else limit)
 
@@ -161,14 +198,15 @@ st.title("Build & Train")
 init_state()
 build, picture = st.columns([1, 1.2], gap="large")
 with build:
-    st.selectbox("Preset", ["Custom"] + list(PRESETS), key="build_preset", on_change=apply_preset)
+    st.selectbox("Preset", ["Custom"] + list(PRESETS), key="build_preset", on_change=apply_preset, format_func=preset_label)
+    conv = conv_controls(st.session_state.get("build_activation", "relu"))
     layers = layer_controls()
     with st.expander("Training settings", expanded=True):
         settings, limit = training_controls()
 
 spec, error = None, None
 try:
-    spec = validate(ModelSpec(layers=tuple(layers), **settings))
+    spec = validate(ModelSpec(layers=tuple(layers), conv=tuple(conv), **settings))
 except SpecError as e:
     error = str(e)
 

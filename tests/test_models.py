@@ -45,8 +45,9 @@ def built():
 # --- sizes ----------------------------------------------------------------------------------
 
 
-def test_presets_are_the_four_seed_stacks():
-    assert set(PRESETS) == set(SEED_STACKS)
+def test_presets_are_the_four_seed_stacks_and_two_stronger_models():
+    assert set(PRESETS) == set(SEED_STACKS) | {"Best MLP", "Small CNN"}
+    assert not PRESETS["Best MLP"].conv and PRESETS["Small CNN"].conv
     for name, widths in SEED_STACKS.items():
         assert tuple(layer.units for layer in PRESETS[name].layers) == widths
     assert {widths for widths in SEED_STACKS.values()} == set(SEED_PARAMS)
