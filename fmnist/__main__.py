@@ -40,6 +40,7 @@ def add_spec_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-norm", action="store_true", help="batch normalisation in every hidden layer")
     parser.add_argument("--conv", type=layer_widths, help="conv blocks' filters before the dense stack, e.g. 32,64 (3×3, 2×2 max-pooling)")
     parser.add_argument("--conv-dropout", type=float, default=0.0, help="dropout after every conv block (default 0)")
+    parser.add_argument("--conv-batch-norm", action="store_true", help="batch normalisation in every conv block")
     parser.add_argument("--augment", action="store_true", help="random shifts and left-right flips while training")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"default {defaults.lr_schedule}")
     parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
@@ -63,7 +64,7 @@ def spec_from_args(args) -> ModelSpec:
         )
         spec = replace(spec, layers=layers)
     if args.conv is not None:
-        spec = replace(spec, conv=tuple(ConvBlock(filters, dropout=args.conv_dropout) for filters in args.conv))
+        spec = replace(spec, conv=tuple(ConvBlock(filters, dropout=args.conv_dropout, batch_norm=args.conv_batch_norm) for filters in args.conv))
     values = {"lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
               "val_split": args.val_split, "seed": args.seed, "patience": args.patience}
     switches = {"augment": args.augment, "early_stopping": args.early_stopping, "checkpoint": args.checkpoint}
