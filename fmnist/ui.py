@@ -13,6 +13,19 @@ TRAIN_PAGE = "pages/train.py"
 LEADERBOARD_PAGE = "pages/leaderboard.py"
 
 
+def enter_through_navigation() -> None:
+    """Call first thing in every page. Because the app has a pages/ folder, Streamlit runs a
+    page file on its own (its older multipage mode) until st.navigation has run once in the
+    server, so the first visitor to open, say, /leaderboard directly would get a bare page list
+    without the app's layout. Leave that mode and rerun: the rerun goes through
+    streamlit_app.py and lands on the same page."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 @st.cache_resource
 def open_store(home: str) -> RunStore:
     return RunStore(Path(home))

@@ -9,7 +9,7 @@ from fmnist.models import (
     ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, summary_rows, validate,
 )
 from fmnist.store import run_to_watch
-from fmnist.ui import LEADERBOARD_PAGE, dataset_or_message, get_store, run_label
+from fmnist.ui import LEADERBOARD_PAGE, dataset_or_message, enter_through_navigation, get_store, run_label
 from fmnist.worker import launch
 
 DEFAULT_PRESET = "Seed D: 128-64"
@@ -194,6 +194,7 @@ def live_panel():
     show_result(run, store)
 
 
+enter_through_navigation()
 st.title("Build & Train")
 init_state()
 build, picture = st.columns([1, 1.2], gap="large")
