@@ -1,0 +1,182 @@
+"""Any picture of a clothing item -> the 28×28 image a Fashion-MNIST model expects.
+
+Fashion-MNIST was made from product photos by trimming them to the item, resizing the
+long side to 28, centring, negating (a light item on black) and 8-bit grayscale. `prepare`
+does the same to a drawing, a photo or a test image. Plain functions of PIL images and
+numpy arrays: no Streamlit, no Keras.
+"""
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fmnist.data import to_model_input
+
+# Pillow's guard against decompression bombs (a small file that decodes to gigabytes),
+# set explicitly: 40 megapixels is a large photo, and what may be decoded at all.
+Image.MAX_IMAGE_PIXELS = 40_000_000
+SIZE = 28
+# Larger images are shrunk to this (4× the final size) before the item is looked for:
+# fast for a 12-megapixel photo, and area averaging takes the sensor and JPEG noise
+# down with it, so that noise cannot pass for the item's edge.
+WORK_SIZE = 112
+# Up to this level (of 255, after the background is brought to 0) a pixel is background
+# when finding the item. Lower would take noise for the item; higher trims the faint
+# edges of dataset images, which then come back slightly enlarged.
+NOISE_LEVEL = 15
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+class ImageError(ValueError):
+    """The input cannot be turned into an image of an item; the message says why."""
+
+
+class EmptyImageError(ImageError):
+    """The image holds only background (an empty canvas, a blank page)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    pixels: np.ndarray  # uint8 (28, 28): a light item on black, like a dataset image
+    image01: np.ndarray  # float32 (28, 28) in 0-1: exactly what the model receives
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Decode an uploaded file fully, upright (an animation opens on its first frame); ImageError if it is not a readable image."""
+    if not data:
+        raise ImageError("The file is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+            # Phones store photos sideways and note the turn in EXIF: a shirt must not lie on its side.
+            image = ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(
+            f"The image is too large: over {Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels. "
+            "Use a smaller picture."
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError("This file is not an image: upload a PNG, JPEG, WebP, GIF or BMP.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        # Pillow's decoders report a truncated or damaged file in any of these.
+        raise ImageError(f"The image is damaged or truncated ({e}).") from None
+    return image
+
+
+def stretch(values: np.ndarray) -> np.ndarray:
+    """Map the lowest value to 0 and the highest to 255 (all 0 for a flat image)."""
+    low, high = float(values.min()), float(values.max())
+    if high == low:
+        return np.zeros(values.shape, np.float32)
+    return ((values - low) * (255 / (high - low))).astype(np.float32)
+
+
+def on_background(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Composite a transparent image on black behind a light item, white behind a dark one:
+    transparent pixels become background whatever colour they hide."""
+    opaque = alpha > 0.5
+    if not opaque.any():
+        raise EmptyImageError("The image is fully transparent: there is no item to classify.")
+    background = 0.0 if np.median(gray[opaque]) >= 128 else 255.0
+    return gray * alpha + background * (1 - alpha)
+
+
+def grayscale(image: Image.Image) -> np.ndarray:
+    """0-255 float32 luminance of any mode Pillow decodes to."""
+    if image.mode in HIGH_DEPTH_MODES:
+        # 16-bit, 32-bit and float images have no fixed white; Pillow's own
+        # conversion to L would clip everything above 255 to white.
+        return stretch(np.asarray(image, dtype=np.float32))
+    try:
+        if not image.has_transparency_data:
+            return np.asarray(image.convert("L"), dtype=np.float32)
+        rgba = image.convert("RGBA")
+    except ValueError as e:
+        raise ImageError(f"Images in colour mode {image.mode} are not supported ({e}).") from None
+    gray = np.asarray(rgba.convert("L"), dtype=np.float32)
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
+    return on_background(gray, alpha)
+
+
+def shrink(gray: np.ndarray) -> np.ndarray:
+    """Area-average an image larger than WORK_SIZE down to it (long side), keeping its shape."""
+    height, width = gray.shape
+    factor = max(height, width) / WORK_SIZE
+    if factor <= 1:
+        return gray
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    return np.asarray(Image.fromarray(gray).resize(size, Image.BOX))
+
+
+def light_on_black(gray: np.ndarray) -> np.ndarray:
+    """Invert a light background (judged by the border, which is mostly background),
+    then bring the background to 0 so that a grey backdrop counts as black."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127.5:
+        gray, border = 255 - gray, 255 - border
+    return np.clip(gray - np.median(border), 0, None)
+
+
+def crop_to_item(gray: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero((gray > NOISE_LEVEL).any(axis=1))
+    cols = np.flatnonzero((gray > NOISE_LEVEL).any(axis=0))
+    if rows.size == 0:
+        raise EmptyImageError("The image is empty: there is only background, no item to classify.")
+    return gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def pad_to_square(item: np.ndarray) -> np.ndarray:
+    """The item centred on a black square as wide as its long side."""
+    height, width = item.shape
+    side = max(height, width)
+    square = np.zeros((side, side), np.float32)
+    # An odd pixel left over goes before the item, as in the dataset (its test images
+    # with an odd gap are one pixel further right or down than floor division puts them).
+    top, left = (side - height + 1) // 2, (side - width + 1) // 2
+    square[top:top + height, left:left + width] = item
+    return square
+
+
+def fit_frame(square: np.ndarray) -> np.ndarray:
+    """Resize a square to 28×28 and brighten it so its lightest pixel is 255.
+
+    No margin: in the first 1,000 test images the bounding box's long side is 28 px for
+    97% (26-27 for the rest), centred (box centre at 13.6 ± 0.2), and the brightest
+    pixel is 254-255 in all. Shrinking averages areas (BOX), so a stroke thinner than
+    the shrink factor fades to grey instead of vanishing between sampled pixels, and
+    the brightening lifts it back.
+    """
+    resample = Image.BOX if square.shape[0] >= SIZE else Image.BILINEAR
+    small = np.asarray(Image.fromarray(square).resize((SIZE, SIZE), resample))
+    return small * (255 / small.max())
+
+
+def prepare(image: Image.Image) -> Prepared:
+    """The image as Fashion-MNIST would show it; EmptyImageError if it holds no item."""
+    gray = light_on_black(shrink(grayscale(image)))
+    small = fit_frame(pad_to_square(crop_to_item(gray)))
+    pixels = np.rint(small).astype(np.uint8)
+    # Rounded to 8 bits like the dataset and scaled as its images are, so the model
+    # receives exactly the pixels the page shows.
+    return Prepared(pixels, to_model_input(pixels[np.newaxis])[0, :, :, 0])
+
+
+def enlarge(pixels: np.ndarray, factor: int = 10) -> np.ndarray:
+    """Each pixel as a factor×factor block: a browser scaling it up would blur the pixels away."""
+    return pixels.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def preview(image: Image.Image, size: int = 280) -> Image.Image:
+    """An 8-bit copy of at most size×size to show the original (16-bit and float images cannot be shown as they are)."""
+    if image.mode in HIGH_DEPTH_MODES:
+        shown = Image.fromarray(grayscale(image).astype(np.uint8))
+    else:
+        shown = image.convert("RGBA")
+    shown.thumbnail((size, size), Image.BOX)
+    return shown

@@ -1,0 +1,199 @@
+"""The Classify page through Streamlit's AppTest, with real models trained once for the module."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from conftest import APP, wait_until
+from fmnist.data import CLASS_NAMES
+from fmnist.imaging import prepare
+from fmnist.models import dense_spec
+from fmnist.prediction import percent, predict_image
+from fmnist.store import RunStore
+from fmnist.training import train_run
+
+PAGE = "pages/classify.py"
+
+
+def train(store: RunStore, spec, limit: int, dataset) -> int:
+    run_id = store.create_run(spec, train_limit=limit)
+    assert store.try_start(run_id, max_parallel=1)
+    summary = train_run(store, run_id, dataset)
+    assert summary["status"] == "finished", store.get(run_id).error
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, dataset):
+    """A store with a weaker run, then a better one: the default must be found, not be the first."""
+    store = RunStore(tmp_path_factory.mktemp("classify") / "home")
+    weaker = train(store, dense_spec([16], epochs=1), 500, dataset)
+    better = train(store, dense_spec([64], epochs=2), 5000, dataset)
+    assert store.get(better).test_acc > store.get(weaker).test_acc
+    return store, weaker, better
+
+
+@pytest.fixture
+def app(trained, monkeypatch):
+    store, _, _ = trained
+    monkeypatch.setenv("FMNIST_HOME", str(store.home))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def shown_prediction(at) -> tuple[str, str]:
+    metric = next(m for m in at.metric if m.label == "Prediction")
+    return metric.value, metric.delta
+
+
+def expected_prediction(store: RunStore, run_id: int, image: Image.Image) -> tuple[str, str]:
+    """What the library says the run's model predicts for the image, as the page should show it."""
+    probs = predict_image(store.load_model(run_id), prepare(image).image01)
+    return CLASS_NAMES[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def dark_on_white(pixels: np.ndarray) -> Image.Image:
+    page = Image.new("L", (280, 280), 255)
+    page.paste(Image.fromarray(255 - pixels).resize((196, 196), Image.BICUBIC), (40, 40))
+    return page
+
+
+def test_without_a_model_the_page_offers_to_train_the_seed_preset(home):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(PAGE).run()
+    assert any("no trained model" in i.value for i in at.info)
+    button = at.button(key="classify_train")
+    assert "Seed D: 128-64" in button.label and "35 seconds" in button.label
+    assert [link.proto.page for link in at.get("page_link")] == ["train"], "and a way to the Build & Train page"
+
+    button.click().run()
+    assert not at.exception, at.exception
+    store = RunStore()
+    [run] = store.list_runs()
+    assert run.name == "Seed D: 128-64" and [layer.units for layer in run.spec.layers] == [128, 64]
+    assert run.spec.epochs == 10 and run.train_limit is None and run.active
+    assert at.get("progress"), "the page follows the training"
+    # The whole training takes half a minute; stopped once it runs, it keeps what it learnt so far.
+    wait_until(lambda: store.get(run.id).status == "running", timeout=120, message="the run to start")
+    store.request_stop(run.id)
+    done = wait_until(lambda: (r := store.get(run.id)).status not in ("queued", "running") and r, timeout=120, message="the run to end")
+    assert done.status == "stopped", done.error
+    at.run()
+    assert at.selectbox(key="classify_run").value == run.id, "its model is ready to classify"
+
+
+def test_the_model_picker_offers_runs_with_a_model_and_starts_on_the_best(app, trained):
+    store, weaker, better = trained
+    store.request_stop(store.create_run(dense_spec([32])))  # a cancelled run: no model to offer
+    app.run()
+    picker = app.selectbox(key="classify_run")
+    assert [option.split(" ")[0] for option in picker.options] == [f"#{weaker}", f"#{better}"]
+    assert picker.value == better
+    assert any("Draw a clothing item" in i.value for i in app.info), "the empty canvas asks for a drawing"
+
+
+def test_a_random_test_image_is_classified_next_to_its_true_label(app, trained, dataset):
+    store, weaker, better = trained
+    app.selectbox(key="classify_test_class").select(7).run()
+    app.button(key="classify_pick").click().run()
+    assert not app.exception, app.exception
+    index = app.session_state["classify_test_index"]
+    assert dataset.y_test[index] == 7
+    true_label = next(m for m in app.metric if m.label == "True label")
+    assert true_label.value == "Sneaker"
+    image = Image.fromarray(dataset.x_test[index])
+    predicted, _ = shown_prediction(app)
+    assert shown_prediction(app) == expected_prediction(store, better, image)
+    verdict = "green-badge[:material/check: right]" if predicted == "Sneaker" else "red-badge[:material/close: wrong]"
+    assert any(verdict in m.value for m in app.markdown)
+
+    app.selectbox(key="classify_run").select(weaker).run()
+    assert app.session_state["classify_test_index"] == index, "the picked image stays"
+    assert shown_prediction(app) == expected_prediction(store, weaker, image)
+
+
+def test_an_uploaded_picture_is_classified(app, trained, dataset):
+    store, _, better = trained
+    image = dark_on_white(dataset.x_test[0])
+    app.file_uploader(key="classify_upload").upload("boot.png", encode(image), "image/png").run()
+    assert not app.exception and not app.error
+    assert shown_prediction(app) == expected_prediction(store, better, image)
+    assert [image.captions for image in app.image] == [["boot.png · 280×280 L"], ["What the model sees: 28×28"]]
+
+
+def transparent(gray: Image.Image) -> Image.Image:
+    """The dark item on a transparent background that hides black."""
+    item = Image.fromarray(255 - np.asarray(gray))
+    return Image.merge("RGBA", [gray, gray, gray, item.point(lambda v: 255 if v > 0 else 0)])
+
+
+ODD_UPLOADS = {
+    "16-bit.png": lambda page: encode(Image.fromarray(np.asarray(page, dtype=np.uint16) * 257)),
+    "cmyk.jpg": lambda page: encode(page.convert("CMYK"), "JPEG"),
+    "animated.gif": lambda page: encode(page.convert("P"), "GIF", save_all=True, append_images=[Image.new("P", page.size, 255)]),
+    "transparent.png": lambda page: encode(transparent(page)),
+}
+
+
+@pytest.mark.parametrize("name", ODD_UPLOADS)
+def test_odd_but_valid_uploads_are_shown_and_classified(app, trained, dataset, name):
+    store, _, better = trained
+    content = ODD_UPLOADS[name](dark_on_white(dataset.x_test[0]))
+    app.file_uploader(key="classify_upload").upload(name, content, "application/octet-stream").run()
+    assert not app.exception and not app.error, app.exception or app.error
+    assert shown_prediction(app) == expected_prediction(store, better, Image.open(io.BytesIO(content)))
+    assert len(app.image) == 2, "the original and what the model sees"
+
+
+BAD_UPLOADS = {
+    "notes.png": (b"shopping list: socks, a coat", "not an image"),
+    "empty.png": (b"", "empty"),
+    "blank.png": (encode(Image.new("RGB", (300, 300), "white")), None),
+}
+
+
+@pytest.mark.parametrize("name", BAD_UPLOADS)
+def test_a_bad_upload_gives_a_message_and_keeps_the_page(app, name):
+    content, error = BAD_UPLOADS[name]
+    app.button(key="classify_pick").click().run()  # something on the page that must survive
+    before = shown_prediction(app)
+    app.file_uploader(key="classify_upload").upload(name, content, "image/png").run()
+    assert not app.exception, app.exception
+    if error:
+        assert any(name in e.value and error in e.value for e in app.error), [e.value for e in app.error]
+    else:
+        assert any("only background" in i.value for i in app.info), "a blank picture asks for an item"
+    assert [m.value for m in app.metric if m.label == "Prediction"] == [before[0]], "nothing else is lost"
+
+
+def test_a_missing_or_corrupt_model_file_is_a_clear_message(app, trained):
+    store, weaker, _ = trained
+    path = store.model_path(weaker)
+    kept = path.with_name("kept.keras")
+    os.replace(path, kept)
+    try:
+        app.selectbox(key="classify_run").select(weaker).run()
+        assert not app.exception, app.exception
+        assert any("cannot be loaded" in e.value and "missing" in e.value for e in app.error)
+        assert not app.tabs, "no classifying without a model"
+
+        path.write_bytes(b"not a keras file")
+        app.run()
+        assert not app.exception, app.exception
+        assert any("cannot be loaded" in e.value and "unreadable" in e.value for e in app.error)
+    finally:
+        os.replace(kept, path)
+    app.run()
+    assert not app.error and app.tabs, "the restored file loads again"

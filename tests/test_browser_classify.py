@@ -1,0 +1,178 @@
+"""The Classify page in a real browser: Debian's Chromium against `streamlit run` on 127.0.0.1."""
+
+import base64
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from browser import CHROMIUM, CHROMIUM_ARGS, free_port, screenshot, start_streamlit
+from conftest import run_cli, wait_until
+from fmnist.data import CLASS_NAMES, load_dataset
+from fmnist.imaging import open_image, prepare
+from fmnist.prediction import predict_image
+from fmnist.store import RunStore
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server whose store holds one small trained model, trained as a person would."""
+    home = tmp_path_factory.mktemp("browser-classify") / "home"
+    trained = run_cli("train", "--layers", "64", "--epochs", "2", "--limit", "5000", env={"FMNIST_HOME": str(home)})
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    port = free_port()
+    process = start_streamlit(home, port)
+    yield f"http://127.0.0.1:{port}", home
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_classify(browser, url):
+    """The app in a new session, then its Classify page as a person reaches it: from the sidebar."""
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(url)
+    page.get_by_role("heading", name="Build & Train").wait_for(timeout=30000)
+    page.get_by_test_id("stSidebarNav").get_by_text("Classify").click()
+    page.get_by_role("heading", name="Classify").wait_for(timeout=30000)
+    return page
+
+
+def open_tab(page, name: str):
+    """The tab's panel (a tab once opened stays in the page, hidden while another is shown)."""
+    page.get_by_role("tab", name=name).click()
+    panel = page.get_by_test_id("stTabPanel").filter(visible=True)
+    panel.wait_for()
+    return panel
+
+
+def shown_image(panel, caption: str):
+    return panel.get_by_test_id("stImageContainer").filter(has_text=caption).locator("img")
+
+
+def idle(page):
+    """Wait until the app's script run is over (Streamlit marks it on the app's root element)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=60000)
+
+
+def shown_prediction(panel) -> str | None:
+    value = panel.get_by_test_id("stMetric").filter(has_text="Prediction").get_by_test_id("stMetricValue")
+    return value.inner_text() if value.count() else None
+
+
+def wait_for_prediction(panel, expected: str):
+    """Every stroke or upload reruns the page, so an earlier prediction may show for a moment."""
+    wait_until(lambda: shown_prediction(panel) == expected, timeout=60, every=0.25, message=f"the page to predict {expected}")
+    idle(panel.page)
+
+
+def non_black(image) -> float:
+    """The share of pixels that are not black in a shown image, read back from the browser once it has loaded."""
+    image.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=30000)
+    return image.evaluate("""img => {
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        let lit = 0;
+        for (let i = 0; i < data.length; i += 4) if (data[i] > 0) lit++;
+        return lit / (data.length / 4);
+    }""")
+
+
+def stroke(page, box, points):
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=8)
+    page.mouse.up()
+
+
+def drawing(panel) -> bytes:
+    """The strokes as the browser holds them (on a transparent layer; the black is drawn beneath)."""
+    data_url = panel.locator("canvas.dc-canvas.lower-canvas").evaluate("canvas => canvas.toDataURL('image/png')")
+    return base64.b64decode(data_url.split(",", 1)[1])
+
+
+def expected_class(home, content: bytes) -> str:
+    """What the library predicts for the image with the server's one model."""
+    [run] = RunStore(home).list_runs()
+    probs = predict_image(RunStore(home).load_model(run.id), prepare(open_image(content)).image01)
+    return CLASS_NAMES[int(np.argmax(probs))]
+
+
+def test_drawing_shows_what_the_model_sees_and_its_prediction(server, browser):
+    url, home = server
+    page = open_classify(browser, url)
+    panel = open_tab(page, "Draw")
+    panel.get_by_text("Draw a clothing item on the black canvas").wait_for(timeout=30000)
+    canvas = panel.locator("canvas.upper-canvas")
+    box = canvas.bounding_box()
+    # Trousers: a waistband and two legs.
+    stroke(page, box, [(80, 40), (200, 40)])
+    stroke(page, box, [(90, 40), (85, 250)])
+    stroke(page, box, [(190, 40), (195, 250)])
+
+    wait_for_prediction(panel, expected_class(home, drawing(panel)))
+    assert 0.05 < non_black(shown_image(panel, "What the model sees")) < 0.8, "the strokes, not an empty or a white frame"
+    screenshot(page, "classify-draw")
+
+    page.get_by_role("button", name="Reset canvas & history").click()
+    panel.get_by_text("there is only background").wait_for(timeout=60000)
+    # An empty canvas gets a hint and no prediction (the old one fades out when the rerun ends).
+    panel.get_by_test_id("stMetric").wait_for(state="detached", timeout=60000)
+    idle(page)
+    screenshot(page, "classify-draw-cleared")
+
+
+def test_uploads_a_photo_and_a_file_that_is_not_an_image(server, browser):
+    url, home = server
+    page = open_classify(browser, url)
+    panel = open_tab(page, "Upload")
+    boot = load_dataset().x_test[0]
+    photo = Image.new("L", (400, 300), 255)
+    photo.paste(Image.fromarray(255 - boot).resize((250, 250), Image.BICUBIC), (100, 30))
+    buffer = io.BytesIO()
+    photo.save(buffer, "PNG")
+    upload = panel.locator("input[type=file]")
+
+    upload.set_input_files(files=[{"name": "boot.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
+    wait_for_prediction(panel, expected_class(home, buffer.getvalue()))
+    assert non_black(shown_image(panel, "What the model sees")) > 0.2
+    screenshot(page, "classify-upload")
+
+    upload.set_input_files(files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"shopping list: socks, a coat"}])
+    panel.get_by_text("notes.png cannot be used").wait_for(timeout=60000)
+    assert panel.get_by_text("This file is not an image").is_visible()
+    panel.get_by_test_id("stMetric").wait_for(state="detached", timeout=60000)  # no prediction for it
+    idle(page)
+    screenshot(page, "classify-upload-error")
+
+
+def test_a_random_test_image_next_to_its_true_label(server, browser):
+    url, _ = server
+    page = open_classify(browser, url)
+    panel = open_tab(page, "Try a test image")
+    panel.get_by_role("button", name="Pick a random test image").click()
+    true_label = panel.get_by_test_id("stMetric").filter(has_text="True label").get_by_test_id("stMetricValue")
+    true_label.wait_for(timeout=60000)
+    idle(page)
+    assert true_label.inner_text() == CLASS_NAMES[0], "the first class is chosen at first"
+    assert shown_prediction(panel) in CLASS_NAMES
+    original, seen = non_black(shown_image(panel, "Test image #")), non_black(shown_image(panel, "What the model sees"))
+    assert original > 0.2 and abs(seen - original) < 0.05, "a dataset image reaches the model nearly as it is"
+    screenshot(page, "classify-test-image")
