@@ -54,7 +54,7 @@ def training_arrays(dataset: Dataset, limit: int | None) -> tuple[np.ndarray, np
     return to_model_input(x), y
 
 
-def make_streaming_callback(store: RunStore, run_id: int, epoch_offset: int = 0, progress=None):
+def make_streaming_callback(store: RunStore, run_id: int, batch_size: int, epoch_offset: int = 0, progress=None):
     """A Keras callback that writes throttled batch points and every epoch to the store.
 
     epoch_offset numbers a job's later parts after its earlier ones, so they form one curve.
@@ -69,7 +69,6 @@ def make_streaming_callback(store: RunStore, run_id: int, epoch_offset: int = 0,
             self.start = time.perf_counter()
             self.last_write = 0.0
             self.samples_done = 0
-            self.batch_size = self.params.get("batch_size") or 32
             self.steps = self.params.get("steps")
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -95,7 +94,7 @@ def make_streaming_callback(store: RunStore, run_id: int, epoch_offset: int = 0,
             window_loss = (logs["loss"] * steps_seen - loss * seen) / new
             window_acc = (logs["accuracy"] * steps_seen - acc * seen) / new
             self.previous = (steps_seen, logs["loss"], logs["accuracy"])
-            samples = self.samples_done + steps_seen * self.batch_size
+            samples = self.samples_done + steps_seen * batch_size
             rate = samples / (time.perf_counter() - self.start)
             point = (self.epoch, steps_seen, float(window_loss), float(window_acc))
             if store.record_progress(run_id, self.epoch, steps_seen, self.steps, rate, [point]):
@@ -105,7 +104,7 @@ def make_streaming_callback(store: RunStore, run_id: int, epoch_offset: int = 0,
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
-            self.samples_done += (self.steps or 0) * self.batch_size
+            self.samples_done += (self.steps or 0) * batch_size
             store.record_epoch(run_id, self.epoch, logs, time.perf_counter() - self.epoch_start)
 
     return StreamToStore()
@@ -115,7 +114,7 @@ def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Pat
     import keras
 
     callbacks = [
-        make_streaming_callback(store, run_id, epoch_offset, progress),
+        make_streaming_callback(store, run_id, spec.batch_size, epoch_offset, progress),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
     ]
     if spec.early_stopping:

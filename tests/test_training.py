@@ -92,3 +92,14 @@ def test_second_run_queues_behind_the_first_and_killed_runs_are_interrupted(home
     wait_until(lambda: store.get(first).status == "interrupted", timeout=30, message="the killed run to be marked interrupted")
     done = wait_until(lambda: (r := store.get(second)).status in ("finished", "failed") and r, timeout=120, message="the queued run to train")
     assert done.status == "finished", done.error
+
+
+def test_live_progress_counts_samples_at_the_runs_batch_size(home, dataset):
+    store = RunStore()
+    run_id = start(store, dense_spec([64], epochs=3, batch_size=256, val_split=0.0), limit=30000)
+    reports = []
+    summary = train_run(store, run_id, dataset, progress=lambda **report: reports.append(report))
+    assert summary["status"] == "finished"
+    assert reports and all(r["steps"] == 118 for r in reports), "30,000 images in batches of 256"
+    # The last live figure and the final one measure the same training; a wrong batch size would put them 8x apart.
+    assert 0.5 < reports[-1]["samples_per_s"] / summary["samples_per_s"] < 2
