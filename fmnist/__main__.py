@@ -126,11 +126,8 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def mean_and_spread(mean: float | None, std: float | None) -> str | None:
-    return None if mean is None else f"{mean:.4f}±{std:.4f}"
-
-
 def cmd_runs(args) -> int:
+    from fmnist.leaderboard import mean_and_spread
     from fmnist.models import stack_name
 
     runs = [run for run in RunStore().list_runs() if run.kind == "train"]

@@ -1,6 +1,16 @@
-"""Scores from stored test-set probabilities: no model or TensorFlow needed."""
+"""Scores from stored test-set probabilities: no model or TensorFlow needed.
+
+Only computing a run's missing probabilities needs its model (and TensorFlow).
+"""
+
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from fmnist.data import CLASS_NAMES
+from fmnist.models import NUM_CLASSES
+from fmnist.store import save_atomically
 
 # Keras clips probabilities the same way in sparse_categorical_crossentropy.
 EPSILON = 1e-7
@@ -12,3 +22,98 @@ def test_metrics(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     loss = float(-np.mean(np.log(picked)))
     accuracy = float(np.mean(np.argmax(probs, axis=1) == labels))
     return loss, accuracy
+
+
+# --- a run's predictions on the test images ---
+
+def read_probabilities(path: Path, n_images: int) -> np.ndarray | None:
+    """The stored (n_images, 10) probabilities, or None if the file is missing, unreadable or of another shape."""
+    try:
+        probs = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    return probs if probs.shape == (n_images, NUM_CLASSES) else None
+
+
+def test_probabilities(store, run_id: int, dataset, load_model) -> np.ndarray:
+    """The run's class probabilities for the test images: read from its folder, or
+    computed once from its model (load_model(run_id); it may raise ModelFileError) and saved there."""
+    path = store.probs_path(run_id)
+    probs = read_probabilities(path, len(dataset.y_test))
+    if probs is None:
+        from fmnist.training import predict_test  # here, not at the top: fmnist.training imports this module
+
+        probs = predict_test(load_model(run_id), dataset)
+        save_atomically(path, lambda tmp: np.save(tmp, probs))
+    return probs
+
+
+# --- where the model goes wrong ---
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """cm[true, predicted] = number of images; rows are the true classes."""
+    pairs = labels.astype(np.int64) * NUM_CLASSES + predicted.astype(np.int64)
+    return np.bincount(pairs, minlength=NUM_CLASSES * NUM_CLASSES).reshape(NUM_CLASSES, NUM_CLASSES)
+
+
+def accuracy(cm: np.ndarray) -> float:
+    return float(np.trace(cm) / cm.sum())
+
+
+def per_class_scores(cm: np.ndarray) -> pd.DataFrame:
+    """Precision, recall and F1 per class; a class never predicted (or never present) scores 0 there."""
+    right = np.diag(cm).astype(float)
+    predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(right, predicted, out=np.zeros_like(right), where=predicted > 0)
+    recall = np.divide(right, actual, out=np.zeros_like(right), where=actual > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(right), where=both > 0)
+    return pd.DataFrame({
+        "class": CLASS_NAMES, "precision": precision, "recall": recall, "F1": f1, "images": actual,
+    })
+
+
+def most_confused(cm: np.ndarray) -> tuple[int, int]:
+    """(true, predicted) of the most frequent mistake."""
+    mistakes = cm - np.diag(np.diag(cm))
+    true_class, predicted_class = np.unravel_index(np.argmax(mistakes), cm.shape)
+    return int(true_class), int(predicted_class)
+
+
+def cell_examples(probs: np.ndarray, labels: np.ndarray, true_class: int, predicted_class: int) -> np.ndarray:
+    """Indices of the test images in one confusion-matrix cell, the most confident prediction first."""
+    in_cell = np.flatnonzero((labels == true_class) & (np.argmax(probs, axis=1) == predicted_class))
+    order = np.argsort(-probs[in_cell, predicted_class], kind="stable")
+    return in_cell[order]
+
+
+def top_classes(probs: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+    """The k most probable (class, probability) of one image."""
+    best = np.argsort(-probs, kind="stable")[:k]
+    return [(int(c), float(probs[c])) for c in best]
+
+
+def confusion_name(true_class: int, predicted_class: int) -> str:
+    return f"{CLASS_NAMES[true_class]} taken for {CLASS_NAMES[predicted_class]}"
+
+
+def change_summary(cm_a: np.ndarray, cm_b: np.ndarray) -> str:
+    """One line on how run B's mistakes differ from run A's: in total, then the confusions that changed most."""
+    diff = cm_b.astype(np.int64) - cm_a
+    mistakes = diff - np.diag(np.diag(diff))
+    if not mistakes.any():
+        return "B makes the same mistakes as A."
+    total = int(mistakes.sum())
+    if total:
+        head = f"B makes {abs(total)} {'fewer' if total < 0 else 'more'} mistakes than A"
+    else:
+        head = "B makes as many mistakes as A"
+    parts = [f"{head} ({-total / cm_a.sum() * 100:+.2f} accuracy points)"]
+    better = np.unravel_index(np.argmin(mistakes), mistakes.shape)
+    worse = np.unravel_index(np.argmax(mistakes), mistakes.shape)
+    if mistakes[better] < 0:
+        parts.append(f"most improved: {confusion_name(*better)} ({int(mistakes[better]):+d})")
+    if mistakes[worse] > 0:
+        parts.append(f"most worsened: {confusion_name(*worse)} ({int(mistakes[worse]):+d})")
+    return "; ".join(parts) + "."

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 
 from fmnist.charts import IO_COLOR, OUTPUT_COLOR, TRANSPARENT
 from fmnist.data import CLASS_NAMES
+from fmnist.evaluation import top_classes
 
 
 def predict_image(model, image01: np.ndarray) -> np.ndarray:
@@ -30,8 +31,7 @@ def percent(p: float) -> str:
 
 def top_k(probs: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
     """The k likeliest classes as (name, probability), likeliest first."""
-    order = np.argsort(probs)[::-1][:k]
-    return [(CLASS_NAMES[i], float(probs[i])) for i in order]
+    return [(CLASS_NAMES[c], p) for c, p in top_classes(probs, k)]
 
 
 def probability_bars(probs: np.ndarray) -> go.Figure:

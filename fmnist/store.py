@@ -163,6 +163,13 @@ class Run:
         }
 
 
+def save_atomically(path: Path, write) -> None:
+    """write(tmp_path), then move it into place: readers never see half a file."""
+    tmp = path.with_name("tmp-" + path.name)
+    write(tmp)
+    os.replace(tmp, path)
+
+
 def process_started(pid: int) -> str | None:
     """When a process started (boot id and clock ticks), so that a pid reused after a
     reboot is not taken for the training that once had it. None where /proc is missing."""
@@ -380,16 +387,23 @@ class RunStore:
             db.execute("UPDATE runs SET name = ? WHERE id = ?", (name.strip() or f"run {run_id}", run_id))
 
     def delete(self, run_id: int) -> None:
-        """Remove a run that is not training, with its files."""
+        """Remove a run that is not training, with its cross-validation and seed jobs and all their files."""
         with self.connect() as db:
-            row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row and row["status"] in ACTIVE:
-                raise RuntimeError(f"run {run_id} is {row['status']}: stop it before deleting it")
-            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+            rows = db.execute("SELECT id, status FROM runs WHERE id = ? OR parent_id = ?", (run_id, run_id)).fetchall()
+            for row in rows:
+                if row["status"] in ACTIVE:
+                    what = f"run {run_id}" if row["id"] == run_id else f"its job #{row['id']}"
+                    raise RuntimeError(f"{what} is {row['status']}: stop it before deleting run {run_id}")
+            db.execute("DELETE FROM runs WHERE id = ? OR parent_id = ?", (run_id, run_id))
+        for row in rows:
+            shutil.rmtree(self.run_dir(row["id"]), ignore_errors=True)
 
     def model_path(self, run_id: int) -> Path:
         return self.run_dir(run_id) / "model.keras"
+
+    def probs_path(self, run_id: int) -> Path:
+        """The model's class probabilities for the 10,000 test images (float32, 10000×10)."""
+        return self.run_dir(run_id) / "test_probs.npy"
 
     def load_model(self, run_id: int):
         """The run's Keras model (safe_mode on); ModelFileError if it is missing or corrupt."""

@@ -16,7 +16,7 @@ import numpy as np
 from fmnist.data import Dataset, load_dataset, stratified_folds, to_model_input
 from fmnist.evaluation import test_metrics
 from fmnist.models import ModelSpec, build_model
-from fmnist.store import RunStore
+from fmnist.store import RunStore, save_atomically
 
 # Keras runs this many batches per call into the compiled graph: the Python
 # overhead of each step, the larger part of a step for a small MLP on a CPU, is paid once
@@ -128,13 +128,6 @@ def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Pat
     return callbacks
 
 
-def save_atomically(path: Path, write) -> None:
-    """write(tmp_path), then move it into place: readers never see half a file."""
-    tmp = path.with_name("tmp-" + path.name)
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def predict_test(model, dataset: Dataset) -> np.ndarray:
     return model.predict(to_model_input(dataset.x_test), batch_size=1024, verbose=0).astype(np.float32)
 
@@ -167,7 +160,7 @@ def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, prog
         model, epochs_done, train_s = fit(store, run_id, run.spec, x, y, run_dir, progress=progress)
 
         probs = predict_test(model, dataset)
-        save_atomically(run_dir / "test_probs.npy", lambda tmp: np.save(tmp, probs))
+        save_atomically(store.probs_path(run_id), lambda tmp: np.save(tmp, probs))
         save_atomically(store.model_path(run_id), model.save)
         test_loss, test_acc = test_metrics(probs, dataset.y_test)
         trained_samples = round(len(x) * (1 - run.spec.val_split)) * epochs_done

@@ -10,6 +10,7 @@ from fmnist.models import stack_name
 from fmnist.store import RunStore
 
 TRAIN_PAGE = "pages/train.py"
+ENTERED = "entered_through_navigation"  # set by streamlit_app.py
 LEADERBOARD_PAGE = "pages/leaderboard.py"
 
 
@@ -18,10 +19,11 @@ def enter_through_navigation() -> None:
     page file on its own (its older multipage mode) until st.navigation has run once in the
     server, so the first visitor to open, say, /leaderboard directly would get a bare page list
     without the app's layout. Leave that mode and rerun: the rerun goes through
-    streamlit_app.py and lands on the same page."""
+    streamlit_app.py and lands on the same page. (A session that already came through
+    streamlit_app.py, as AppTest's do, keeps its run and the click that started it.)"""
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if PagesManager.uses_pages_directory and ENTERED not in st.session_state:
         PagesManager.uses_pages_directory = False
         st.rerun()
 

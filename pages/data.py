@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from fmnist.data import CLASS_NAMES, examples_per_class
+from fmnist.imaging import enlarge
 from fmnist.ui import dataset_or_message, enter_through_navigation
 
 enter_through_navigation()
@@ -21,5 +22,4 @@ if dataset is not None:
     picks = examples_per_class(dataset.y_train, per_class, seed)
     for label, indices in enumerate(picks):
         st.markdown(f"**{label} · {CLASS_NAMES[label]}**")
-        strip = np.hstack(dataset.x_train[indices])
-        st.image(strip.repeat(2, axis=0).repeat(2, axis=1), width=per_class * 56)  # crisp pixels, not a blur
+        st.image(enlarge(np.hstack(dataset.x_train[indices]), 2), width=per_class * 56)

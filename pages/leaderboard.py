@@ -1,24 +1,210 @@
-"""Leaderboard: every run, best first."""
+"""Leaderboard: every run, best first; tick runs to compare their curves, rename, download or delete them."""
+
+from functools import partial
 
 import streamlit as st
 
-from fmnist.leaderboard import leaderboard_table
-from fmnist.ui import TRAIN_PAGE, get_store
+from fmnist.charts import overlay_curves
+from fmnist.compare_charts import size_vs_accuracy
+from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, train_seed_stacks, training_runs
+from fmnist.store import RunStore
+from fmnist.worker import launch_job
+from fmnist.ui import TRAIN_PAGE, enter_through_navigation, get_store, run_label
 
+TABLE_KEY = "lb_table"
+SCORE = st.column_config.NumberColumn(format="%.4f")
+
+
+def keep_ticks_on_their_runs(run_ids: list[int]) -> None:
+    """A table selection is a list of row positions. When a finished run moves up the board
+    or a run is deleted, move the ticks so that they stay on the same runs."""
+    before = st.session_state.get("lb_row_ids")
+    state = st.session_state.get(TABLE_KEY)
+    if before and state and before != run_ids:
+        ticked = [before[row] for row in state["selection"]["rows"] if row < len(before)]
+        st.session_state[TABLE_KEY] = {"selection": {"rows": [run_ids.index(r) for r in ticked if r in run_ids]}}
+    st.session_state.lb_row_ids = run_ids
+
+
+def runs_table(table) -> list[int]:
+    """The sortable table; returns the ticked runs' ids in the order they stand on the board."""
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", key=TABLE_KEY, on_select="rerun", selection_mode="multi-row", placeholder="—",
+        column_config={
+            "run": st.column_config.NumberColumn(format="#%d", width="small"),
+            "best": st.column_config.TextColumn("", width="small"),
+            "test accuracy": SCORE, "test loss": SCORE, "best val accuracy": SCORE,
+            "train time (s)": st.column_config.NumberColumn(format="%.1f"),
+            "samples/s": st.column_config.NumberColumn(format="%.0f"),
+            "params": st.column_config.NumberColumn(format="localized"),
+            "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        },
+    )
+    return [int(table["run"].iloc[row]) for row in sorted(event.selection.rows)]
+
+
+def compare(store: RunStore, runs: dict, table, selected: list[int]) -> None:
+    st.subheader("Compare")
+    if selected:
+        curves = {run_label(runs[run_id]): store.epochs(run_id) for run_id in selected}
+        loss, acc = st.columns(2)
+        loss.plotly_chart(overlay_curves(curves, "loss"), key="lb_loss", config={"displayModeBar": False})
+        acc.plotly_chart(overlay_curves(curves, "accuracy"), key="lb_accuracy", config={"displayModeBar": False})
+        st.caption("Training solid, validation dashed.")
+    else:
+        st.info("Tick runs in the table to see their loss and accuracy curves side by side.", icon=":material/check_box:")
+    if table["test accuracy"].notna().any():
+        st.plotly_chart(size_vs_accuracy(table, selected), key="lb_size", config={"displayModeBar": False})
+
+
+def confirm_delete(run_id: int | None) -> None:
+    st.session_state.lb_confirm = run_id
+
+
+def rename(store: RunStore, run_id: int) -> None:
+    store.rename(run_id, st.session_state[f"lb_name_{run_id}"])
+
+
+def delete(store: RunStore, run_id: int) -> None:
+    """Runs as a button callback, before the page draws, so the table no longer shows the run."""
+    try:
+        store.delete(run_id)
+        st.toast(f"Deleted run #{run_id}", icon=":material/delete:")
+    except RuntimeError as e:  # it was started again meanwhile
+        st.session_state.lb_problem = str(e)
+    confirm_delete(None)
+
+
+def model_download(store: RunStore, run) -> None:
+    if run.active:
+        st.caption("The model can be downloaded once training ends.")
+        return
+    if run.status not in ("finished", "stopped"):
+        st.caption(f"No model: the run {run.status}.")
+        return
+    problem = model_file_problem(store, run.id)
+    if problem:
+        st.error(f"{problem} It cannot be downloaded or evaluated; the run can still be deleted.", icon=":material/broken_image:")
+        return
+    # A callable: the file is read when the button is pressed, not on every rerun.
+    st.download_button(
+        "Model (.keras)", store.model_path(run.id).read_bytes, file_name=f"run-{run.id}.keras",
+        mime="application/zip", icon=":material/download:", key=f"lb_model_{run.id}", on_click="ignore",
+    )
+
+
+def delete_button(run) -> None:
+    if run.active:
+        st.button("Delete", key=f"lb_delete_{run.id}", icon=":material/delete:", disabled=True)
+        st.caption(f"Run #{run.id} is {run.status}: stop it first (on Build & Train) to delete it.")
+    else:
+        st.button("Delete…", key=f"lb_delete_{run.id}", icon=":material/delete:", on_click=confirm_delete, args=(run.id,))
+
+
+def confirm_deletion(store: RunStore, run) -> None:
+    st.warning(f"Delete run #{run.id} **{run.name}** with its model, curves and logs? This cannot be undone.",
+               icon=":material/warning:")
+    with st.container(horizontal=True):
+        st.button("Yes, delete", key=f"lb_yes_{run.id}", type="primary", on_click=delete, args=(store, run.id))
+        st.button("Cancel", key=f"lb_no_{run.id}", on_click=confirm_delete, args=(None,))
+
+
+def manage(store: RunStore, run) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{run_label(run)}** · {run.status}")
+        name, files, remove = st.columns([2, 2, 1.2], vertical_alignment="bottom")
+        with name:
+            field, button = st.columns([3, 1], vertical_alignment="bottom")
+            field.text_input("Name", value=run.name, key=f"lb_name_{run.id}")
+            button.button("Rename", key=f"lb_rename_{run.id}", on_click=rename, args=(store, run.id))
+        with files:
+            model, csv = st.columns(2)
+            with model:
+                model_download(store, run)
+            csv.download_button(
+                "Curves (.csv)", partial(curves_csv, store, run.id), file_name=f"run-{run.id}-curves.csv",
+                mime="text/csv", icon=":material/download:", key=f"lb_csv_{run.id}", on_click="ignore",
+            )
+        with remove:
+            delete_button(run)
+        if st.session_state.get("lb_confirm") == run.id and not run.active:
+            confirm_deletion(store, run)
+        repeat_controls(store, run)
+
+
+def start_job(store: RunStore, run_id: int, kind: str, count_key: str) -> None:
+    job_id = launch_job(store, run_id, kind, st.session_state[count_key])
+    st.toast(f"Queued job #{job_id}: {store.get(job_id).name}", icon=":material/schedule:")
+
+
+@st.fragment(run_every=2.0)
+def job_status(store: RunStore, run_id: int) -> None:
+    """This run's cross-validation and seed jobs: progress while they train, scores as folds end."""
+    jobs = [job for job in store.list_runs() if job.parent_id == run_id]
+    for job in jobs[-3:]:
+        scores = ", ".join(f"{s:.4f}" for s in job.scores) or "none yet"
+        if job.active:
+            st.progress(job.fraction_done(), text=f"{job.name} · {job.status} · scores so far: {scores}")
+        else:
+            text = f"{job.name} · {job.status} · {len(job.scores)}/{job.repeats} scores: {scores}"
+            st.caption(text + (f" · {job.error}" if job.error else ""))
+
+
+def repeat_controls(store: RunStore, run) -> None:
+    """Cross-validation (the seed's 'cross validation score') and the spread over seeds, run by the engine."""
+    if run.status not in ("finished", "stopped"):
+        return
+    folds, cv, seeds, repeat = st.columns([1, 1.4, 1, 1.6], vertical_alignment="bottom")
+    folds.number_input("Folds", 2, 10, 5, key=f"lb_folds_{run.id}")
+    cv.button("Cross-validate", key=f"lb_cv_{run.id}", icon=":material/view_week:", on_click=start_job,
+              args=(store, run.id, "cv", f"lb_folds_{run.id}"),
+              help="Stratified k-fold on the training images with this run's settings: mean ± std of the held-out folds' accuracy.")
+    seeds.number_input("Seeds", 2, 10, 3, key=f"lb_seeds_{run.id}")
+    repeat.button("Repeat with seeds", key=f"lb_repeat_{run.id}", icon=":material/casino:", on_click=start_job,
+                  args=(store, run.id, "seeds", f"lb_seeds_{run.id}"),
+                  help="Train these settings again with other seeds: the test accuracy's spread from chance alone.")
+    job_status(store, run.id)
+
+
+def seed_table(store: RunStore, runs: list) -> None:
+    st.subheader("Reproduce the seed's table")
+    st.caption("The seed notebook trained four dense stacks for ten epochs with Adam on all 60,000 images. "
+               "Train them here with the same settings and see how close the figures come.")
+    if st.button("Train the seed's four stacks", icon=":material/replay:", key="lb_seed_train"):
+        queued = train_seed_stacks(store)
+        if queued:
+            st.success(f"Queued {', '.join(f'#{r}' for r in queued)}: they train one after another, "
+                       "each a few minutes. This table fills in as they finish.", icon=":material/schedule:")
+        else:
+            st.info("The four stacks are already queued or training.", icon=":material/schedule:")
+        runs = training_runs(store.list_runs())
+    st.dataframe(
+        seed_comparison(runs), hide_index=True, width="stretch", placeholder="—",
+        column_config={
+            "seed test loss": SCORE, "seed test accuracy": SCORE, "test loss": SCORE, "test accuracy": SCORE,
+            "difference (points)": st.column_config.NumberColumn(format="%+.2f"),
+        },
+    )
+
+
+enter_through_navigation()
 st.title("Leaderboard")
-runs = get_store().list_runs()
+store = get_store()
+runs = training_runs(store.list_runs())
 if not runs:
     st.info("No runs yet. Train your first model on the Build & Train page: pick a preset and press **Start training**.")
     st.page_link(TRAIN_PAGE, label="Build & Train", icon=":material/model_training:")
 else:
-    st.dataframe(
-        leaderboard_table(runs), hide_index=True, width="stretch",
-        column_config={
-            "test accuracy": st.column_config.NumberColumn(format="%.4f"),
-            "test loss": st.column_config.NumberColumn(format="%.4f"),
-            "best val accuracy": st.column_config.NumberColumn(format="%.4f"),
-            "train time (s)": st.column_config.NumberColumn(format="%.1f"),
-            "samples/s": st.column_config.NumberColumn(format="%.0f"),
-            "params": st.column_config.NumberColumn(format="localized"),
-        },
-    )
+    table = leaderboard_table(runs)
+    keep_ticks_on_their_runs([int(r) for r in table["run"]])
+    st.caption("Best test accuracy first; click a column header to sort. Tick runs to compare, rename, download or delete them.")
+    selected = runs_table(table)
+    by_id = {run.id: run for run in runs}
+    if problem := st.session_state.pop("lb_problem", None):
+        st.error(problem, icon=":material/error:")
+    compare(store, by_id, table, selected)
+    if selected:
+        st.subheader("Ticked runs")
+        for run_id in selected:
+            manage(store, by_id[run_id])
+seed_table(store, runs)

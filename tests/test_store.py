@@ -167,3 +167,17 @@ def test_a_store_from_before_jobs_and_pid_tokens_still_opens(home):
     old.close()
     [run] = RunStore().list_runs()
     assert (run.name, run.kind, run.test_acc, run.scores, run.pid_started) == ("old", "train", 0.88, [], None)
+
+
+def test_deleting_a_run_deletes_its_jobs(home):
+    store = RunStore()
+    run_id = store.create_run(SPEC)
+    store.finish(run_id, "finished")
+    job = store.create_run(SPEC, kind="cv", parent_id=run_id, repeats=3)
+    other = store.create_run(SPEC)
+    with pytest.raises(RuntimeError, match=f"its job #{job} is queued"):
+        store.delete(run_id)
+    store.request_stop(job)
+    store.delete(run_id)
+    assert [r.id for r in store.list_runs()] == [other]
+    assert not store.run_dir(job).exists()

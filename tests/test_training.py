@@ -36,7 +36,7 @@ def test_short_training_learns_streams_and_saves(home, dataset):
     run_dir = store.run_dir(run_id)
     assert list((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
     assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
-    probs = np.load(run_dir / "test_probs.npy")
+    probs = np.load(store.probs_path(run_id))
     assert probs.shape == (10000, 10)
     assert np.mean(probs.argmax(1) == dataset.y_test) == summary["test_acc"]
     model = store.load_model(run_id)
