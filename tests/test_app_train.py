@@ -4,6 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import APP, wait_until
+from fmnist.models import dense_spec
 from fmnist.store import RunStore
 from fmnist.ui import get_dataset
 
@@ -156,3 +157,13 @@ def test_conv_controls_and_the_small_cnn_preset(app):
     assert list(app.dataframe[0].value["type"][:2]) == ["RandomTranslation", "RandomFlip"]
     app.slider(key="build_conv_blocks").set_value(0).run()
     assert params_shown(app) == f"{784 * 128 + 128 + 1290:,}", "back to a dense-only stack"
+
+
+def test_a_run_whose_process_died_shows_why(app):
+    store = RunStore()
+    run_id = store.create_run(dense_spec([32]), name="crashed")
+    store.try_start(run_id, 1)
+    store.set_pid(run_id, 2**22 + 7)  # no such process
+    app.run()
+    assert any("interrupted" in e.value and "ended without finishing" in e.value for e in app.error)
+    assert store.get(run_id).status == "interrupted"

@@ -290,3 +290,25 @@ def test_train_the_seed_stacks_queues_each_once_in_its_own_process(home):
     for run in queued:
         wait_until(lambda: not process_alive(run.pid), timeout=60, message=f"run {run.id}'s process to end")
     assert {store.get(run.id).status for run in queued} == {"cancelled"}
+
+
+def test_cross_validate_and_repeat_with_seeds_queue_jobs_and_show_their_scores(home):
+    store = RunStore()
+    blocker = running_run(store, "training now")  # so that the jobs wait in the queue
+    run_id = finished_run(store, [32], "to repeat", 0.8)
+    at = tick(open_leaderboard(), run_id)
+    at.number_input(key=f"lb_folds_{run_id}").set_value(3)
+    at.button(key=f"lb_cv_{run_id}").click().run()
+    at.button(key=f"lb_repeat_{run_id}").click().run()
+    jobs = [run for run in store.list_runs() if run.parent_id == run_id]
+    try:
+        assert [(job.kind, job.repeats, job.status) for job in jobs] == [("cv", 3, "queued"), ("seeds", 3, "queued")]
+        assert [job.spec for job in jobs] == [store.get(run_id).spec] * 2
+        assert at.dataframe[0].value["name"].tolist() == ["to repeat", "training now"], "jobs are not runs of the leaderboard"
+    finally:
+        for job in jobs:
+            store.request_stop(job.id)
+        store.finish(blocker, "stopped")
+    store.record_scores(jobs[0].id, [0.8, 0.9, 0.85])  # as a finished job leaves them
+    at.run()
+    assert at.dataframe[0].value["CV score"].tolist()[0] == "0.8500 ± 0.0408"
