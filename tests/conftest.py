@@ -29,6 +29,19 @@ def dataset():
     return load_dataset()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (its own browser download does not work offline)."""
+    from playwright.sync_api import sync_playwright
+
+    from browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
 def run_cli(*args, timeout=240, env=None):
     """Run `python -m fmnist ARGS` as a user would; returns the CompletedProcess."""
     return subprocess.run(

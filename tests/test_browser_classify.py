@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port, screenshot, start_streamlit
+from browser import CHROMIUM, free_port, screenshot, start_streamlit
 from conftest import run_cli, wait_until
 from fmnist.data import CLASS_NAMES, load_dataset
 from fmnist.imaging import open_image, prepare
@@ -29,16 +29,6 @@ def server(tmp_path_factory):
     yield f"http://127.0.0.1:{port}", home
     process.terminate()
     process.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def open_classify(browser, url):

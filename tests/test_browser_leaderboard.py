@@ -9,7 +9,7 @@ from browser import CHROMIUM, screenshot, start_streamlit, free_port
 from conftest import wait_until
 from fmnist.data import CLASS_NAMES
 from fmnist.store import RunStore
-from test_browser_train import browser, open_app  # noqa: F401 (browser is a fixture)
+from test_browser_train import open_app
 from test_evaluation import train_tiny
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")

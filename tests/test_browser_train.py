@@ -2,7 +2,7 @@
 
 import pytest
 
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port, screenshot, set_slider, start_streamlit
+from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
 from conftest import wait_until
 from fmnist.store import RunStore
 
@@ -19,16 +19,6 @@ def server(tmp_path_factory):
         RunStore(home).request_stop(run.id)
     process.terminate()
     process.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def live_points(page) -> int:
