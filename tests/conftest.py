@@ -1,3 +1,4 @@
+import ast
 import os
 import subprocess
 import sys
@@ -40,6 +41,21 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def ml_modules_after(app_steps: str) -> list[str]:
+    """Run AppTest steps (Python lines using `at`, an AppTest of the app) in a fresh interpreter;
+    returns which of tensorflow and keras they imported."""
+    script = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout=60)\n"
+        f"{app_steps}\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return ast.literal_eval(result.stdout.strip().splitlines()[-1])
 
 
 def run_cli(*args, timeout=240, env=None):

@@ -3,7 +3,7 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, wait_until
+from conftest import APP, ml_modules_after, wait_until
 from fmnist.models import dense_spec
 from fmnist.store import RunStore
 from fmnist.ui import get_dataset
@@ -118,21 +118,8 @@ def test_missing_dataset_is_a_message_not_a_traceback(home, monkeypatch):
 
 def test_the_train_page_does_not_import_tensorflow(home):
     """Slider moves and the live panel must stay instant: TensorFlow loads only in training processes."""
-    import subprocess
-    import sys
-
-    script = (
-        "import sys, time\n"
-        "from streamlit.testing.v1 import AppTest\n"
-        f"at = AppTest.from_file({APP!r}, default_timeout=60)\n"
-        "at.run()\n"
-        "at.slider(key='build_layers').set_value(3).run()\n"
-        "assert not at.exception, at.exception\n"
-        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    steps = "at.run()\nat.slider(key='build_layers').set_value(3).run()\nassert not at.exception, at.exception"
+    assert ml_modules_after(steps) == []
 
 
 def test_conv_controls_and_the_small_cnn_preset(app):
