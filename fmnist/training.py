@@ -6,7 +6,6 @@ images and saves the model.
 """
 
 import math
-import os
 import time
 from dataclasses import replace
 from pathlib import Path

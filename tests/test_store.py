@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from fmnist.models import PRESETS, dense_spec
+from fmnist.models import PRESETS
 from fmnist.store import ModelFileError, RunStore, process_alive
 
 SPEC = PRESETS["Seed D: 128-64"]
