@@ -63,9 +63,10 @@ def shown_prediction(panel) -> str | None:
     return value.inner_text() if value.count() else None
 
 
-def wait_for_prediction(panel, expected: str):
-    """Every stroke or upload reruns the page, so an earlier prediction may show for a moment."""
-    wait_until(lambda: shown_prediction(panel) == expected, timeout=60, every=0.25, message=f"the page to predict {expected}")
+def wait_for_prediction(panel, expected):
+    """Every stroke or upload reruns the page, so an earlier prediction may show for a moment.
+    expected() is asked again each time: the canvas may still be committing the last stroke."""
+    wait_until(lambda: shown_prediction(panel) == expected(), timeout=60, every=0.25, message="the page's prediction to match the library's")
     idle(panel.page)
 
 
@@ -98,10 +99,15 @@ def drawing(panel) -> bytes:
     return base64.b64decode(data_url.split(",", 1)[1])
 
 
-def expected_class(home, content: bytes) -> str:
-    """What the library predicts for the image with the server's one model."""
+def server_model(home):
+    """The server's one model, loaded here too."""
     [run] = RunStore(home).list_runs()
-    probs = predict_image(RunStore(home).load_model(run.id), prepare(open_image(content)).image01)
+    return RunStore(home).load_model(run.id)
+
+
+def expected_class(model, content: bytes) -> str:
+    """What the library predicts for the image."""
+    probs = predict_image(model, prepare(open_image(content)).image01)
     return CLASS_NAMES[int(np.argmax(probs))]
 
 
@@ -117,7 +123,8 @@ def test_drawing_shows_what_the_model_sees_and_its_prediction(server, browser):
     stroke(page, box, [(90, 40), (85, 250)])
     stroke(page, box, [(190, 40), (195, 250)])
 
-    wait_for_prediction(panel, expected_class(home, drawing(panel)))
+    model = server_model(home)
+    wait_for_prediction(panel, lambda: expected_class(model, drawing(panel)))
     assert 0.05 < non_black(shown_image(panel, "What the model sees")) < 0.8, "the strokes, not an empty or a white frame"
     screenshot(page, "classify-draw")
 
@@ -141,7 +148,8 @@ def test_uploads_a_photo_and_a_file_that_is_not_an_image(server, browser):
     upload = panel.locator("input[type=file]")
 
     upload.set_input_files(files=[{"name": "boot.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
-    wait_for_prediction(panel, expected_class(home, buffer.getvalue()))
+    model = server_model(home)
+    wait_for_prediction(panel, lambda: expected_class(model, buffer.getvalue()))
     assert non_black(shown_image(panel, "What the model sees")) > 0.2
     screenshot(page, "classify-upload")
 
