@@ -128,16 +128,16 @@ def test_conv_controls_and_the_small_cnn_preset(app):
     app.selectbox(key="build_preset").select("Small CNN").run()
     cnn = PRESETS["Small CNN"]
     assert app.slider(key="build_conv_blocks").value == 2
-    assert [app.select_slider(key=f"build_filters_{i}").value for i in range(2)] == [32, 32]
+    assert [app.select_slider(key=f"build_filters_{i}").value for i in range(2)] == [32, 64]
     assert app.slider(key="build_conv_dropout_1").value == 0.25
     assert app.slider(key="build_epochs").value == cnn.epochs and app.selectbox(key="build_lr_schedule").value == "cosine"
     assert params_shown(app) == f"{count_params(cnn):,}"
-    assert list(app.dataframe[0].value["type"][:4]) == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D"]
+    assert list(app.dataframe[0].value["type"][:6]) == ["Conv2D", "MaxPooling2D", "Dropout", "Conv2D", "MaxPooling2D", "Dropout"]
 
     app.slider(key="build_conv_blocks").set_value(1).run()
     app.selectbox(key="build_kernel_0").select(5).run()
     app.checkbox(key="build_conv_norm_0").check().run()
-    expected = ModelSpec(conv=(ConvBlock(32, 5, batch_norm=True),), layers=(DenseLayer(128, dropout=0.3),))
+    expected = ModelSpec(conv=(ConvBlock(32, 5, dropout=0.25, batch_norm=True),), layers=(DenseLayer(128, dropout=0.3),))
     assert params_shown(app) == f"{count_params(expected):,}"  # 5*5*32+32 + 4*32 + 14*14*32*128+128 + 1290
 
     app.checkbox(key="build_augment").check().run()

@@ -34,9 +34,9 @@ def test_conv_param_counts_and_summary_match_keras(name):
 def test_small_cnn_shapes():
     rows = {row["layer"]: row for row in summary_rows(PRESETS["Small CNN"])}
     assert rows["pool_1"]["output_shape"] == "(None, 14, 14, 32)"
-    assert rows["pool_2"]["output_shape"] == "(None, 7, 7, 32)"
-    assert rows["flatten"]["output_shape"] == "(None, 1568)"
-    assert stack_name(PRESETS["Small CNN"]) == "c32-c32-128"
+    assert rows["pool_2"]["output_shape"] == "(None, 7, 7, 64)"
+    assert rows["flatten"]["output_shape"] == "(None, 3136)"
+    assert stack_name(PRESETS["Small CNN"]) == "c32-c64-128"
 
 
 @pytest.mark.parametrize("change, field", [
