@@ -70,6 +70,13 @@ def wait_for_prediction(panel, expected):
     idle(panel.page)
 
 
+def prediction_gone(panel, screenshot_name: str) -> None:
+    """No prediction is shown (an earlier one fades out when the rerun ends); then a screenshot."""
+    panel.get_by_test_id("stMetric").wait_for(state="detached", timeout=60000)
+    idle(panel.page)
+    screenshot(panel.page, screenshot_name)
+
+
 def non_black(image) -> float:
     """The share of pixels that are not black in a shown image, read back from the browser once it has loaded."""
     image.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=30000)
@@ -130,10 +137,7 @@ def test_drawing_shows_what_the_model_sees_and_its_prediction(server, browser):
 
     page.get_by_role("button", name="Reset canvas & history").click()
     panel.get_by_text("there is only background").wait_for(timeout=60000)
-    # An empty canvas gets a hint and no prediction (the old one fades out when the rerun ends).
-    panel.get_by_test_id("stMetric").wait_for(state="detached", timeout=60000)
-    idle(page)
-    screenshot(page, "classify-draw-cleared")
+    prediction_gone(panel, "classify-draw-cleared")  # an empty canvas gets a hint, not a prediction
 
 
 def test_uploads_a_photo_and_a_file_that_is_not_an_image(server, browser):
@@ -156,9 +160,7 @@ def test_uploads_a_photo_and_a_file_that_is_not_an_image(server, browser):
     upload.set_input_files(files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"shopping list: socks, a coat"}])
     panel.get_by_text("notes.png cannot be used").wait_for(timeout=60000)
     assert panel.get_by_text("This file is not an image").is_visible()
-    panel.get_by_test_id("stMetric").wait_for(state="detached", timeout=60000)  # no prediction for it
-    idle(page)
-    screenshot(page, "classify-upload-error")
+    prediction_gone(panel, "classify-upload-error")
 
 
 def test_a_random_test_image_next_to_its_true_label(server, browser):
