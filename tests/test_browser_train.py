@@ -1,9 +1,12 @@
 """Build & Train in a real browser: Debian's Chromium against `streamlit run` on 127.0.0.1."""
 
+import re
+
 import pytest
 
 from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
 from conftest import wait_until
+from fmnist.models import PRESETS, count_params, stack_name
 from fmnist.store import RunStore
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
@@ -75,3 +78,33 @@ def test_build_train_live_stop_and_a_second_tab(server, browser):
     run = RunStore(home).get(run.id)
     assert run.status == "stopped" and run.epoch < 40 and run.test_acc > 0.5
     second_tab.get_by_text("· stopped").wait_for(timeout=30000)
+
+
+def test_pick_small_cnn_train_it_and_find_it_on_the_leaderboard(server, browser):
+    """A new user's path through issue 7: the Small CNN preset, trained (here on 1,000 images
+    for one epoch), then its row on the leaderboard."""
+    url, home = server
+    page = open_app(browser, url)
+    small_cnn = PRESETS["Small CNN"]
+
+    page.get_by_test_id("stSelectbox").filter(has_text="Preset").click()
+    page.get_by_role("option", name=re.compile("^Small CNN")).click()
+    page.get_by_test_id("stMetric").filter(has_text=f"{count_params(small_cnn):,}").wait_for()
+    page.get_by_text("Block 2 filters").wait_for()
+    set_slider(page, "Training images", "1000")
+    set_slider(page, "Epochs", "1")
+    page.get_by_label("Run name (optional)").fill("my first cnn")
+    page.get_by_label("Run name (optional)").press("Enter")
+    page.get_by_role("button", name="Start training", exact=True).click()
+    page.get_by_text("· finished").wait_for(timeout=120000)
+    screenshot(page, "train-small-cnn")
+
+    [run] = [run for run in RunStore(home).list_runs() if run.name == "my first cnn"]
+    assert run.status == "finished" and run.spec.conv == small_cnn.conv and run.spec.layers == small_cnn.layers
+    assert run.train_limit == 1000 and run.params == count_params(small_cnn)
+
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Leaderboard").click()
+    table = page.locator(".st-key-lb_table")
+    table.locator("tbody tr td").get_by_text("my first cnn", exact=True).wait_for(state="attached", timeout=30000)
+    table.locator("tbody tr td").get_by_text(stack_name(small_cnn), exact=True).wait_for(state="attached")
+    screenshot(page, "leaderboard-small-cnn")
