@@ -6,7 +6,7 @@ import streamlit as st
 from fmnist.charts import stack_diagram, training_curves
 from fmnist.models import (
     ACTIVATIONS, KERNEL_SIZES, LR_SCHEDULES, MAX_CONV_BLOCKS, MAX_LAYERS, PRESET_EXPECTED, PRESETS, WIDTH_RANGE,
-    ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, summary_rows, validate,
+    ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, cpu_has_bfloat16, summary_rows, validate,
 )
 from fmnist.store import run_to_watch
 from fmnist.ui import LEADERBOARD_PAGE, dataset_or_message, enter_through_navigation, get_store, run_label
@@ -14,7 +14,7 @@ from fmnist.worker import launch
 
 DEFAULT_PRESET = "Seed D: 128-64"
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
-LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01]
+LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
 TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, 60000]
 FILTER_CHOICES = [8, 16, 32, 64, 128]
 
@@ -38,6 +38,7 @@ def apply_preset():
         state[f"build_pool_{i}"], state[f"build_conv_norm_{i}"], state[f"build_conv_dropout_{i}"] = block.pool, block.batch_norm, block.dropout
     state.build_epochs, state.build_batch_size, state.build_lr = spec.epochs, spec.batch_size, spec.learning_rate
     state.build_val_split, state.build_lr_schedule, state.build_augment = spec.val_split, spec.lr_schedule, spec.augment
+    state.build_mixed_precision = spec.mixed_precision
 
 
 def preset_label(name: str) -> str:
@@ -48,7 +49,7 @@ def preset_label(name: str) -> str:
 SETTING_DEFAULTS = {
     "build_epochs": 10, "build_batch_size": 32, "build_lr": 0.001, "build_val_split": 0.1, "build_seed": 0,
     "build_limit": 60000, "build_early_stopping": False, "build_patience": 3, "build_checkpoint": False,
-    "build_lr_schedule": "constant", "build_augment": False,
+    "build_lr_schedule": "constant", "build_augment": False, "build_mixed_precision": False,
 }
 
 
@@ -122,6 +123,12 @@ def training_controls() -> dict:
     settings["patience"] = cols[1].number_input("Patience (epochs)", 1, 20, key="build_patience", disabled=not settings["early_stopping"])
     settings["augment"] = st.checkbox("Augment: random shifts and left-right flips", key="build_augment",
                                       help="each epoch sees slightly different images: less overfitting, slower to learn")
+    settings["mixed_precision"] = st.checkbox(
+        "Mixed precision (bfloat16)", key="build_mixed_precision",
+        help="computes in 16-bit floats and keeps the weights in 32-bit: about twice as fast for convolutions "
+             "on a CPU with bfloat16 instructions, at the same accuracy")
+    if settings["mixed_precision"] and cpu_has_bfloat16() is False:
+        st.warning("This CPU has no bfloat16 instructions: mixed precision will train slower, not faster.", icon=":material/warning:")
     settings["checkpoint"] = st.checkbox("Use the best epoch's weights (checkpoint)", key="build_checkpoint", help="saves the weights of the epoch with the best validation loss and evaluates those")
     return settings, (None if limit == 60000 else limit)
 

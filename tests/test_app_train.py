@@ -38,6 +38,22 @@ def test_presets_fill_the_sliders_and_give_the_seed_parameter_counts(app):
         assert params_shown(app) == params
 
 
+def test_every_preset_reaches_every_control(app):
+    """A preset's training settings must be among the widgets' choices, or selecting it would fail."""
+    from fmnist.models import PRESETS, count_params
+
+    for name, spec in PRESETS.items():
+        app.selectbox(key="build_preset").select(name).run()
+        assert not app.exception, (name, app.exception)
+        shown = (app.slider(key="build_epochs").value, app.select_slider(key="build_batch_size").value,
+                 app.select_slider(key="build_lr").value, app.slider(key="build_val_split").value,
+                 app.selectbox(key="build_lr_schedule").value, app.checkbox(key="build_augment").value,
+                 app.checkbox(key="build_mixed_precision").value)
+        assert shown == (spec.epochs, spec.batch_size, spec.learning_rate, spec.val_split, spec.lr_schedule,
+                         spec.augment, spec.mixed_precision), name
+        assert params_shown(app) == f"{count_params(spec):,}", name
+
+
 def test_moving_sliders_updates_the_count_and_summary(app):
     app.slider(key="build_layers").set_value(2).run()
     app.slider(key="build_width_0").set_value(100).run()

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from fmnist.data import to_model_input
 from fmnist.models import ConvBlock, DenseLayer, ModelSpec, PRESETS, SpecError, build_model, count_params, dense_spec, stack_name, summary_rows, validate
 from fmnist.store import RunStore
 from fmnist.training import train_run
@@ -50,6 +51,7 @@ def test_small_cnn_shapes():
     (dict(lr_schedule="step"), "lr_schedule"),
     (dict(lr_schedule="plateau", val_split=0.0), "lr_schedule plateau"),
     (dict(augment="yes"), "augment"),
+    (dict(mixed_precision=1), "mixed_precision"),
 ])
 def test_conv_validation_names_the_field(change, field):
     from dataclasses import replace
@@ -63,7 +65,7 @@ def test_a_spec_saved_before_conv_support_still_loads():
            "epochs": 10, "batch_size": 32, "val_split": 0.1, "seed": 0, "early_stopping": False, "patience": 3,
            "checkpoint": False, "optimizer": "adam", "loss": "sparse_categorical_crossentropy"}
     spec = ModelSpec.from_dict(json.loads(json.dumps(old)))
-    assert (spec.conv, spec.augment, spec.lr_schedule) == ((), False, "constant")
+    assert (spec.conv, spec.augment, spec.lr_schedule, spec.mixed_precision) == ((), False, "constant", False)
     assert count_params(spec) == 784 * 64 + 64 + 650
     assert ModelSpec.from_dict(json.loads(json.dumps(PRESETS["Small CNN"].to_dict()))) == PRESETS["Small CNN"]
 
@@ -80,3 +82,22 @@ def test_a_tiny_cnn_trains_on_a_subset(home, dataset, schedule):
     assert summary["test_acc"] > 0.6
     reloaded = store.load_model(run_id)
     assert [layer.name for layer in reloaded.layers][:2] == (["augment_shift", "augment_flip"] if spec.augment else ["conv_1", "pool_1"])
+
+
+def test_mixed_precision_trains_in_bfloat16_and_predicts_float32_probabilities(home, dataset):
+    import numpy as np
+
+    spec = validate(ModelSpec(conv=(ConvBlock(8),), layers=(DenseLayer(32, dropout=0.1),), epochs=2, batch_size=64, mixed_precision=True))
+    store = RunStore()
+    run_id = store.create_run(spec, train_limit=3000)
+    store.try_start(run_id, 1)
+    summary = train_run(store, run_id, dataset)
+    assert summary["status"] == "finished", store.get(run_id).error
+    assert summary["test_acc"] > 0.6
+    reloaded = store.load_model(run_id)
+    compute = {layer.name: layer.compute_dtype for layer in reloaded.layers}
+    assert (compute["conv_1"], compute["dense_1"], compute["output"]) == ("bfloat16", "bfloat16", "float32")
+    assert all(weight.dtype == "float32" for weight in reloaded.weights)
+    probabilities = np.asarray(reloaded.predict_on_batch(to_model_input(dataset.x_test[:5])))
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
