@@ -81,7 +81,9 @@ def make_streaming_callback(store: RunStore, run_id: int, batch_size: int, epoch
             if now - self.last_write < UPDATE_EVERY_S:
                 return
             self.last_write = now
-            self.write_point(batch + 1, logs or {})
+            # With steps_per_execution, Keras numbers the epoch's last batch as if its final
+            # chunk of 16 were full.
+            self.write_point(min(batch + 1, self.steps or batch + 1), logs or {})
 
         def write_point(self, steps_seen: int, logs: dict):
             # Keras logs the epoch's running mean; the mean over the steps since the

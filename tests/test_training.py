@@ -103,3 +103,16 @@ def test_live_progress_counts_samples_at_the_runs_batch_size(home, dataset):
     assert reports and all(r["steps"] == 118 for r in reports), "30,000 images in batches of 256"
     # The last live figure and the final one measure the same training; a wrong batch size would put them 8x apart.
     assert 0.5 < reports[-1]["samples_per_s"] / summary["samples_per_s"] < 2
+
+
+def test_live_progress_never_counts_past_the_epochs_last_batch(home, dataset, monkeypatch):
+    import fmnist.training
+
+    monkeypatch.setattr(fmnist.training, "UPDATE_EVERY_S", 0.0)  # a point after every call into the graph
+    store = RunStore()
+    run_id = start(store, dense_spec([32], epochs=2, batch_size=100, val_split=0.0), limit=2500)
+    reports = []
+    assert train_run(store, run_id, dataset, progress=lambda **report: reports.append(report))["status"] == "finished"
+    # 25 batches an epoch, run 16 at a time: Keras names the second call's end batch 32.
+    assert [(r["epoch"], r["step"]) for r in reports] == [(1, 16), (1, 25), (2, 16), (2, 25)]
+    assert max(point["step"] for point in store.batches(run_id)) == 25
