@@ -36,8 +36,13 @@ def box_height(units: int) -> float:
 
 
 def compact(params: int) -> str:
-    """'50.2k': the labels stay narrow enough for seven boxes side by side; hover has the exact count."""
-    return f"{params / 1000:.1f}k" if params >= 1000 else str(params)
+    """'50.2k', '402k', '1.2M': three figures keep the labels narrow enough for boxes side by side;
+    hover has the exact count."""
+    if params >= 999_500:
+        return f"{params / 1e6:.1f}M"
+    if params >= 99_950:
+        return f"{params / 1e3:.0f}k"
+    return f"{params / 1e3:.1f}k" if params >= 1000 else str(params)
 
 
 def layer_boxes(spec: ModelSpec) -> list[dict]:
@@ -71,10 +76,11 @@ def conv_box(i: int, block: ConvBlock, rows: dict) -> dict:
     last = next(rows[name] for name in (f"conv_dropout_{i}", f"pool_{i}", f"conv_{i}") if name in rows)
     side = int(last["output_shape"].strip("()").split(", ")[1])
     total = rows[f"conv_{i}"]["params"] + rows.get(f"conv_batch_norm_{i}", {"params": 0})["params"]
-    markers = [m for m, on in (("BN", block.batch_norm), ("pool", block.pool), (f"drop {block.dropout:g}", block.dropout > 0)) if on]
+    markers = [m for m, on in (("BN", block.batch_norm), ("pool", block.pool)) if on]
     return dict(
         title=f"Conv<br>{block.filters}", units=side * side * block.filters, params=total, color=CONV_COLOR,
-        detail=[f"{block.kernel_size}×{block.kernel_size} {block.activation}", f"{compact(total)} params", " · ".join(markers)],
+        detail=[f"{block.kernel_size}×{block.kernel_size} {block.activation}", f"{compact(total)} params", " · ".join(markers),
+                f"drop {block.dropout:g}" if block.dropout > 0 else ""],
         hover=f"conv_{i}: {block.filters} filters {block.kernel_size}×{block.kernel_size}, {block.activation}"
               f"<br>output {side}×{side}×{block.filters}<br>{total:,} params", dropout=block.dropout > 0,
     )
@@ -96,7 +102,7 @@ def dense_box(i: int, layer: DenseLayer, fan_in: int, params: dict) -> dict:
         hover.append(f"+ dropout {layer.dropout:g} after it (training only, no params)")
     return dict(
         title=f"Dense<br>{layer.units}", units=layer.units, params=total, color=HIDDEN_COLOR,
-        detail=[layer.activation, f"{compact(total)} params", " · ".join(markers)],
+        detail=[layer.activation, f"{compact(total)} params", *markers],
         hover="<br>".join(hover), dropout=layer.dropout > 0,
     )
 

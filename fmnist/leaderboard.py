@@ -45,7 +45,7 @@ def leaderboard_table(runs: list[Run]) -> pd.DataFrame:
     table = table.sort_values("test accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     table.insert(0, "best", [""] * len(table))
     if len(table) and pd.notna(table.loc[0, "test accuracy"]):
-        table.loc[0, "best"] = "🏆"
+        table.loc[0, "best"] = "★"  # in every text font; an emoji needs an emoji font
     return table
 
 

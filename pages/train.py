@@ -93,12 +93,14 @@ def conv_controls(activation: str) -> list[ConvBlock]:
     for i in range(st.session_state.build_conv_blocks):
         for key, value in ((f"build_filters_{i}", 32), (f"build_kernel_{i}", 3), (f"build_pool_{i}", True)):
             st.session_state.setdefault(key, value)
-        cols = st.columns([3, 1.5, 1, 1, 2.2], vertical_alignment="bottom")
+        block = st.container(border=True)
+        cols = block.columns([3, 2], vertical_alignment="bottom")
         filters = cols[0].select_slider(f"Block {i + 1} filters", FILTER_CHOICES, key=f"build_filters_{i}")
         kernel = cols[1].selectbox("Kernel", KERNEL_SIZES, key=f"build_kernel_{i}", format_func=lambda k: f"{k}×{k}")
-        pool = cols[2].checkbox("Pool", key=f"build_pool_{i}", help="2×2 max-pooling: halves the image's height and width")
-        batch_norm = cols[3].checkbox("BN", key=f"build_conv_norm_{i}", help="batch normalisation")
-        dropout = cols[4].slider("Dropout", 0.0, 0.5, step=0.05, key=f"build_conv_dropout_{i}")
+        cols = block.columns([1, 1.3, 2], vertical_alignment="center")
+        pool = cols[0].checkbox("Pool", key=f"build_pool_{i}", help="2×2 max-pooling: halves the image's height and width")
+        batch_norm = cols[1].checkbox("Batch-norm", key=f"build_conv_norm_{i}")
+        dropout = cols[2].slider("Dropout", 0.0, 0.5, step=0.05, key=f"build_conv_dropout_{i}")
         blocks.append(ConvBlock(filters, kernel, activation, pool, dropout, batch_norm))
     return blocks
 

@@ -54,6 +54,15 @@ def test_stack_diagram_has_one_box_per_layer_with_widths_and_params():
         assert label in texts
 
 
+def test_stack_diagram_detail_lines_stay_narrow_enough_for_neighbours():
+    """Side by side in a 60-pixel slot a line of 10-pixel text has room for about 12 characters."""
+    fig = stack_diagram(PRESETS["Small CNN"])
+    lines = [line for a in fig.layout.annotations if a.y != 1 for line in a.text.split("<br>")]
+    for expected in ("320 params", "18.5k params", "402k params", "1.3k params", "pool", "drop 0.25", "drop 0.3"):
+        assert expected in lines
+    assert max(map(len, lines)) <= 12, max(lines, key=len)
+
+
 def test_stack_diagram_heights_keep_narrow_and_wide_layers_visible():
     fig = stack_diagram(dense_spec([8, 1024]))
     heights = list(fig.data[0].y)

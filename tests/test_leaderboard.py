@@ -60,7 +60,7 @@ def test_table_lists_training_runs_best_first_without_jobs(home):
     assert [run.id for run in runs] == [low, high, unscored]
     table = leaderboard_table(runs)
     assert table["run"].tolist() == [high, low, unscored]
-    assert table["best"].tolist() == ["🏆", "", ""]
+    assert table["best"].tolist() == ["★", "", ""]
     assert table.loc[0, ["name", "stack", "params", "epochs", "status"]].tolist() == ["high", "64-32", 52650, "2/2", "finished"]
 
 
@@ -177,7 +177,7 @@ def test_the_table_shows_every_run_with_its_figures(home):
     table = at.dataframe[0].value
     assert table["run"].tolist() == [high, low] and table["name"].tolist() == ["high", "low"]
     assert table["test accuracy"].tolist() == pytest.approx([0.85, 0.70])
-    assert table["best"].tolist() == ["🏆", ""]
+    assert table["best"].tolist() == ["★", ""]
     assert {"CV score", "train time (s)", "samples/s", "status", "created"} <= set(table.columns)
     assert any("Tick runs" in i.value for i in at.info), "nothing ticked: no curves yet"
 
