@@ -162,6 +162,17 @@ def test_conv_controls_and_the_small_cnn_preset(app):
     assert params_shown(app) == f"{784 * 128 + 128 + 1290:,}", "back to a dense-only stack"
 
 
+@pytest.mark.parametrize("has_bfloat16, warned", [(True, False), (False, True), (None, False)])
+def test_mixed_precision_warns_only_on_a_cpu_without_bfloat16(app, monkeypatch, has_bfloat16, warned):
+    import fmnist.models
+
+    monkeypatch.setattr(fmnist.models, "cpu_has_bfloat16", lambda: has_bfloat16)
+    app.checkbox(key="build_mixed_precision").check().run()
+    assert any("no bfloat16 instructions" in w.value for w in app.warning) == warned
+    app.checkbox(key="build_mixed_precision").uncheck().run()
+    assert not any("bfloat16" in w.value for w in app.warning)
+
+
 def test_a_run_whose_process_died_shows_why(app):
     store = RunStore()
     run_id = store.create_run(dense_spec([32]), name="crashed")
