@@ -4,6 +4,7 @@ Counting parameters and drawing the summary need no TensorFlow, so the UI can
 show them as sliders move; only `build_model` imports Keras.
 """
 
+import functools
 from dataclasses import asdict, dataclass, fields, replace
 
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish")
@@ -138,6 +139,7 @@ def validate(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+@functools.cache  # the Train page asks on every rerun
 def cpu_has_bfloat16() -> bool | None:
     """Whether this CPU computes bfloat16 natively (Linux tells; elsewhere None: unknown)."""
     try:

@@ -128,7 +128,7 @@ def training_controls() -> dict:
     settings["mixed_precision"] = st.checkbox(
         "Mixed precision (bfloat16)", key="build_mixed_precision",
         help="computes in 16-bit floats and keeps the weights in 32-bit: about twice as fast for convolutions "
-             "on a CPU with bfloat16 instructions, at the same accuracy")
+             "on a CPU with bfloat16 instructions, at about the same accuracy")
     if settings["mixed_precision"] and cpu_has_bfloat16() is False:
         st.warning("This CPU has no bfloat16 instructions: mixed precision will train slower, not faster.", icon=":material/warning:")
     settings["checkpoint"] = st.checkbox("Use the best epoch's weights (checkpoint)", key="build_checkpoint", help="saves the weights of the epoch with the best validation loss and evaluates those")
