@@ -2,8 +2,9 @@
 
 import streamlit as st
 
-from fmnist.ui import ENTERED, keep_widget_state, sidebar_status
+from fmnist.ui import ENTERED, keep_keras_between_runs, keep_widget_state, sidebar_status
 
+keep_keras_between_runs()
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
 
 pages = st.navigation([

@@ -1,4 +1,5 @@
-"""What every page shares: the cached run store and dataset, and the sidebar's run status."""
+"""What every page shares: the cached run store and dataset, the sidebar's run status, and the
+server's set-up (no Keras reset after each run)."""
 
 from pathlib import Path
 
@@ -94,3 +95,16 @@ def sidebar_status():
         st.caption("Queued: " + ", ".join(f"#{r.id}" for r in queued))
     if active:
         st.page_link(TRAIN_PAGE, label="Watch it live", icon=":material/monitoring:")
+
+
+def keep_keras_between_runs() -> None:
+    """Streamlit (1.67, `_clean_problem_modules` in streamlit/runtime/scriptrunner/script_runner.py)
+    calls `keras.backend.clear_session()` after every script run once Keras is imported: a full
+    garbage collection and TensorFlow's kernel cache thrown away each time, and every refresh of
+    a fragment is a script run, on every open tab (README, "The app"). This server never builds
+    a Keras model (training runs in processes of its own); it only predicts with loaded ones,
+    which lose their compiled kernels on each reset. So nothing is cleared; the hook's other
+    task, closing matplotlib figures, has nothing to do here (no page uses pyplot)."""
+    from streamlit.runtime.scriptrunner import script_runner
+
+    script_runner._clean_problem_modules = lambda: None

@@ -5,7 +5,9 @@ import subprocess
 import sys
 import tomllib
 
-from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from conftest import APP, ROOT
 
 
 def config() -> dict:
@@ -27,3 +29,15 @@ def test_streamlit_reads_it_so():
 def test_no_forced_garbage_collection_after_each_run():
     assert config()["runner"]["postScriptGC"] is False  # a hidden option: `config show` leaves it out
 
+
+def test_keras_is_not_reset_after_each_run(home, monkeypatch):
+    """Streamlit would call keras.backend.clear_session() after every script run once Keras is imported."""
+    import keras
+
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append(True))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.slider(key="build_layers").set_value(3).run()
+    assert not at.exception, at.exception
+    assert cleared == []
