@@ -91,6 +91,19 @@ def test_epochs_batches_and_finish(home):
     assert (run.status, run.test_acc, run.best_val_acc, run.epoch) == ("finished", 0.81, 0.72, 2)
     assert [e["val_accuracy"] for e in store.epochs(run_id)] == [0.72, 0.70]
     assert store.batches(run_id) == [{"run_id": run_id, "epoch": 1, "step": 5, "loss": 1.2, "accuracy": 0.6}]
+    assert store.point_counts(run_id) == (2, 1)
+    assert store.point_counts(run_id + 1) == (0, 0)
+
+
+def test_list_runs_by_status(home):
+    store = RunStore()
+    running, queued, finished = (store.create_run(SPEC, pid=1) for _ in range(3))  # pid 1: alive
+    assert store.try_start(running, max_parallel=1)
+    store.finish(finished, "finished")
+    assert [(r.id, r.status) for r in store.list_runs(statuses=("queued", "running"))] == [(running, "running"), (queued, "queued")]
+    assert [r.id for r in store.list_runs(statuses=("finished",))] == [finished]
+    assert store.list_runs(statuses=()) == []
+    assert [r.id for r in store.list_runs()] == [running, queued, finished]
 
 
 def test_rename_and_delete(home):
