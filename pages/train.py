@@ -180,6 +180,19 @@ def show_result(run, store):
         st.code(f"python3 -m tensorboard.main --logdir {store.run_dir(run.id) / 'tensorboard'}", language="bash")
 
 
+@st.cache_resource(max_entries=64, show_spinner=False)
+def cached_diagram(spec: ModelSpec):
+    """The network's picture, built once per spec (plotly's figure building is most of a slider
+    move otherwise): moving a slider back and forth, or a rerun that changed nothing in the stack,
+    costs nothing. Shared read-only by all sessions."""
+    return stack_diagram(spec)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def cached_summary(spec: ModelSpec) -> pd.DataFrame:
+    return pd.DataFrame(summary_rows(spec))
+
+
 @st.fragment(run_every=1.0)
 def live_panel():
     store = get_store()
@@ -225,8 +238,8 @@ with picture:
         st.error(f"This stack cannot be built: {error}")
     else:
         st.metric("Parameters", f"{count_params(spec):,}")
-        st.plotly_chart(stack_diagram(spec), key="stack_diagram", config={"displayModeBar": False})
-        st.dataframe(pd.DataFrame(summary_rows(spec)), hide_index=True, width="stretch")
+        st.plotly_chart(cached_diagram(spec), key="stack_diagram", config={"displayModeBar": False})
+        st.dataframe(cached_summary(spec), hide_index=True, width="stretch")
     name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout")
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=spec is None, key="start"):
         start_run(spec, name, limit)
