@@ -2,13 +2,16 @@
 
 import streamlit as st
 
-from fmnist.ui import ENTERED, keep_keras_between_runs, keep_widget_state, sidebar_status
+from fmnist.ui import (
+    ENTERED, keep_keras_between_runs, keep_widget_state, remember_activity, sidebar_status,
+)
 
 keep_keras_between_runs()
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
 
+train = st.Page("pages/train.py", title="Build & Train", icon=":material/model_training:", default=True)
 pages = st.navigation([
-    st.Page("pages/train.py", title="Build & Train", icon=":material/model_training:", default=True),
+    train,
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),
@@ -16,6 +19,10 @@ pages = st.navigation([
 ])
 keep_widget_state()
 with st.sidebar:
-    sidebar_status()
+    # Build & Train's live panel refreshes itself while a run is active: the sidebar need not.
+    sidebar_status(page_refreshes_while_active=pages.url_path == train.url_path)
 st.session_state[ENTERED] = True
-pages.run()
+try:
+    pages.run()
+finally:
+    remember_activity()  # however the page ended (st.stop, st.rerun): the active runs it now shows

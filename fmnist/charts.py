@@ -1,4 +1,4 @@
-"""Plotly figures: the network as a picture, its training curves, and runs side by side.
+"""Charts: the network as a picture and runs side by side (Plotly), a run's live curves (Vega-Lite).
 
 Plain functions of specs and store rows. No Streamlit or Keras here: the Build page
 redraws the diagram on every slider move and the Train page redraws the curves on
@@ -8,9 +8,9 @@ every refresh, so these have to be instant.
 import math
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
 from fmnist.models import INPUT_SHAPE, MAX_LAYERS, NUM_CLASSES, WIDTH_RANGE, ConvBlock, DenseLayer, ModelSpec, summary_rows
 
@@ -157,11 +157,7 @@ def epoch_points(epochs: list[dict], key: str) -> tuple[list, list]:
 
 
 def batch_points(batches: list[dict], key: str, steps_per_epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Batch k of epoch e sits at x = e - 1 + k/steps, so epoch e's last batch meets its epoch point at x = e.
-
-    Arrays, not lists: plotly checks a list element by element, which on a long run's
-    ten thousand points is most of a refresh.
-    """
+    """Batch k of epoch e sits at x = e - 1 + k/steps, so epoch e's last batch meets its epoch point at x = e."""
     rows = [row for row in batches if row.get(key) is not None]
     x = np.array([row["epoch"] - 1 + row["step"] / steps_per_epoch for row in rows], dtype=float)
     return x, np.array([row[key] for row in rows], dtype=float)
@@ -180,45 +176,58 @@ def focus_range(values: list[float], pad: float = 0.3) -> list[float]:
     return [low - pad * span, high + pad * span]
 
 
-def training_curves(epochs: list[dict], batches: list[dict], steps_per_epoch: int | None,
-                    total_epochs: int | None = None) -> go.Figure:
-    """Loss and accuracy per epoch (train, validation) over the noisier per-batch training values."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
-    for col, metric in enumerate(("loss", "accuracy"), start=1):
-        # Each series appears in both plots; one legend entry (grouped) toggles both.
-        in_legend = col == 1
-        if steps_per_epoch:
-            x, y = batch_points(batches, metric, steps_per_epoch)
-            if len(x):
-                fig.add_trace(go.Scatter(
-                    x=x, y=y, name="train (per batch)", mode="lines", line=dict(color=TRAIN_COLOR, width=1),
-                    opacity=0.5, legendgroup="batch", showlegend=in_legend, uid=f"batch-{metric}",
-                    hovertemplate="epoch %{x:.2f}<br>batch " + metric + " %{y:.4f}<extra></extra>",
-                ), row=1, col=col)
-        epoch_values = []
-        for key, name, color in ((metric, "train", TRAIN_COLOR), (f"val_{metric}", "validation", VAL_COLOR)):
-            x, y = epoch_points(epochs, key)
-            epoch_values += y
-            if x:
-                fig.add_trace(go.Scatter(
-                    x=x, y=y, name=name, mode="lines+markers", line=dict(color=color, width=2), marker_size=6,
-                    legendgroup=name, showlegend=in_legend, uid=f"{name}-{metric}",
-                    hovertemplate="epoch %{x}<br>" + key + " %{y:.4f}<extra></extra>",
-                ), row=1, col=col)
-        if len(epochs) >= 2:
-            fig.update_yaxes(range=focus_range(epoch_values), row=1, col=col)
-    seen = max([row["epoch"] for row in epochs + batches], default=1)
-    fig.update_xaxes(**epoch_ticks(total_epochs or seen))
-    if total_epochs:
-        # Fixed so the axes do not jump each time a point arrives.
-        fig.update_xaxes(range=[0, total_epochs])
-    fig.update_layout(
-        height=340, margin=dict(l=10, r=10, t=70, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.12, xanchor="left", x=0),
-        uirevision="training_curves",  # keeps zoom and legend toggles across refreshes
-        **TRANSPARENT,
-    )
-    return fig
+LIVE_SERIES = ("train (per batch)", "train", "validation")
+
+
+def curve_data(epochs: list[dict], batches: list[dict], steps_per_epoch: int | None, metric: str) -> pd.DataFrame:
+    """One row per point of a metric's curves: epoch (x), value and series (LIVE_SERIES)."""
+    parts = []
+    if steps_per_epoch:
+        x, y = batch_points(batches, metric, steps_per_epoch)
+        parts.append(pd.DataFrame({"epoch": x, "value": y, "series": LIVE_SERIES[0]}))
+    for key, name in ((metric, "train"), (f"val_{metric}", "validation")):
+        x, y = epoch_points(epochs, key)
+        parts.append(pd.DataFrame({"epoch": np.asarray(x, dtype=float), "value": np.asarray(y, dtype=float), "series": name}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def curve_spec(metric: str, epochs: list[dict], total_epochs: int | None = None) -> dict:
+    """A Vega-Lite chart of one metric: train and validation per epoch over the per-batch training values.
+
+    Vega-Lite, not Plotly, because of how Streamlit updates them: a Plotly chart whose data
+    changed is drawn anew in the browser, while a Vega-Lite chart whose spec is unchanged
+    keeps its view and only swaps its data. This spec changes only when an epoch ends (the y
+    range focuses on the epoch values), so the per-batch points that come in between cost the
+    browser a data swap, not a new chart.
+    """
+    seen = max([row["epoch"] for row in epochs], default=1)
+    epoch_values = [v for key in (metric, f"val_{metric}") for v in epoch_points(epochs, key)[1]]
+    color = {
+        "field": "series", "type": "nominal", "legend": {"orient": "top", "title": None, "symbolType": "stroke"},
+        "scale": {"domain": list(LIVE_SERIES), "range": [TRAIN_COLOR, TRAIN_COLOR, VAL_COLOR]},
+    }
+    encoding = {
+        # Fixed so the axes do not jump each time a point arrives; whole-epoch ticks.
+        "x": {"field": "epoch", "type": "quantitative", "title": "epoch",
+              "scale": {"domain": [0, total_epochs or seen]}, "axis": {"tickMinStep": 1}},
+        "y": {"field": "value", "type": "quantitative", "title": None,
+              "scale": {"domain": focus_range(epoch_values)} if len(epochs) >= 2 else {"zero": False}},
+        "color": color,
+        "tooltip": [{"field": "series", "type": "nominal", "title": None},
+                    {"field": "epoch", "type": "quantitative", "format": ".2f"},
+                    {"field": "value", "type": "quantitative", "title": metric, "format": ".4f"}],
+    }
+    return {
+        "title": metric.capitalize(), "height": 280,
+        # SVG: one path per line, which the browser tests can read; as fast as canvas here.
+        "usermeta": {"embedOptions": {"renderer": "svg"}},
+        "layer": [
+            {"name": "batches", "transform": [{"filter": {"field": "series", "equal": LIVE_SERIES[0]}}],
+             "mark": {"type": "line", "strokeWidth": 1, "opacity": 0.5, "clip": True}, "encoding": encoding},
+            {"name": "epochs", "transform": [{"filter": {"not": {"field": "series", "equal": LIVE_SERIES[0]}}}],
+             "mark": {"type": "line", "point": True, "strokeWidth": 2, "clip": True}, "encoding": encoding},
+        ],
+    }
 
 
 def overlay_curves(curves: dict[str, list[dict]], metric: str) -> go.Figure:

@@ -8,11 +8,20 @@ import streamlit as st
 from fmnist.data import DatasetError, load_dataset
 from fmnist.home import home_dir
 from fmnist.models import stack_name
-from fmnist.store import RunStore
+from fmnist.store import ACTIVE, RunStore
 
 TRAIN_PAGE = "pages/train.py"
 ENTERED = "entered_through_navigation"  # set by streamlit_app.py
 LEADERBOARD_PAGE = "pages/leaderboard.py"
+# The sidebar's refresh: every STATUS_EVERY_S while a run is queued or training (its progress),
+# every IDLE_STATUS_EVERY_S with nothing active, only to notice a run started elsewhere (another
+# tab, the command line): each refresh makes the browser redraw the page's elements, which on a
+# page full of charts costs more than the refresh itself (README, "The app").
+STATUS_EVERY_S = 2.0
+IDLE_STATUS_EVERY_S = 10.0
+ACTIVITY = "active_runs_drawn"  # the active runs a page run was drawn for: see remember_activity
+PAGE_ACTIVITY = "active_runs_page"  # the same, as the page itself saw them (page_drawn_for)
+SIDEBAR_QUIET = "sidebar_quiet"  # the page refreshes itself while runs are active; the sidebar does not
 
 
 def enter_through_navigation() -> None:
@@ -79,21 +88,62 @@ def run_label(run) -> str:
     return f"#{run.id} {run.name} ({stack_name(run.spec)})"
 
 
-@st.fragment(run_every=2.0)
-def sidebar_status():
-    """Which run trains now and what waits, refreshed wherever the person is."""
-    store = get_store()
-    active = store.list_runs(statuses=("queued", "running"))
+def activity(runs) -> tuple:
+    """Which runs are queued or training, and which of the two: a page drawn for other ones is out of date."""
+    return tuple((run.id, run.status) for run in runs if run.active)
+
+
+def page_drawn_for(runs) -> None:
+    """A page whose view depends on the active runs (Build & Train's live panel) says which runs it
+    was drawn from, so that a run starting or ending between that and the end of the page run is
+    not missed. Other pages count the runs active at the end of their run (remember_activity)."""
+    st.session_state[PAGE_ACTIVITY] = activity(runs)
+
+
+def remember_activity() -> None:
+    """Last thing of every page run (streamlit_app.py): the active runs the page now shows. A refresh
+    that finds others (activity_changed) reruns the page, so that it draws itself for them: Build &
+    Train's live panel refreshing while a run trains and standing still once none does, the
+    Leaderboard with the new run. Run ends and starts are rare: these page runs cost nothing."""
+    drawn = st.session_state.pop(PAGE_ACTIVITY, None)
+    st.session_state[ACTIVITY] = drawn if drawn is not None else activity(get_store().list_runs(statuses=ACTIVE))
+
+
+def activity_changed(runs) -> bool:
+    """In a fragment's refresh: whether other runs are active than the page was drawn for.
+    False during a page run, whose own end is what counts (remember_activity)."""
+    drawn = st.session_state.get(ACTIVITY)
+    return drawn is not None and activity(runs) != drawn
+
+
+def sidebar_status(page_refreshes_while_active: bool = False) -> None:
+    """Which run trains now and what waits, wherever the person is. It refreshes every
+    STATUS_EVERY_S while a run is active, every IDLE_STATUS_EVERY_S otherwise; and not at all
+    on a page that refreshes itself while a run is active (Build & Train), which then also
+    watches for runs starting and ending."""
+    st.session_state[ACTIVITY] = None  # set when the page is done (remember_activity)
+    active = get_store().list_runs(statuses=ACTIVE)
+    quiet = page_refreshes_while_active and bool(active)
+    st.session_state[SIDEBAR_QUIET] = quiet
+    every = None if quiet else STATUS_EVERY_S if active else IDLE_STATUS_EVERY_S
+    st.fragment(sidebar_panel, run_every=every)(quiet)
+
+
+def sidebar_panel(quiet: bool) -> None:
+    active = get_store().list_runs(statuses=ACTIVE)  # the active runs only: this runs on every open tab
+    if activity_changed(active):
+        st.rerun()
     running = [r for r in active if r.status == "running"]
     queued = [r for r in active if r.status == "queued"]
     if not running:
         st.caption("No run is training.")
     for run in running:
         st.markdown(f"**Training:** {run_label(run)}")
-        st.progress(run.fraction_done(), text=f"epoch {run.epoch}/{run.total_epochs}")
+        if not quiet:  # a quiet sidebar's bar would stand still: the page below shows the progress
+            st.progress(run.fraction_done(), text=f"epoch {run.epoch}/{run.total_epochs}")
     if queued:
         st.caption("Queued: " + ", ".join(f"#{r.id}" for r in queued))
-    if active:
+    if active and not quiet:
         st.page_link(TRAIN_PAGE, label="Watch it live", icon=":material/monitoring:")
 
 

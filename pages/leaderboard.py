@@ -137,9 +137,15 @@ def start_job(store: RunStore, run_id: int, kind: str, count_key: str) -> None:
     st.toast(f"Queued job #{job_id}: {store.get(job_id).name}", icon=":material/schedule:")
 
 
-@st.fragment(run_every=2.0)
 def job_status(store: RunStore, run_id: int) -> None:
-    """This run's cross-validation and seed jobs: progress while they train, scores as folds end."""
+    """This run's cross-validation and seed jobs: progress while they train, scores as folds end.
+    It refreshes only while one of them is queued or training; the page runs again when they end
+    (the sidebar notices), and draws it still."""
+    active = any(job.active for job in store.list_runs() if job.parent_id == run_id)
+    st.fragment(job_lines, run_every=2.0 if active else None)(store, run_id)
+
+
+def job_lines(store: RunStore, run_id: int) -> None:
     jobs = [job for job in store.list_runs() if job.parent_id == run_id]
     for job in jobs[-3:]:
         scores = ", ".join(f"{s:.4f}" for s in job.scores) or "none yet"

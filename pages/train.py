@@ -3,13 +3,16 @@
 import pandas as pd
 import streamlit as st
 
-from fmnist.charts import stack_diagram, training_curves
+from fmnist.charts import curve_data, curve_spec, stack_diagram
 from fmnist.models import (
     ACTIVATIONS, KERNEL_SIZES, LR_SCHEDULES, MAX_CONV_BLOCKS, MAX_LAYERS, PRESET_EXPECTED, PRESETS, WIDTH_RANGE,
     ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, cpu_has_bfloat16, summary_rows, validate,
 )
 from fmnist.store import run_to_watch
-from fmnist.ui import LEADERBOARD_PAGE, dataset_or_message, enter_through_navigation, get_store, run_label
+from fmnist.ui import (
+    LEADERBOARD_PAGE, SIDEBAR_QUIET, activity, dataset_or_message, enter_through_navigation, get_store, open_store,
+    page_drawn_for, run_label,
+)
 from fmnist.worker import launch
 
 DEFAULT_PRESET = "Seed D: 128-64"
@@ -17,6 +20,8 @@ BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
 TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, 60000]
 FILTER_CHOICES = [8, 16, 32, 64, 128]
+LIVE_EVERY_S = 1.0  # the live curves refresh at least once a second while a run trains
+METRICS = ("loss", "accuracy")
 
 
 def apply_preset():
@@ -193,10 +198,36 @@ def cached_summary(spec: ModelSpec) -> pd.DataFrame:
     return pd.DataFrame(summary_rows(spec))
 
 
-@st.fragment(run_every=1.0)
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_curves(home: str, run_id: int, points: tuple[int, int], steps_per_epoch: int | None) -> tuple[list, dict]:
+    """A run's epoch rows and its curves' data per metric, read again only when the run has new
+    points (`points`: its epoch and batch row counts), and once for all the tabs that watch it."""
+    store = open_store(home)
+    epochs, batches = store.epochs(run_id), store.batches(run_id)
+    return epochs, {metric: curve_data(epochs, batches, steps_per_epoch, metric) for metric in METRICS}
+
+
 def live_panel():
+    """The watched run's progress and curves. They refresh every LIVE_EVERY_S while a run is queued
+    or training, and not at all otherwise: each page run decides (a page run clears the browser's
+    refresh timers, and a fragment drawn without run_every sets none), so a run that has ended
+    costs nothing to look at. When runs start or end the page runs again (ui.activity_changed):
+    from the panel's own refresh while it refreshes, from the sidebar's while it stands still."""
+    runs = get_store().list_runs()
+    live = any(run.active for run in runs)  # then the watched run is one of them (run_to_watch)
+    page_drawn_for(runs)
+    if not live and st.session_state.pop(SIDEBAR_QUIET, False):
+        st.rerun()  # the runs ended after the sidebar saw them: a page run again, with the sidebar refreshing
+    st.fragment(live_view, run_every=LIVE_EVERY_S if live else None)(activity(runs))
+
+
+def live_view(drawn_for: tuple):
+    """`drawn_for`: the active runs when the page drew the panel (a fragment's refreshes keep its arguments)."""
     store = get_store()
-    run = run_to_watch(store.list_runs(), st.session_state.get("watch_run"))
+    runs = store.list_runs()
+    if activity(runs) != drawn_for:
+        st.rerun()  # a run started or ended: the page draws itself again, the panel with it
+    run = run_to_watch(runs, st.session_state.get("watch_run"))
     if run is None:
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
         return
@@ -209,10 +240,9 @@ def live_panel():
         st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
     elif run.status == "running":
         show_progress(run)
-    st.plotly_chart(
-        training_curves(store.epochs(run.id), store.batches(run.id), run.steps_per_epoch, run.total_epochs),
-        key="live_curves", config={"displayModeBar": False},
-    )
+    epochs, data = cached_curves(str(store.home), run.id, store.point_counts(run.id), run.steps_per_epoch)
+    for column, metric in zip(st.columns(2), METRICS):
+        column.container(key=f"live_{metric}").vega_lite_chart(data[metric], curve_spec(metric, epochs, run.total_epochs), width="stretch")
     show_result(run, store)
 
 

@@ -181,3 +181,87 @@ def test_a_run_whose_process_died_shows_why(app):
     app.run()
     assert any("interrupted" in e.value and "ended without finishing" in e.value for e in app.error)
     assert store.get(run_id).status == "interrupted"
+
+
+# --- the live panel: refreshing while a run trains, still once it has ended (issue 13) ---
+
+LIVE_EVERY_S = 1.0  # pages/train.py: the curves refresh at least once a second while a run trains
+
+
+def refresh_intervals(monkeypatch) -> list[float]:
+    """The refresh intervals the app asks the browser for (Streamlit's auto_rerun messages: the
+    browser reruns a fragment every `interval` seconds), as they are sent."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+
+    sent, enqueue = [], ForwardMsgQueue.enqueue
+
+    def recording(self, msg):
+        if msg.WhichOneof("type") == "auto_rerun":
+            sent.append(msg.auto_rerun.interval)
+        return enqueue(self, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", recording)
+    return sent
+
+
+def write_epoch(store: RunStore, run_id: int, epoch: int, steps: int = 10) -> None:
+    """An epoch's per-batch points and its end, as the engine's callback writes them."""
+    for step in range(1, steps + 1):
+        store.record_progress(run_id, epoch, step, steps, 1000.0, [(epoch, step, 1.0 / (epoch + step), 0.5 + 0.01 * step)])
+    store.record_epoch(run_id, epoch, {"loss": 0.5 / epoch, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.78}, 1.0)
+
+
+def training_run(store: RunStore) -> int:
+    """A run in its training process (this one: alive, so it is not taken for interrupted)."""
+    run_id = store.create_run(dense_spec([32], epochs=5), name="watched")
+    assert store.try_start(run_id, max_parallel=1)
+    return run_id
+
+
+def live_points(at, metric: str = "loss") -> int:
+    """The per-batch points the live chart of `metric` was sent."""
+    import pyarrow
+
+    [chart] = [c for c in at.get("vega_lite_chart") if f'"title": "{metric.capitalize()}"' in c.proto.spec]
+    data = pyarrow.ipc.open_stream(chart.proto.data.data).read_all().to_pandas()
+    return int((data["series"] == "train (per batch)").sum())
+
+
+def test_a_training_runs_panel_refreshes_every_second_and_shows_new_points(home, monkeypatch):
+    store = RunStore()
+    run_id = training_run(store)
+    write_epoch(store, run_id, 1)
+    sent = refresh_intervals(monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert LIVE_EVERY_S in sent, "the browser refreshes the panel every second"
+    assert any("watched" in m.value and "running" in m.value for m in at.markdown)
+    assert live_points(at) == 10
+    write_epoch(store, run_id, 2)
+    at.run()
+    assert live_points(at) == live_points(at, "accuracy") == 20, "the panel picks up the new points"
+
+
+def test_an_ended_runs_panel_stands_still_and_is_built_once(home, monkeypatch):
+    import fmnist.charts
+    import streamlit as st
+
+    store = RunStore()
+    run_id = training_run(store)
+    write_epoch(store, run_id, 1)
+    store.finish(run_id, "finished", test_loss=0.4, test_acc=0.85, train_s=2.0)
+    built, curve_data = [], fmnist.charts.curve_data
+    monkeypatch.setattr(fmnist.charts, "curve_data", lambda *args: built.append(args[-1]) or curve_data(*args))
+    st.cache_data.clear()
+    sent = refresh_intervals(monkeypatch)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert any(m.label == "Test accuracy" for m in at.metric)
+    assert LIVE_EVERY_S not in sent, "no refresh of an ended run's panel"
+    for width in (100, 101, 100):  # page runs that redraw the panel: a person moving a slider
+        at.slider(key="build_width_0").set_value(width).run()
+    assert live_points(at) == 10
+    assert built == ["loss", "accuracy"], "the curves' data was built once, not on every page run"
+    assert LIVE_EVERY_S not in sent

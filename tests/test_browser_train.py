@@ -7,8 +7,9 @@ import pytest
 
 from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
 from conftest import wait_until
-from fmnist.models import PRESETS, count_params, stack_name
+from fmnist.models import PRESETS, count_params, dense_spec, stack_name
 from fmnist.store import RunStore
+from fmnist.worker import launch
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
 
@@ -29,9 +30,10 @@ def live_points(page) -> int:
     """Points of the per-batch training loss line in the live chart."""
     return page.evaluate(
         """() => {
-            const plot = document.querySelector('.st-key-live_curves .js-plotly-plot');
-            if (!plot || !plot._fullData) return 0;  // _fullData: the arrays as Plotly decoded and drew them
-            return plot._fullData.filter(t => t.name === 'train (per batch)').reduce((n, t) => n + t.x.length, 0);
+            // the per-batch loss line as the browser drew it: one SVG path, M then an L per further point
+            const path = document.querySelector('.st-key-live_loss .batches_marks path');
+            const d = path ? path.getAttribute('d') || '' : '';
+            return d ? d.split('L').length : 0;
         }"""
     )
 
@@ -109,3 +111,43 @@ def test_pick_small_cnn_train_it_and_find_it_on_the_leaderboard(server, browser)
     table.locator("tbody tr td").get_by_text("my first cnn", exact=True).wait_for(state="attached", timeout=30000)
     table.locator("tbody tr td").get_by_text(stack_name(small_cnn), exact=True).wait_for(state="attached")
     screenshot(page, "leaderboard-small-cnn")
+
+
+def ended_run(store: RunStore) -> int:
+    """A run that trained two epochs and finished, written to the store as the engine writes it."""
+    run_id = store.create_run(dense_spec([32], epochs=2), name="ended long ago")
+    assert store.try_start(run_id, max_parallel=1)
+    for epoch in (1, 2):
+        store.record_progress(run_id, epoch, 10, 10, 1000.0, [(epoch, 10, 0.5 / epoch, 0.8)])
+        store.record_epoch(run_id, epoch, {"loss": 0.5 / epoch, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.78}, 1.0)
+    store.finish(run_id, "finished", test_loss=0.4, test_acc=0.85, train_s=2.0)
+    return run_id
+
+
+def test_an_ended_run_stands_still_until_a_run_starts_elsewhere(server, browser):
+    """Issue 13: a tab showing a run that has ended is not sent its curves again and again; a run
+    started from elsewhere (here the way the app itself starts one) makes it refresh again."""
+    url, home = server
+    store = RunStore(home)
+    ended_run(store)
+    page = browser.new_context(viewport={"width": 1400, "height": 2200}).new_page()
+    received = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: received.append(frame)))
+    page.goto(url)
+    page.get_by_text("ended long ago").first.wait_for(timeout=30000)
+    page.get_by_text("· finished").wait_for(timeout=30000)
+    wait_until(lambda: live_points(page) == 2, timeout=30, message="the ended run's two per-batch points")
+    page.wait_for_timeout(2000)  # the page run's last messages
+    received.clear()
+    page.wait_for_timeout(4000)  # four refreshes of a live panel
+    resent = [frame for frame in received if isinstance(frame, bytes) and b'"batches"' in frame]
+    assert not resent, "the ended run's curves were sent again"
+
+    run_id = launch(store, dense_spec([32], epochs=30), name="started elsewhere", train_limit=20000)
+    try:
+        page.get_by_text("· running").wait_for(timeout=60000)
+        seen = wait_until(lambda: live_points(page), timeout=60, message="live points of the new run")
+        wait_until(lambda: live_points(page) > seen, timeout=30, message="the new run's curve to gain points")
+    finally:
+        store.request_stop(run_id)
+    page.get_by_text("· stopped").wait_for(timeout=60000)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from fmnist.charts import overlay_curves, stack_diagram, training_curves
+from fmnist.charts import LIVE_SERIES, curve_data, curve_spec, focus_range, overlay_curves, stack_diagram
 from fmnist.models import PRESETS, count_params, dense_spec
 
 SEED_A = PRESETS["Seed A: 64-128-64-32"]
@@ -101,62 +101,67 @@ def test_stack_diagram_is_a_clean_transparent_picture():
     assert len(fig.layout.shapes) == 6, "a band joins each pair of neighbouring boxes"
 
 
-# --- training_curves ---
+# --- live curves: curve_data and curve_spec ---
 
 
-def test_training_curves_epoch_lines():
-    fig = training_curves(EPOCHS, BATCHES, STEPS)
-    for metric, axis in (("loss", "x"), ("accuracy", "x2")):
-        train = one_trace(fig, "train", axis)
-        assert list(train.x) == [1, 2, 3]
-        assert list(train.y) == [row[metric] for row in EPOCHS]
-        val = one_trace(fig, "validation", axis)
-        assert list(val.x) == [1, 3], "epoch 2 has no validation value"
-        assert list(val.y) == [EPOCHS[0][f"val_{metric}"], EPOCHS[2][f"val_{metric}"]]
-        assert train.line.color != val.line.color
-        assert train.line.color == one_trace(fig, "train", "x2").line.color
-    assert [a.text for a in fig.layout.annotations] == ["Loss", "Accuracy"]
-    assert fig.layout.legend.orientation == "h"
-    assert fig.layout.uirevision
+def series(data, name):
+    rows = data[data["series"] == name]
+    return list(rows["epoch"]), list(rows["value"])
 
 
-def test_training_curves_batch_lines_sit_under_the_epoch_points():
-    fig = training_curves(EPOCHS, BATCHES, STEPS)
-    loss = one_trace(fig, "train (per batch)", "x")
-    assert len(loss.x) == len(BATCHES)
-    assert all(0 < x <= 3 for x in loss.x)
-    assert any(x != int(x) for x in loss.x)
-    assert list(loss.x[:4]) == [0.25, 0.5, 0.75, 1.0], "the last batch of epoch 1 meets its epoch point"
-    assert list(loss.y) == [row["loss"] for row in BATCHES]
-    accuracy = one_trace(fig, "train (per batch)", "x2")
-    assert list(accuracy.y) == [row["accuracy"] for row in BATCHES]
-    assert loss.opacity < 1 and loss.line.width < one_trace(fig, "train").line.width
-    # One legend entry per series, though each is drawn in both plots.
-    assert [t.name for t in fig.data if t.showlegend is not False] == ["train (per batch)", "train", "validation"]
+def test_curve_data_epoch_points():
+    for metric in ("loss", "accuracy"):
+        data = curve_data(EPOCHS, BATCHES, STEPS, metric)
+        assert series(data, "train") == ([1, 2, 3], [row[metric] for row in EPOCHS])
+        assert series(data, "validation") == ([1, 3], [EPOCHS[0][f"val_{metric}"], EPOCHS[2][f"val_{metric}"]]), \
+            "epoch 2 has no validation value"
 
 
-def test_training_curves_without_steps_or_validation():
+def test_curve_data_batch_points_meet_their_epoch_points():
+    x, y = series(curve_data(EPOCHS, BATCHES, STEPS, "loss"), "train (per batch)")
+    assert len(x) == len(BATCHES) and all(0 < v <= 3 for v in x)
+    assert x[:4] == [0.25, 0.5, 0.75, 1.0], "the last batch of epoch 1 meets its epoch point"
+    assert y == [row["loss"] for row in BATCHES]
+    assert series(curve_data(EPOCHS, BATCHES, STEPS, "accuracy"), "train (per batch)")[1] == [row["accuracy"] for row in BATCHES]
+
+
+def test_curve_data_without_steps_or_validation_or_anything_yet():
     no_val = [{**row, "val_loss": None, "val_accuracy": None} for row in EPOCHS]
-    fig = training_curves(no_val, BATCHES, None)
-    assert {t.name for t in fig.data} == {"train"}
-    assert len(fig.data) == 2
+    assert set(curve_data(no_val, BATCHES, None, "loss")["series"]) == {"train"}
+    empty = curve_data([], [], None, "loss")
+    assert len(empty) == 0 and list(empty.columns) == ["epoch", "value", "series"]
 
 
-def test_training_curves_with_no_data_yet():
-    fig = training_curves([], [], None)
-    assert len(fig.data) == 0
-    assert fig.layout.xaxis.domain[1] < fig.layout.xaxis2.domain[0], "both subplots' axes are still drawn"
-    assert fig.layout.xaxis.title.text == fig.layout.xaxis2.title.text == "epoch"
-    fig = training_curves([], [], 100, total_epochs=10)
-    assert len(fig.data) == 0
-    assert tuple(fig.layout.xaxis.range) == (0, 10)
+def test_curve_spec_is_valid_vega_lite():
+    import altair
+
+    for epochs in (EPOCHS, EPOCHS[:1], []):
+        altair.LayerChart.from_dict(curve_spec("loss", epochs, 10), validate=True)
 
 
-def test_total_epochs_fixes_the_x_range():
-    fig = training_curves(EPOCHS, BATCHES, STEPS, total_epochs=20)
-    assert tuple(fig.layout.xaxis.range) == tuple(fig.layout.xaxis2.range) == (0, 20)
-    assert fig.layout.xaxis.dtick == 2, "whole epochs, not half ones"
-    assert training_curves(EPOCHS, BATCHES, STEPS).layout.xaxis.range is None
+def test_curve_spec_draws_the_series_apart():
+    spec = curve_spec("accuracy", EPOCHS)
+    assert spec["title"] == "Accuracy"
+    batches, epochs = spec["layer"]
+    assert batches["mark"]["strokeWidth"] < epochs["mark"]["strokeWidth"] and batches["mark"]["opacity"] < 1
+    assert epochs["mark"]["point"], "epoch values are points on their line"
+    color = epochs["encoding"]["color"]
+    assert color["scale"]["domain"] == list(LIVE_SERIES) == ["train (per batch)", "train", "validation"]
+    per_batch, train, validation = color["scale"]["range"]
+    assert per_batch == train != validation
+    assert "data" not in spec, "the data travels apart: a new point leaves the spec as it was"
+
+
+def test_curve_spec_axes():
+    x = curve_spec("loss", EPOCHS, total_epochs=20)["layer"][0]["encoding"]["x"]
+    assert x["scale"]["domain"] == [0, 20], "fixed: the axes do not jump as points arrive"
+    assert x["axis"]["tickMinStep"] == 1, "whole epochs, not half ones"
+    assert curve_spec("loss", EPOCHS)["layer"][0]["encoding"]["x"]["scale"]["domain"] == [0, 3]
+    y = curve_spec("loss", EPOCHS)["layer"][0]["encoding"]["y"]
+    values = [row["loss"] for row in EPOCHS] + [0.45, 0.36]
+    assert y["scale"]["domain"] == focus_range(values), "around the epoch values, not the first batches' 2.3"
+    assert curve_spec("loss", EPOCHS[:1])["layer"][0]["encoding"]["y"]["scale"] == {"zero": False}
+    assert all(layer["mark"]["clip"] for layer in curve_spec("loss", EPOCHS)["layer"])
 
 
 # --- overlay_curves ---
@@ -178,15 +183,13 @@ def test_overlay_curves_one_colour_per_run():
     assert len(overlay_curves({}, "loss").data) == 0
 
 
-def test_training_curves_focus_on_the_epoch_values_once_there_are_two():
+def test_live_curves_focus_on_the_epoch_values_once_there_are_two():
     epochs = [
         {"epoch": 1, "loss": 0.6, "accuracy": 0.78, "val_loss": 0.5, "val_accuracy": 0.8},
         {"epoch": 2, "loss": 0.4, "accuracy": 0.85, "val_loss": 0.45, "val_accuracy": 0.84},
     ]
-    batches = [{"epoch": 1, "step": 1, "loss": 2.3, "accuracy": 0.1}]
-    fig = training_curves(epochs, batches, steps_per_epoch=10)
-    low, high = fig.layout.yaxis.range
-    assert low < 0.4 and 0.6 < high < 2.3, "epoch losses fill the plot; the first batch's 2.3 is off the top"
-    low, high = fig.layout.yaxis2.range
+    low, high = curve_spec("loss", epochs)["layer"][0]["encoding"]["y"]["scale"]["domain"]
+    assert low < 0.4 and 0.6 < high < 2.3, "epoch losses fill the plot; a first batch's 2.3 is off the top"
+    low, high = curve_spec("accuracy", epochs)["layer"][0]["encoding"]["y"]["scale"]["domain"]
     assert 0.1 < low < 0.78 and high > 0.85
-    assert training_curves(epochs[:1], batches, steps_per_epoch=10).layout.yaxis.range is None
+    assert "domain" not in curve_spec("loss", epochs[:1])["layer"][0]["encoding"]["y"]["scale"]
