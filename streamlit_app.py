@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fmnist.ui import (
-    ENTERED, keep_keras_between_runs, keep_widget_state, remember_activity, sidebar_status,
+    ENTERED, keep_keras_between_runs, keep_widget_state, remember_activity, sidebar_status, warm_up_in_background,
 )
 
 keep_keras_between_runs()
@@ -25,4 +25,7 @@ st.session_state[ENTERED] = True
 try:
     pages.run()
 finally:
-    remember_activity()  # however the page ended (st.stop, st.rerun): the active runs it now shows
+    # However the page ended (st.stop, st.rerun): what it now shows, and, once per server after
+    # the first page, TensorFlow warmed up in the background.
+    remember_activity()
+    warm_up_in_background()

@@ -1,8 +1,11 @@
 """What every page shares: the cached run store and dataset, the sidebar's run status, and the
-server's set-up (no Keras reset after each run)."""
+server's set-up (no Keras reset after each run, TensorFlow warmed up in the background)."""
 
+import os
+import threading
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from fmnist.data import DatasetError, load_dataset
@@ -158,3 +161,36 @@ def keep_keras_between_runs() -> None:
     from streamlit.runtime.scriptrunner import script_runner
 
     script_runner._clean_problem_modules = lambda: None
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_in_background() -> threading.Thread | None:
+    """Once per server process: load TensorFlow, the dataset and the best run's model in a
+    thread, so that the first visit to Classify finds them ready (TensorFlow's import alone
+    takes seconds). Started once the first page has been drawn, so it never delays that page.
+
+    Not under AppTest (`global.appTest`), whose tests check that pages other than Classify
+    never import TensorFlow; FMNIST_WARM_UP=0 turns it off (a server that never classifies)."""
+    from streamlit import config  # AppTest patches this module's get_option, not st.get_option
+
+    if config.get_option("global.appTest") or os.environ.get("FMNIST_WARM_UP", "1") == "0":
+        return None
+    thread = threading.Thread(target=warm_up, name="fmnist-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def warm_up() -> None:
+    from fmnist.leaderboard import best_run
+    from fmnist.prediction import predict_image
+
+    try:
+        get_dataset()
+        best = best_run(get_store().list_runs())
+        if best is None:
+            import keras  # noqa: F401  (the first model trained will need it)
+            return
+        model = load_run_model(best.id)
+        predict_image(model, np.zeros((28, 28), dtype=np.float32))  # traces the predict step once
+    except Exception:  # noqa: S110  (a page that needs what failed here shows why)
+        pass

@@ -198,3 +198,21 @@ def test_a_missing_or_corrupt_model_file_is_a_clear_message(app, trained):
         os.replace(kept, path)
     app.run()
     assert not app.error and app.tabs, "the restored file loads again"
+
+
+def test_the_warm_up_loads_the_best_model_before_the_first_visit(trained, monkeypatch):
+    """What the server does in the background once its first page is drawn (ui.warm_up_in_background):
+    the first visit to Classify then finds the best model loaded."""
+    from fmnist import ui
+
+    store, _, better = trained
+    monkeypatch.setenv("FMNIST_HOME", str(store.home))
+    ui.cached_model.clear()
+    ui.warm_up()
+    loads = []
+    monkeypatch.setattr(RunStore, "load_model", lambda self, run_id: loads.append(run_id))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(PAGE).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="classify_run").value == better
+    assert loads == [], "Classify loaded the model again"
