@@ -193,6 +193,10 @@ def cmd_seed_table(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.watch:
+        from fmnist.watch_bench import main as watch_bench
+
+        return watch_bench([])
     from fmnist.bench import run_bench
 
     return run_bench(args)
@@ -237,6 +241,8 @@ def main(argv=None) -> int:
     bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine, and load/eval times")
     bench.add_argument("--json", action="store_true", help="one JSON object per batch size")
     bench.add_argument("--repeats", type=positive_int, default=3, help="timed epochs per side and batch size")
+    bench.add_argument("--watch", action="store_true",
+                       help="instead: training alone against watched in Chromium, idle CPU, page times (python -m fmnist.watch_bench)")
     bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)

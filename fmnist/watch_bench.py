@@ -1,0 +1,304 @@
+"""`python -m fmnist.watch_bench`: what watching the app costs, measured as a person uses it.
+
+Starts `streamlit run streamlit_app.py` on a free 127.0.0.1 port with a temporary FMNIST_HOME (the
+app's own .streamlit/config.toml applies), then trains the same model with `python -m fmnist train`
+alone, with one Chromium tab on Build & Train watching it, and with two tabs, in alternating rounds,
+and prints the median samples/s and the watched/alone ratios. Then, with nothing training: the
+server's and the browser's CPU with one tab idle on each page, the time of a page switch and of a
+slider move as the browser shows them, and the first Classify visit after a fresh server start.
+
+Needs what the browser tests need (`./setup.sh --test`): Playwright and Debian's Chromium, driven
+the way tests/browser.py drives them. No figure here is asserted anywhere: it prints, you read.
+"""
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the browser tests' server and Chromium set-up, shared
+
+from browser import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit  # noqa: E402
+
+CONDITIONS = ("alone", "one tab", "two tabs")
+TABS = {"alone": 0, "one tab": 1, "two tabs": 2}
+# (title in the sidebar, URL path, what shows once the page is complete)
+PAGES = (
+    ("Build & Train", "", "· finished"),
+    ("Leaderboard", "leaderboard", "Reproduce the seed's table"),
+    ("Evaluate", "evaluate", "Mistakes"),
+    ("Classify", "classify", "Brush size"),
+    ("Data", "data", "9 · Ankle boot"),
+)
+VIEWPORT = {"width": 1400, "height": 1000}
+LIVE_POINTS = """() => {
+    const path = document.querySelector('.st-key-live_loss .batches_marks path');
+    const d = path ? path.getAttribute('d') || '' : '';
+    return d ? d.split('L').length : 0;
+}"""
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def browser_processes() -> list[psutil.Process]:
+    """Chromium's processes (browser, renderers, GPU and utility ones): Playwright's driver starts them."""
+    return [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
+
+
+def cpu_seconds(process: psutil.Process) -> float | None:
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return None
+    return times.user + times.system
+
+
+class CpuMeter:
+    """Cores used by the server and by Chromium between start() and stop()."""
+
+    def __init__(self, server_pid: int):
+        self.server = psutil.Process(server_pid)
+
+    def start(self):
+        self.t0 = time.perf_counter()
+        self.server0 = cpu_seconds(self.server)
+        self.browser0 = {process: cpu_seconds(process) for process in browser_processes()}
+        return self
+
+    def stop(self) -> tuple[float, float]:
+        wall = time.perf_counter() - self.t0
+        # A renderer that ended meanwhile (a closed tab) took its seconds with it: counted as none.
+        browser = sum(max((cpu_seconds(p) or start) - start, 0.0) for p, start in self.browser0.items() if start is not None)
+        return (cpu_seconds(self.server) - self.server0) / wall, browser / wall
+
+
+def idle(page, timeout_ms: int = 60000) -> None:
+    """Until the app's script run is over (Streamlit marks it on the app's root element)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout_ms)
+
+
+def open_tab(browser, url: str, ready: str = "Build & Train", role_heading: bool = True):
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.goto(url)
+    if role_heading:
+        page.get_by_role("heading", name=ready).wait_for(timeout=60000)
+    else:
+        page.get_by_text(ready).first.wait_for(timeout=60000)
+    idle(page)
+    return page
+
+
+def close(page) -> None:
+    page.context.close()
+
+
+def train_command(args, name: str) -> list[str]:
+    command = [sys.executable, "-m", "fmnist", "train", "--layers", "256,128", "--batch-size", "64",
+               "--epochs", str(args.epochs), "--name", name]
+    return command + (["--limit", str(args.limit)] if args.limit else [])
+
+
+def train_round(args, home: Path, browser, url: str, condition: str, meter: CpuMeter, name: str) -> dict:
+    """One training from the command line while `condition`'s tabs watch it; its samples/s and the CPU around it."""
+    pages = [open_tab(browser, url) for _ in range(TABS[condition])]
+    meter.start()
+    process = subprocess.Popen(train_command(args, name), cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home)},
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out, _ = process.communicate(timeout=900)  # the bench sits still while it trains
+    server_cpu, browser_cpu = meter.stop()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "finished", summary
+    for page in pages:  # each tab did watch: its live curve has the run's points, and it saw the end
+        page.get_by_text(f"#{summary['run_id']} {name}").first.wait_for(timeout=30000)
+        page.get_by_text("· finished").first.wait_for(timeout=30000)
+        assert page.evaluate(LIVE_POINTS) > 0, "a watching tab shows no live points"
+        close(page)
+    return {"samples_per_s": summary["samples_per_s"], "server_cpu": server_cpu, "browser_cpu": browser_cpu}
+
+
+def idle_cpu(browser, url: str, meter: CpuMeter, seconds: float) -> list[dict]:
+    rows = []
+    for title, path, ready in PAGES:
+        page = open_tab(browser, f"{url}/{path}", ready, role_heading=False)
+        page.wait_for_timeout(3000)  # let the page settle: images, charts, the first fragment ticks
+        meter.start()
+        time.sleep(seconds)
+        server_cpu, browser_cpu = meter.stop()
+        rows.append({"page": title, "server_cpu": server_cpu, "browser_cpu": browser_cpu})
+        close(page)
+    return rows
+
+
+def page_switches(browser, url: str, loops: int = 3) -> dict[str, list[float]]:
+    """Seconds from a click in the sidebar to the page complete and its script run over."""
+    page = open_tab(browser, url)
+    times = {title: [] for title, _, _ in PAGES}
+    for _ in range(loops):
+        for title, _, ready in PAGES[1:] + PAGES[:1]:
+            start = time.perf_counter()
+            page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+            page.get_by_role("heading", name={"Data": "The data"}.get(title, title)).wait_for(timeout=60000)
+            page.get_by_text(ready).first.wait_for(timeout=60000)
+            idle(page)
+            times[title].append(time.perf_counter() - start)
+    close(page)
+    return times
+
+
+def slider_moves(browser, url: str, moves: int = 6) -> list[float]:
+    """Seconds from a key press on a layer's width slider to the new parameter count shown."""
+    page = open_tab(browser, url)
+    slider = page.get_by_test_id("stSlider").filter(has_text="Layer 1 width")
+    metric = page.get_by_test_id("stMetric").filter(has_text="Parameters")
+    times = []
+    for i in range(moves):
+        before = metric.inner_text()
+        start = time.perf_counter()
+        slider.get_by_role("slider").press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
+        page.wait_for_function("([el, text]) => el.innerText !== text", arg=[metric.element_handle(), before], polling=10)
+        idle(page)
+        times.append(time.perf_counter() - start)
+    close(page)
+    return times
+
+
+def server_side_times(home: Path, repeats: int = 5) -> dict[str, float]:
+    """Script-run seconds as the server spends them (AppTest: no browser, no websocket), medians."""
+    os.environ["FMNIST_HOME"] = str(home)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Classify loads a model in this process
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # AppTest's "missing ScriptRunContext" chatter
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.run()
+
+    def timed(step) -> float:
+        start = time.perf_counter()
+        step()
+        return time.perf_counter() - start
+
+    slider = [timed(lambda i=i: at.slider(key="build_width_0").set_value(100 + i % 2).run()) for i in range(repeats)]
+    switch = {}
+    for _ in range(2):  # the second visit is the one a person makes most
+        for title, path, _ in PAGES[1:] + PAGES[:1]:
+            script = f"pages/{path or 'train'}.py"
+            switch[title] = timed(lambda: at.switch_page(script).run())
+    assert not at.exception, at.exception
+    return {"slider": statistics.median(slider), **switch}
+
+
+def first_classify(browser, home: Path, warm_up: bool, wait_s: float) -> dict:
+    """A fresh server, the app's first page, then (after wait_s) a click on Classify until a model is ready."""
+    port = free_port()
+    os.environ["FMNIST_WARM_UP"] = "1" if warm_up else "0"  # the server inherits it
+    try:
+        server = start_streamlit(home, port)
+    finally:
+        os.environ.pop("FMNIST_WARM_UP")
+    try:
+        page = browser.new_context(viewport=VIEWPORT).new_page()
+        start = time.perf_counter()
+        page.goto(f"http://127.0.0.1:{port}")
+        page.get_by_text("· finished").first.wait_for(timeout=60000)
+        idle(page)
+        first_page = time.perf_counter() - start
+        page.wait_for_timeout(wait_s * 1000)
+        start = time.perf_counter()
+        page.get_by_test_id("stSidebarNav").get_by_text("Classify", exact=True).click()
+        page.get_by_text("Brush size").wait_for(timeout=120000)
+        idle(page)
+        classify = time.perf_counter() - start
+        close(page)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"first_page": first_page, "classify": classify}
+
+
+def median(values) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fmnist.watch_bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each set-up (default 3)")
+    parser.add_argument("--epochs", type=int, default=8, help="epochs of the 256-128 stack per round (default 8)")
+    parser.add_argument("--limit", type=int, help="training images per round (default all 60,000)")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="seconds of CPU measured per idle page (default 10)")
+    args = parser.parse_args(argv)
+    if not os.path.exists(CHROMIUM):
+        print(f"needs Debian's Chromium at {CHROMIUM} (./setup.sh --test)", file=sys.stderr)
+        return 2
+    from playwright.sync_api import sync_playwright
+
+    print(f"CPU: {cpu_model()}, {psutil.cpu_count()} cores; model 256-128, batch 64, {args.epochs} epochs, "
+          f"{args.limit or 60000:,} images; {args.rounds} rounds each, alternating", flush=True)
+    with tempfile.TemporaryDirectory(prefix="fmnist-watch-bench-") as tmp, sync_playwright() as playwright:
+        home = Path(tmp) / "home"
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = start_streamlit(home, port)
+        try:
+            meter = CpuMeter(server.pid)
+            # Untimed: warms the disk cache, decodes the dataset into the home, lets the server warm up.
+            train_round(args, home, browser, url, "one tab", meter, "warm-up")
+            rounds = {condition: [] for condition in CONDITIONS}
+            for r in range(args.rounds):
+                order = CONDITIONS[r % 3:] + CONDITIONS[:r % 3]
+                for condition in order:
+                    result = train_round(args, home, browser, url, condition, meter, f"{condition} {r + 1}")
+                    rounds[condition].append(result)
+                    print(f"round {r + 1} {condition:>8}: {result['samples_per_s']:8,.0f} samples/s · server "
+                          f"{result['server_cpu']:.2f} core · browser {result['browser_cpu']:.2f} core", flush=True)
+            alone = median([x["samples_per_s"] for x in rounds["alone"]])
+            print("\nsamples/s, median (all rounds) · watched / alone · server and browser CPU while training")
+            for condition in CONDITIONS:
+                speeds = [x["samples_per_s"] for x in rounds[condition]]
+                print(f"  {condition:>8}: {median(speeds):8,.0f} ({', '.join(f'{s:,.0f}' for s in speeds)})"
+                      f" · {median(speeds) / alone:.3f} · server {median([x['server_cpu'] for x in rounds[condition]]):.2f}"
+                      f" · browser {median([x['browser_cpu'] for x in rounds[condition]]):.2f} core", flush=True)
+
+            print(f"\nCPU with one tab idle on each page, nothing training ({args.idle_s:.0f} s each), cores:")
+            for row in idle_cpu(browser, url, meter, args.idle_s):
+                print(f"  {row['page']:>13}: server {row['server_cpu']:.3f} · browser {row['browser_cpu']:.3f}", flush=True)
+
+            print("\nIn the browser, from the click to the page complete (median of 3, seconds):")
+            for title, times in page_switches(browser, url).items():
+                print(f"  {title:>13}: {median(times):.2f} ({', '.join(f'{t:.2f}' for t in times)})", flush=True)
+            moves = slider_moves(browser, url)
+            print(f"  slider move (key press to new parameter count): {median(moves):.3f} "
+                  f"({', '.join(f'{t:.3f}' for t in moves)})", flush=True)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+        print("\nServer side (AppTest script runs, seconds):")
+        for what, seconds in server_side_times(home).items():
+            print(f"  {what:>13}: {seconds:.3f}", flush=True)
+
+        print("\nA fresh server: its first page, then Classify (seconds, from the click to a model ready):")
+        for warm_up, wait_s in ((True, 0), (True, 10), (False, 10)):
+            result = first_classify(browser, home, warm_up, wait_s)
+            print(f"  warm-up {'on ' if warm_up else 'off'}, click {wait_s:>2.0f} s after the first page: "
+                  f"first page {result['first_page']:.2f} · Classify {result['classify']:.2f}", flush=True)
+        browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
