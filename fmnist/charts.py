@@ -218,7 +218,7 @@ def curve_spec(metric: str, epochs: list[dict], total_epochs: int | None = None)
                     {"field": "value", "type": "quantitative", "title": metric, "format": ".4f"}],
     }
     return {
-        "title": metric.capitalize(), "height": 280,
+        "title": metric.capitalize(), "height": 340,  # the whole chart: title, legend, axes and plot
         # SVG: one path per line, which the browser tests can read; as fast as canvas here.
         "usermeta": {"embedOptions": {"renderer": "svg"}},
         "layer": [
