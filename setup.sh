@@ -24,5 +24,9 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${apt_packages[@]}"
 fi
 
-# pip takes seconds when everything is installed already.
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r "$requirements"
+# pip takes seconds when everything is installed already. The package itself is installed
+# editable (its code stays here), so a training process finds it from any folder; no build
+# isolation, so nothing beyond the pinned requirements is downloaded.
+pip_install=(python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore)
+"${pip_install[@]}" -r "$requirements"
+"${pip_install[@]}" --no-deps --no-build-isolation -e .

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from fmnist.ui import ENTERED, keep_widget_state, sidebar_status
+from fmnist.home import StoreError
+from fmnist.ui import ENTERED, get_store, keep_widget_state, show_store_error, sidebar_status
 
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
 
@@ -14,7 +15,15 @@ pages = st.navigation([
     st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
 ])
 keep_widget_state()
+st.session_state[ENTERED] = True
+try:
+    get_store()  # a store that cannot be opened: one message on every page, nothing touched
+except StoreError as e:
+    show_store_error(e)
+    st.stop()
 with st.sidebar:
     sidebar_status()
-st.session_state[ENTERED] = True
-pages.run()
+try:
+    pages.run()
+except StoreError as e:  # the store failed while the page used it (a disk that filled, a file replaced)
+    show_store_error(e)

@@ -9,11 +9,27 @@ from dataclasses import replace
 # TensorFlow's start-up chatter drowns the progress bar; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pandas as pd  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
 from fmnist.data import DatasetError  # noqa: E402
+from fmnist.home import StoreError  # noqa: E402
 from fmnist.models import (  # noqa: E402
-    ACTIVATIONS, LR_SCHEDULES, PRESETS, SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ConvBlock, DenseLayer, ModelSpec, dense_spec, validate,
+    ACTIVATIONS,
+    LR_SCHEDULES,
+    PRESETS,
+    SEED_STACKS,
+    SEED_TEST_ACCURACY,
+    SEED_TEST_LOSS,
+    ConvBlock,
+    DenseLayer,
+    ModelSpec,
+    dense_spec,
+    validate,
 )
-from fmnist.store import RunStore  # noqa: E402
+from fmnist.runs import RunKind, RunStatus  # noqa: E402
+from fmnist.store import RunStore, open_store  # noqa: E402
+from fmnist.worker import create_job, reap_dead_runs, this_process, wait_for_slot  # noqa: E402
 
 
 def positive_int(text: str) -> int:
@@ -68,16 +84,29 @@ def spec_from_args(args) -> ModelSpec:
         spec = replace(spec, conv=tuple(ConvBlock(filters, dropout=args.conv_dropout, batch_norm=args.conv_batch_norm) for filters in args.conv))
     values = {"lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
               "val_split": args.val_split, "seed": args.seed, "patience": args.patience}
-    switches = {"augment": args.augment, "mixed_precision": args.mixed_precision, "early_stopping": args.early_stopping, "checkpoint": args.checkpoint}
+    switches = {"augment": args.augment, "mixed_precision": args.mixed_precision,
+                "early_stopping": args.early_stopping, "checkpoint": args.checkpoint}
     changes = {name: value for name, value in values.items() if value is not None} | {name: True for name, on in switches.items() if on}
     return validate(replace(spec, **changes))
 
 
-def print_progress(epoch, epochs, step, steps, samples_per_s):
-    fraction = step / steps if steps else 0
-    bar = "#" * int(fraction * 30)
-    sys.stderr.write(f"\repoch {epoch}/{epochs} [{bar:<30}] {step}/{steps}  {samples_per_s:,.0f} samples/s ")
-    sys.stderr.flush()
+class ProgressBar:
+    """The training's progress on stderr (stdout keeps the final JSON line): a bar per epoch with the live samples/s."""
+
+    def __init__(self):
+        self.epoch, self.bar = None, None
+
+    def __call__(self, epoch, epochs, step, steps, samples_per_s):
+        if epoch != self.epoch:
+            self.close()
+            self.epoch = epoch
+            self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit=" batches", leave=True, dynamic_ncols=True)
+        self.bar.set_postfix_str(f"{samples_per_s:,.0f} samples/s", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def print_queued(position):
@@ -86,52 +115,51 @@ def print_queued(position):
 
 
 def train_in_this_process(store: RunStore, run_id: int) -> dict:
-    from fmnist.training import run_job, train_run
-    from fmnist.worker import wait_for_slot
-
     if not wait_for_slot(store, run_id, on_wait=print_queued):
         return store.get(run_id).summary()
-    run = train_run if store.get(run_id).kind == "train" else run_job
-    summary = run(store, run_id, progress=print_progress)
-    sys.stderr.write("\n")
-    return summary
+    # Keras (and TensorFlow) load here, once the run may start: `runs`, `stop` and a queued wait stay light.
+    from fmnist.training import run_job, train_run
+
+    run = train_run if store.get(run_id).kind == RunKind.TRAIN else run_job
+    progress = ProgressBar()
+    try:
+        return run(store, run_id, progress=progress)
+    finally:
+        progress.close()
 
 
 def cmd_train(args) -> int:
-    store = RunStore()
+    store = open_store()
     if args.run_id is not None:
         run = store.get(args.run_id)
-        if run is None or run.status != "queued":
+        if run is None or run.status != RunStatus.QUEUED:
             print(f"run {args.run_id} is not queued", file=sys.stderr)
             return 2
         run_id = args.run_id
     else:
-        run_id = store.create_run(spec_from_args(args), name=args.name or args.preset, train_limit=args.limit, pid=os.getpid())
+        pid, started = this_process()
+        run_id = store.create_run(spec_from_args(args), name=args.name or args.preset, train_limit=args.limit, pid=pid, pid_started=started)
     summary = train_in_this_process(store, run_id)
-    if summary["status"] == "failed":
+    if summary["status"] == RunStatus.FAILED:
         print(f"run {run_id} failed: {store.get(run_id).error}", file=sys.stderr)
     print(json.dumps(summary))
-    return 0 if summary["status"] in ("finished", "stopped") else 1
+    return 0 if RunStatus(summary["status"]).has_model else 1
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
-    def cell(value):
-        if value is None:
-            return "-"
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-    cells = [[cell(row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
+    """A plain-text table: four decimals for scores, '-' where there is no value."""
+    table = pd.DataFrame(rows, columns=columns).astype(object)
+    return table.to_string(index=False, na_rep="-", justify="left",
+                           formatters={c: lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for c in columns})
 
 
 def cmd_runs(args) -> int:
     from fmnist.leaderboard import mean_and_spread
     from fmnist.models import stack_name
 
-    runs = [run for run in RunStore().list_runs() if run.kind == "train"]
+    store = open_store()
+    reap_dead_runs(store)
+    runs = [run for run in store.list_runs() if run.kind == RunKind.TRAIN]
     if args.json:
         for run in runs:
             print(json.dumps({**run.summary(), "stack": stack_name(run.spec), "created_at": run.created_at}))
@@ -144,41 +172,42 @@ def cmd_runs(args) -> int:
         "cv": mean_and_spread(run.cv_mean, run.cv_std), "seeds": mean_and_spread(run.seeds_mean, run.seeds_std),
     } for run in runs]
     rows.sort(key=lambda r: -(r["test_acc"] or -1))
-    print(format_table(rows, ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "cv", "seeds", "train_s", "samples_per_s"]))
+    columns = ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "cv", "seeds", "train_s", "samples_per_s"]
+    print(format_table(rows, columns))
     return 0
 
 
 def cmd_job(args) -> int:
-    from fmnist.worker import create_job
-
-    kind, repeats = ("cv", args.folds) if args.command == "cv" else ("seeds", args.n)
-    store = RunStore()
-    job_id = create_job(store, args.run_id, kind, repeats, pid=os.getpid())
+    kind, repeats = (RunKind.CV, args.folds) if args.command == "cv" else (RunKind.SEEDS, args.n)
+    store = open_store()
+    pid, started = this_process()
+    job_id = create_job(store, args.run_id, kind, repeats, pid=pid, pid_started=started)
     summary = train_in_this_process(store, job_id)
     print(json.dumps(summary))
-    return 0 if summary["status"] in ("finished", "stopped") else 1
+    return 0 if RunStatus(summary["status"]).has_model else 1
 
 
 def cmd_stop(args) -> int:
     try:
-        status = RunStore().request_stop(args.run_id)
+        status = open_store().request_stop(args.run_id)
     except KeyError as e:
         print(e.args[0], file=sys.stderr)
         return 2
     messages = {
-        "cancelled": f"run {args.run_id} was queued: cancelled",
-        "running": f"run {args.run_id} will stop at its next batch and keep what it learnt",
+        RunStatus.CANCELLED: f"run {args.run_id} was queued: cancelled",
+        RunStatus.RUNNING: f"run {args.run_id} will stop at its next batch and keep what it learnt",
     }
     print(messages.get(status, f"run {args.run_id} is already {status}"))
     return 0
 
 
 def cmd_seed_table(args) -> int:
-    store = RunStore()
+    store = open_store()
     rows = []
     for name, widths in SEED_STACKS.items():
         spec = dense_spec(widths, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-        run_id = store.create_run(spec, name=name, train_limit=args.limit, pid=os.getpid())
+        pid, started = this_process()
+        run_id = store.create_run(spec, name=name, train_limit=args.limit, pid=pid, pid_started=started)
         print(f"{name}: run {run_id}", file=sys.stderr)
         summary = train_in_this_process(store, run_id)
         rows.append({
@@ -189,7 +218,7 @@ def cmd_seed_table(args) -> int:
             "run_id": run_id, "status": summary["status"],
         })
     print(format_table(rows, list(rows[0])))
-    return 0 if all(r["status"] == "finished" for r in rows) else 1
+    return 0 if all(r["status"] == RunStatus.FINISHED for r in rows) else 1
 
 
 def cmd_bench(args) -> int:
@@ -242,7 +271,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, ValueError) as e:  # SpecError is a ValueError
+    except (DatasetError, StoreError, ValueError) as e:  # SpecError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -12,11 +12,15 @@ import sys
 import tempfile
 import time
 
+import keras
+
 from fmnist.data import load_dataset, to_model_input
 from fmnist.evaluation import test_metrics
-from fmnist.models import PRESETS, build_model, with_training
+from fmnist.models import PRESETS, with_training
+from fmnist.network import build_model
+from fmnist.prediction import predict_test
 from fmnist.store import RunStore
-from fmnist.training import compile_model, engine_callbacks, learning_rate, predict_test
+from fmnist.training import compile_model, engine_callbacks, learning_rate
 
 MLP = PRESETS["Seed A: 64-128-64-32"]
 # (name, spec, batch size, training images): the CNN on a fifth of the set keeps the bench short.
@@ -27,41 +31,34 @@ CASES = (
 )
 
 
-def epoch_timer():
-    import keras
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds of each epoch, as the training loop sees them."""
 
-    class EpochTimer(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.seconds = []
+    def on_train_begin(self, logs=None):
+        self.seconds = []
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
 
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.start)
-
-    return EpochTimer()
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
 
 
 def bare_fit_seconds(spec, x, y) -> float:
-    import keras
-
     keras.utils.set_random_seed(spec.seed)
     model = build_model(spec)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(spec, len(x))), loss=spec.loss, metrics=["accuracy"])
-    timer = epoch_timer()
+    timer = EpochTimer()
     model.fit(x, y, batch_size=spec.batch_size, epochs=2, callbacks=[timer], verbose=0)
     return timer.seconds[-1]
 
 
 def engine_fit_seconds(spec, x, y, store: RunStore) -> tuple[float, int]:
     """Seconds of the timed epoch and how many live points the engine wrote in it."""
-    import keras
-
     keras.utils.set_random_seed(spec.seed)
     run_id = store.create_run(spec, name="bench")
     model = compile_model(build_model(spec), spec, len(x))
-    timer = epoch_timer()
+    timer = EpochTimer()
     callbacks = engine_callbacks(store, run_id, spec, store.run_dir(run_id)) + [timer]
     model.fit(x, y, batch_size=spec.batch_size, epochs=2, callbacks=callbacks, verbose=0)
     points = sum(1 for b in store.batches(run_id) if b["epoch"] == 2)

@@ -6,13 +6,14 @@ from datetime import datetime
 import pandas as pd
 
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, dense_spec, stack_name
-from fmnist.store import Run, RunStore
+from fmnist.runs import ACTIVE, Run, RunKind, RunStatus
+from fmnist.store import RunStore
 from fmnist.worker import launch
 
 
 def training_runs(runs: list[Run]) -> list[Run]:
     """The runs that trained a model, without the cv and seeds jobs that repeat one (their scores show on it)."""
-    return [run for run in runs if run.kind == "train"]
+    return [run for run in runs if run.kind == RunKind.TRAIN]
 
 
 def mean_and_spread(mean: float | None, std: float | None) -> str | None:
@@ -35,7 +36,7 @@ def leaderboard_table(runs: list[Run]) -> pd.DataFrame:
         "seed spread": mean_and_spread(run.seeds_mean, run.seeds_std),
         "train time (s)": run.train_s,
         "samples/s": run.samples_per_s,
-        "status": run.status,
+        "status": str(run.status),
         "created": datetime.fromtimestamp(run.created_at),
     } for run in runs]
     table = pd.DataFrame(rows, columns=[
@@ -94,7 +95,7 @@ def seed_spec(widths) -> ModelSpec:
 def train_seed_stacks(store: RunStore) -> list[int]:
     """Queue the seed's four stacks, one training process each (they train one after another).
     A stack already queued or training is not queued twice; returns the new run ids."""
-    active = [run.spec for run in training_runs(store.list_runs(statuses=("queued", "running"))) if run.train_limit is None]
+    active = [run.spec for run in training_runs(store.list_runs(statuses=ACTIVE)) if run.train_limit is None]
     run_ids = []
     for name, widths in SEED_STACKS.items():
         spec = seed_spec(widths)
@@ -110,7 +111,7 @@ def seed_comparison(runs: list[Run]) -> pd.DataFrame:
     for name, widths in SEED_STACKS.items():
         spec = seed_spec(widths)
         same = [run for run in training_runs(runs) if run.spec == spec and run.train_limit is None]
-        done = [run for run in same if run.status == "finished" and run.test_acc is not None]
+        done = [run for run in same if run.status == RunStatus.FINISHED and run.test_acc is not None]
         best = max(done, key=lambda run: run.test_acc, default=None)
         shown = best or (same[-1] if same else None)
         rows.append({
@@ -118,7 +119,7 @@ def seed_comparison(runs: list[Run]) -> pd.DataFrame:
             "seed test loss": SEED_TEST_LOSS[widths],
             "seed test accuracy": SEED_TEST_ACCURACY[widths],
             "run": f"#{shown.id}" if shown else None,
-            "status": shown.status if shown else "not trained",
+            "status": str(shown.status) if shown else "not trained",
             "test loss": best.test_loss if best else None,
             "test accuracy": best.test_acc if best else None,
             "difference (points)": 100 * (best.test_acc - SEED_TEST_ACCURACY[widths]) if best else None,

@@ -1,8 +1,8 @@
 """The training engine: Keras `fit` with a callback that streams progress to the run store.
 
-`train_run` is what a training process runs (see fmnist.worker); it records
-curves as they come, honours stop requests, evaluates on the 10,000 test
-images and saves the model.
+`train_run` and `run_job` are what a training process runs (see fmnist.worker):
+they record curves as they come, honour stop requests, evaluate and save the
+model. This is the Keras side; the pages never import it.
 """
 
 import math
@@ -10,11 +10,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from fmnist.data import Dataset, load_dataset, stratified_folds, to_model_input
 from fmnist.evaluation import test_metrics
-from fmnist.models import ModelSpec, build_model
+from fmnist.models import ModelSpec
+from fmnist.network import build_model
+from fmnist.prediction import predict_test
+from fmnist.runs import RunKind, RunStatus
 from fmnist.store import RunStore, save_atomically
 
 # Keras runs this many batches per call into the compiled graph: the Python
@@ -26,8 +30,6 @@ UPDATE_EVERY_S = 0.25
 
 def learning_rate(spec: ModelSpec, train_size: int):
     """The spec's learning rate, or a cosine decay from it to zero over the whole run."""
-    import keras
-
     if spec.lr_schedule != "cosine":
         return spec.learning_rate
     steps = math.ceil(train_size * (1 - spec.val_split) / spec.batch_size) * spec.epochs
@@ -35,8 +37,6 @@ def learning_rate(spec: ModelSpec, train_size: int):
 
 
 def compile_model(model, spec: ModelSpec, train_size: int, steps_per_execution: int = STEPS_PER_EXECUTION):
-    import keras
-
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate(spec, train_size)),
         loss=spec.loss,
@@ -53,69 +53,69 @@ def training_arrays(dataset: Dataset, limit: int | None) -> tuple[np.ndarray, np
     return to_model_input(x), y
 
 
-def make_streaming_callback(store: RunStore, run_id: int, batch_size: int, epoch_offset: int = 0, progress=None):
-    """A Keras callback that writes throttled batch points and every epoch to the store.
+class StreamToStore(keras.callbacks.Callback):
+    """Writes throttled per-batch points and every epoch to the store, and stops the
+    training at the next write after someone asked for it.
 
-    epoch_offset numbers a job's later parts after its earlier ones, so they form one curve.
+    epoch_offset numbers a job's later parts after its earlier ones, so they form one curve;
+    progress(epoch=, epochs=, step=, steps=, samples_per_s=), if given, hears every point.
     """
-    import keras
 
-    class StreamToStore(keras.callbacks.Callback):
-        # Keras then calls on_train_batch_end on a worker thread, off the training loop.
-        async_safe = True
+    # Keras then calls on_train_batch_end on a worker thread, off the training loop.
+    async_safe = True
 
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-            self.last_write = 0.0
-            self.samples_done = 0
-            self.steps = self.params.get("steps")
+    def __init__(self, store: RunStore, run_id: int, batch_size: int, epoch_offset: int = 0, progress=None):
+        super().__init__()
+        self.store, self.run_id, self.batch_size = store, run_id, batch_size
+        self.epoch_offset, self.progress = epoch_offset, progress
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch_offset + epoch + 1
-            self.epoch_start = time.perf_counter()
-            self.points = []
-            self.previous = (0, 0.0, 0.0)  # steps seen, running mean loss, running mean accuracy
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+        self.last_write = 0.0
+        self.samples_done = 0
+        self.steps = self.params.get("steps")
 
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.perf_counter()
-            if now - self.last_write < UPDATE_EVERY_S:
-                return
-            self.last_write = now
-            # With steps_per_execution, Keras numbers the epoch's last batch as if its final
-            # chunk of 16 were full.
-            self.write_point(min(batch + 1, self.steps or batch + 1), logs or {})
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = self.epoch_offset + epoch + 1
+        self.epoch_start = time.perf_counter()
+        self.previous = (0, 0.0, 0.0)  # steps seen, running mean loss, running mean accuracy
 
-        def write_point(self, steps_seen: int, logs: dict):
-            # Keras logs the epoch's running mean; the mean over the steps since the
-            # last point is what makes a per-batch curve honest.
-            seen, loss, acc = self.previous
-            new = steps_seen - seen
-            if new <= 0 or "loss" not in logs:
-                return
-            window_loss = (logs["loss"] * steps_seen - loss * seen) / new
-            window_acc = (logs["accuracy"] * steps_seen - acc * seen) / new
-            self.previous = (steps_seen, logs["loss"], logs["accuracy"])
-            samples = self.samples_done + steps_seen * batch_size
-            rate = samples / (time.perf_counter() - self.start)
-            point = (self.epoch, steps_seen, float(window_loss), float(window_acc))
-            if store.record_progress(run_id, self.epoch, steps_seen, self.steps, rate, [point]):
-                self.model.stop_training = True
-            if progress:
-                progress(epoch=self.epoch, epochs=epoch_offset + self.params["epochs"], step=steps_seen, steps=self.steps, samples_per_s=rate)
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if now - self.last_write < UPDATE_EVERY_S:
+            return
+        self.last_write = now
+        # With steps_per_execution, Keras numbers the epoch's last batch as if its final
+        # chunk of 16 were full.
+        self.write_point(min(batch + 1, self.steps or batch + 1), logs or {})
 
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            self.samples_done += (self.steps or 0) * batch_size
-            store.record_epoch(run_id, self.epoch, logs, time.perf_counter() - self.epoch_start)
+    def write_point(self, steps_seen: int, logs: dict):
+        # Keras logs the epoch's running mean; the mean over the steps since the
+        # last point is what makes a per-batch curve honest.
+        seen, loss, acc = self.previous
+        new = steps_seen - seen
+        if new <= 0 or "loss" not in logs:
+            return
+        window_loss = (logs["loss"] * steps_seen - loss * seen) / new
+        window_acc = (logs["accuracy"] * steps_seen - acc * seen) / new
+        self.previous = (steps_seen, logs["loss"], logs["accuracy"])
+        samples = self.samples_done + steps_seen * self.batch_size
+        rate = samples / (time.perf_counter() - self.start)
+        point = (self.epoch, steps_seen, float(window_loss), float(window_acc))
+        if self.store.record_progress(self.run_id, self.epoch, steps_seen, self.steps, rate, [point]):
+            self.model.stop_training = True
+        if self.progress:
+            self.progress(epoch=self.epoch, epochs=self.epoch_offset + self.params["epochs"], step=steps_seen,
+                          steps=self.steps, samples_per_s=rate)
 
-    return StreamToStore()
+    def on_epoch_end(self, epoch, logs=None):
+        self.samples_done += (self.steps or 0) * self.batch_size
+        self.store.record_epoch(self.run_id, self.epoch, logs or {}, time.perf_counter() - self.epoch_start)
 
 
 def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Path, epoch_offset: int = 0, progress=None) -> list:
-    import keras
-
     callbacks = [
-        make_streaming_callback(store, run_id, spec.batch_size, epoch_offset, progress),
+        StreamToStore(store, run_id, spec.batch_size, epoch_offset, progress),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
     ]
     if spec.early_stopping:
@@ -129,14 +129,8 @@ def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Pat
     return callbacks
 
 
-def predict_test(model, dataset: Dataset) -> np.ndarray:
-    return model.predict(to_model_input(dataset.x_test), batch_size=1024, verbose=0).astype(np.float32)
-
-
 def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoch_offset: int = 0, progress=None):
     """Build, compile and fit a model on (x, y) while streaming to the run; returns (model, epochs run, seconds)."""
-    import keras
-
     keras.utils.set_random_seed(spec.seed)
     model = compile_model(build_model(spec), spec, len(x))
     callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress)
@@ -149,6 +143,10 @@ def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoc
     if spec.checkpoint and (log_dir / "best.weights.h5").exists():
         model.load_weights(log_dir / "best.weights.h5")
     return model, len(history.history.get("loss", [])), seconds
+
+
+def ended_status(store: RunStore, run_id: int) -> RunStatus:
+    return RunStatus.STOPPED if store.stop_requested(run_id) else RunStatus.FINISHED
 
 
 def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, progress=None) -> dict:
@@ -165,13 +163,12 @@ def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, prog
         save_atomically(store.model_path(run_id), model.save)
         test_loss, test_acc = test_metrics(probs, dataset.y_test)
         trained_samples = round(len(x) * (1 - run.spec.val_split)) * epochs_done
-        status = "stopped" if store.stop_requested(run_id) else "finished"
         store.finish(
-            run_id, status, test_loss=test_loss, test_acc=test_acc, train_s=train_s,
+            run_id, ended_status(store, run_id), test_loss=test_loss, test_acc=test_acc, train_s=train_s,
             samples_per_s=trained_samples / train_s if train_s else None,
         )
     except Exception as e:  # the run records why it failed; the process exits cleanly
-        store.finish(run_id, "failed", error=f"{type(e).__name__}: {e}")
+        store.finish(run_id, RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
     return store.get(run_id).summary()
 
 
@@ -182,7 +179,7 @@ def job_parts(job, dataset: Dataset):
     seeds: the run's spec with seeds seed, seed+1, ..., scored on the test set.
     """
     x, y = training_arrays(dataset, job.train_limit)
-    if job.kind == "cv":
+    if job.kind == RunKind.CV:
         for held_out in stratified_folds(y, job.repeats, job.spec.seed):
             train = np.setdiff1d(np.arange(len(y)), held_out)
             yield job.spec, x[train], y[train], x[held_out], y[held_out]
@@ -210,8 +207,7 @@ def run_job(store: RunStore, job_id: int, dataset: Dataset | None = None, progre
             probs = model.predict(x_score, batch_size=1024, verbose=0)
             scores.append(test_metrics(probs, y_score)[1])
             store.record_scores(job_id, scores)
-        status = "stopped" if store.stop_requested(job_id) else "finished"
-        store.finish(job_id, status, train_s=train_s)
+        store.finish(job_id, ended_status(store, job_id), train_s=train_s)
     except Exception as e:  # the job records why it failed; the process exits cleanly
-        store.finish(job_id, "failed", error=f"{type(e).__name__}: {e}")
+        store.finish(job_id, RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
     return store.get(job_id).summary()

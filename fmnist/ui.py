@@ -1,13 +1,19 @@
-"""What every page shares: the cached run store and dataset, and the sidebar's run status."""
+"""What every page shares: the cached run store and dataset, models when a page needs one, and the
+sidebar's run status. Store faults are shown as one clear message, never as a traceback."""
 
+import functools
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from fmnist.data import DatasetError, load_dataset
-from fmnist.home import home_dir
+from fmnist.evaluation import read_probabilities
+from fmnist.home import StoreError, home_dir
 from fmnist.models import stack_name
-from fmnist.store import RunStore
+from fmnist.runs import ACTIVE, RunStatus
+from fmnist.store import RunStore, open_store
+from fmnist.worker import reap_dead_runs
 
 TRAIN_PAGE = "pages/train.py"
 ENTERED = "entered_through_navigation"  # set by streamlit_app.py
@@ -15,12 +21,14 @@ LEADERBOARD_PAGE = "pages/leaderboard.py"
 
 
 def enter_through_navigation() -> None:
-    """Call first thing in every page. Because the app has a pages/ folder, Streamlit runs a
+    """Call first thing in every page. Because the app has a pages/ folder, Streamlit 1.67 runs a
     page file on its own (its older multipage mode) until st.navigation has run once in the
     server, so the first visitor to open, say, /leaderboard directly would get a bare page list
-    without the app's layout. Leave that mode and rerun: the rerun goes through
-    streamlit_app.py and lands on the same page. (A session that already came through
-    streamlit_app.py, as AppTest's do, keeps its run and the click that started it.)"""
+    without the app's layout. Streamlit decides that mode from the folder's existence alone and
+    offers no setting for it (streamlit/runtime/pages_manager.py), so leave the mode as
+    st.navigation itself does, and rerun: the rerun goes through streamlit_app.py and lands on
+    the same page. (A session that already came through streamlit_app.py, as AppTest's do,
+    keeps its run and the click that started it.) tests/test_browser_direct_url.py guards it."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory and ENTERED not in st.session_state:
@@ -28,13 +36,29 @@ def enter_through_navigation() -> None:
         st.rerun()
 
 
+def show_store_error(error: StoreError) -> None:
+    st.error(f"**The run store cannot be used.** {error}", icon=":material/database_off:")
+
+
+def store_errors_shown(function):
+    """For fragments, which rerun on their own: a store fault shows its message in place."""
+    @functools.wraps(function)
+    def shown(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except StoreError as e:
+            show_store_error(e)
+    return shown
+
+
 @st.cache_resource
-def open_store(home: str) -> RunStore:
-    return RunStore(Path(home))
+def cached_store(home: str) -> RunStore:
+    return open_store(Path(home))
 
 
 def get_store() -> RunStore:
-    return open_store(str(home_dir()))
+    """The run store (opened once per server); raises StoreError, which streamlit_app.py shows."""
+    return cached_store(str(home_dir()))
 
 
 @st.cache_resource(show_spinner="Loading Fashion-MNIST…")
@@ -43,10 +67,26 @@ def get_dataset():
     return load_dataset()
 
 
+def dataset_or_message():
+    """The dataset, or None after showing how to get it."""
+    try:
+        dataset = get_dataset()
+    except DatasetError as e:
+        st.error(f"**The Fashion-MNIST dataset is missing.** {e}", icon=":material/database_off:")
+        return None
+    if dataset.note:
+        st.caption(dataset.note)
+    return dataset
+
+
+# --- models: the Keras side loads only on the pages and paths that need one ---
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
 def cached_model(home: str, run_id: int, modified_ns: int):
     """One loaded Keras model per file version: a replaced file is loaded anew."""
-    return open_store(home).load_model(run_id)
+    from fmnist.prediction import load_model  # TensorFlow loads here, when a model is needed
+
+    return load_model(cached_store(home), run_id)
 
 
 def load_run_model(run_id: int):
@@ -57,14 +97,19 @@ def load_run_model(run_id: int):
     return cached_model(str(store.home), run_id, modified_ns)
 
 
-def dataset_or_message():
-    """The dataset, or None after showing how to get it."""
-    try:
-        return get_dataset()
-    except DatasetError as e:
-        st.error(f"**The Fashion-MNIST dataset is missing.** {e}", icon=":material/database_off:")
-        return None
+def run_probabilities(run_id: int, dataset) -> np.ndarray:
+    """The run's test-set probabilities: stored with the run, or computed once from its model
+    (ModelFileError if that cannot be loaded)."""
+    store = get_store()
+    probs = read_probabilities(store.probs_path(run_id), len(dataset.y_test))
+    if probs is None:
+        from fmnist.prediction import probabilities_on_test_set  # TensorFlow: only for a run without stored ones
 
+        probs = probabilities_on_test_set(store, run_id, dataset, load_run_model)
+    return probs
+
+
+# --- state and labels ---
 
 def keep_widget_state(prefix: str = "build_") -> None:
     """Streamlit forgets a widget's value once it is not drawn (another page, a
@@ -78,13 +123,19 @@ def run_label(run) -> str:
     return f"#{run.id} {run.name} ({stack_name(run.spec)})"
 
 
+def active_runs(store: RunStore) -> list:
+    """Queued and running runs, after marking those whose process died as interrupted."""
+    reap_dead_runs(store)
+    return store.list_runs(statuses=ACTIVE)
+
+
 @st.fragment(run_every=2.0)
+@store_errors_shown
 def sidebar_status():
     """Which run trains now and what waits, refreshed wherever the person is."""
-    store = get_store()
-    active = store.list_runs(statuses=("queued", "running"))
-    running = [r for r in active if r.status == "running"]
-    queued = [r for r in active if r.status == "queued"]
+    active = active_runs(get_store())
+    running = [r for r in active if r.status == RunStatus.RUNNING]
+    queued = [r for r in active if r.status == RunStatus.QUEUED]
     if not running:
         st.caption("No run is training.")
     for run in running:

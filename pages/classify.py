@@ -4,12 +4,14 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
+from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, examples_per_class
+from fmnist.evaluation import percent, top_k
 from fmnist.imaging import EmptyImageError, ImageError, enlarge, open_image, prepare, preview
 from fmnist.leaderboard import best_run
 from fmnist.models import PRESETS, with_training
-from fmnist.prediction import percent, predict_image, probability_bars, top_k
-from fmnist.store import ModelFileError
+from fmnist.prediction import predict_image  # the one page that runs a model: TensorFlow loads with it
+from fmnist.runs import ModelFileError
 from fmnist.ui import TRAIN_PAGE, dataset_or_message, enter_through_navigation, get_store, load_run_model, run_label
 from fmnist.worker import launch
 

@@ -8,13 +8,19 @@ import streamlit as st
 from fmnist.compare_charts import confusion_heatmap, difference_heatmap
 from fmnist.data import CLASS_NAMES
 from fmnist.evaluation import (
-    accuracy, cell_examples, change_summary, confusion_matrix, most_confused, per_class_scores,
-    test_metrics, test_probabilities, top_classes,
+    accuracy,
+    cell_examples,
+    change_summary,
+    confusion_matrix,
+    most_confused,
+    per_class_scores,
+    test_metrics,
+    top_classes,
 )
-from fmnist.leaderboard import best_run, training_runs
 from fmnist.imaging import enlarge
-from fmnist.store import ModelFileError
-from fmnist.ui import TRAIN_PAGE, dataset_or_message, enter_through_navigation, get_store, load_run_model, run_label
+from fmnist.leaderboard import best_run, training_runs
+from fmnist.runs import ModelFileError
+from fmnist.ui import TRAIN_PAGE, dataset_or_message, enter_through_navigation, get_store, run_label, run_probabilities
 
 GALLERY_STEP = 40
 PER_ROW = 8
@@ -26,7 +32,7 @@ NO_TOOLBAR = {"displayModeBar": False}
 @st.cache_data(max_entries=16, show_spinner=False)
 def predictions(home: str, run_id: int, modified_ns: int, _dataset) -> np.ndarray:
     """Keyed by the file's version, so a recomputed file is read anew. Raises ModelFileError."""
-    return test_probabilities(get_store(), run_id, _dataset, load_run_model)
+    return run_probabilities(run_id, _dataset)
 
 
 def run_predictions(run, dataset) -> np.ndarray | None:

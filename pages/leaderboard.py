@@ -7,9 +7,10 @@ import streamlit as st
 from fmnist.charts import overlay_curves
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, train_seed_stacks, training_runs
+from fmnist.runs import RunKind
 from fmnist.store import RunStore
+from fmnist.ui import TRAIN_PAGE, active_runs, enter_through_navigation, get_store, run_label
 from fmnist.worker import launch_job
-from fmnist.ui import TRAIN_PAGE, enter_through_navigation, get_store, run_label
 
 TABLE_KEY = "lb_table"
 SCORE = st.column_config.NumberColumn(format="%.4f")
@@ -79,7 +80,7 @@ def model_download(store: RunStore, run) -> None:
     if run.active:
         st.caption("The model can be downloaded once training ends.")
         return
-    if run.status not in ("finished", "stopped"):
+    if not run.status.has_model:
         st.caption(f"No model: the run {run.status}.")
         return
     problem = model_file_problem(store, run.id)
@@ -132,7 +133,7 @@ def manage(store: RunStore, run) -> None:
         repeat_controls(store, run)
 
 
-def start_job(store: RunStore, run_id: int, kind: str, count_key: str) -> None:
+def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> None:
     job_id = launch_job(store, run_id, kind, st.session_state[count_key])
     st.toast(f"Queued job #{job_id}: {store.get(job_id).name}", icon=":material/schedule:")
 
@@ -152,16 +153,16 @@ def job_status(store: RunStore, run_id: int) -> None:
 
 def repeat_controls(store: RunStore, run) -> None:
     """Cross-validation (the seed's 'cross validation score') and the spread over seeds, run by the engine."""
-    if run.status not in ("finished", "stopped"):
+    if not run.status.has_model:
         return
     folds, cv, seeds, repeat = st.columns([1, 1.4, 1, 1.6], vertical_alignment="bottom")
     folds.number_input("Folds", 2, 10, 5, key=f"lb_folds_{run.id}")
     cv.button("Cross-validate", key=f"lb_cv_{run.id}", icon=":material/view_week:", on_click=start_job,
-              args=(store, run.id, "cv", f"lb_folds_{run.id}"),
+              args=(store, run.id, RunKind.CV, f"lb_folds_{run.id}"),
               help="Stratified k-fold on the training images with this run's settings: mean ± std of the held-out folds' accuracy.")
     seeds.number_input("Seeds", 2, 10, 3, key=f"lb_seeds_{run.id}")
     repeat.button("Repeat with seeds", key=f"lb_repeat_{run.id}", icon=":material/casino:", on_click=start_job,
-                  args=(store, run.id, "seeds", f"lb_seeds_{run.id}"),
+                  args=(store, run.id, RunKind.SEEDS, f"lb_seeds_{run.id}"),
                   help="Train these settings again with other seeds: the test accuracy's spread from chance alone.")
     job_status(store, run.id)
 
@@ -190,6 +191,7 @@ def seed_table(store: RunStore, runs: list) -> None:
 enter_through_navigation()
 st.title("Leaderboard")
 store = get_store()
+active_runs(store)  # marks runs whose process died
 runs = training_runs(store.list_runs())
 if not runs:
     st.info("No runs yet. Train your first model on the Build & Train page: pick a preset and press **Start training**.")

@@ -5,19 +5,43 @@ import streamlit as st
 
 from fmnist.charts import stack_diagram, training_curves
 from fmnist.models import (
-    ACTIVATIONS, KERNEL_SIZES, LR_SCHEDULES, MAX_CONV_BLOCKS, MAX_LAYERS, PRESET_EXPECTED, PRESETS, WIDTH_RANGE,
-    ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, cpu_has_bfloat16, summary_rows, validate,
+    ACTIVATIONS,
+    KERNEL_SIZES,
+    LR_SCHEDULES,
+    MAX_CONV_BLOCKS,
+    MAX_LAYERS,
+    PRESET_EXPECTED,
+    PRESETS,
+    WIDTH_RANGE,
+    ConvBlock,
+    DenseLayer,
+    ModelSpec,
+    SpecError,
+    count_params,
+    cpu_has_bfloat16,
+    summary_rows,
+    validate,
 )
-from fmnist.store import run_to_watch
-from fmnist.ui import LEADERBOARD_PAGE, dataset_or_message, enter_through_navigation, get_store, run_label
+from fmnist.runs import Run, RunStatus
+from fmnist.ui import LEADERBOARD_PAGE, active_runs, dataset_or_message, enter_through_navigation, get_store, run_label, store_errors_shown
 from fmnist.worker import launch
 
 DEFAULT_PRESET = "Seed D: 128-64"
+ALL_IMAGES = 60000
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
-TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, 60000]
+TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, ALL_IMAGES]
 FILTER_CHOICES = [8, 16, 32, 64, 128]
 
+
+# Each training setting of the spec and the widget that holds it.
+SETTING_WIDGETS = {
+    "epochs": "build_epochs", "batch_size": "build_batch_size", "learning_rate": "build_lr", "val_split": "build_val_split",
+    "lr_schedule": "build_lr_schedule", "augment": "build_augment", "mixed_precision": "build_mixed_precision",
+    "seed": "build_seed", "early_stopping": "build_early_stopping", "patience": "build_patience", "checkpoint": "build_checkpoint",
+}
+# What a person chose for these stays when they pick another preset.
+KEPT_ACROSS_PRESETS = ("seed", "early_stopping", "patience", "checkpoint")
 
 def apply_preset():
     """Fill every control from the chosen preset (a Streamlit on_change callback)."""
@@ -36,9 +60,9 @@ def apply_preset():
     for i, block in enumerate(spec.conv):
         state[f"build_filters_{i}"], state[f"build_kernel_{i}"] = block.filters, block.kernel_size
         state[f"build_pool_{i}"], state[f"build_conv_norm_{i}"], state[f"build_conv_dropout_{i}"] = block.pool, block.batch_norm, block.dropout
-    state.build_epochs, state.build_batch_size, state.build_lr = spec.epochs, spec.batch_size, spec.learning_rate
-    state.build_val_split, state.build_lr_schedule, state.build_augment = spec.val_split, spec.lr_schedule, spec.augment
-    state.build_mixed_precision = spec.mixed_precision
+    for field, key in SETTING_WIDGETS.items():
+        if field not in KEPT_ACROSS_PRESETS:
+            state[key] = getattr(spec, field)
 
 
 def preset_label(name: str) -> str:
@@ -46,21 +70,17 @@ def preset_label(name: str) -> str:
     return f"{name} · {expected}" if expected else name
 
 
-SETTING_DEFAULTS = {
-    "build_epochs": 10, "build_batch_size": 32, "build_lr": 0.001, "build_val_split": 0.1, "build_seed": 0,
-    "build_limit": 60000, "build_early_stopping": False, "build_patience": 3, "build_checkpoint": False,
-    "build_lr_schedule": "constant", "build_augment": False, "build_mixed_precision": False,
-}
-
-
 def init_state():
     """Defaults live in session state, not in the widgets, so that a value kept from
-    an earlier visit (see keep_widget_state) never clashes with a widget default."""
+    an earlier visit (see keep_widget_state) never clashes with a widget default.
+    They are the spec's own defaults."""
     if "build_layers" not in st.session_state:
         st.session_state.build_preset = DEFAULT_PRESET
         apply_preset()
-    for key, value in SETTING_DEFAULTS.items():
-        st.session_state.setdefault(key, value)
+    defaults = ModelSpec(layers=())
+    for field, key in SETTING_WIDGETS.items():
+        st.session_state.setdefault(key, getattr(defaults, field))
+    st.session_state.setdefault("build_limit", ALL_IMAGES)
 
 
 def layer_controls() -> list[DenseLayer]:
@@ -121,7 +141,8 @@ def training_controls() -> dict:
         help="Train on the first N of the 60,000 images: fewer is faster, for a quick try.",
     )
     cols = st.columns(2, vertical_alignment="center")
-    settings["early_stopping"] = cols[0].checkbox("Early stopping", key="build_early_stopping", help="stop when validation loss stops improving and keep the best weights")
+    settings["early_stopping"] = cols[0].checkbox("Early stopping", key="build_early_stopping",
+                                                  help="stop when validation loss stops improving and keep the best weights")
     settings["patience"] = cols[1].number_input("Patience (epochs)", 1, 20, key="build_patience", disabled=not settings["early_stopping"])
     settings["augment"] = st.checkbox("Augment: random shifts and left-right flips", key="build_augment",
                                       help="each epoch sees slightly different images: less overfitting, slower to learn")
@@ -131,8 +152,9 @@ def training_controls() -> dict:
              "on a CPU with bfloat16 instructions, at about the same accuracy")
     if settings["mixed_precision"] and cpu_has_bfloat16() is False:
         st.warning("This CPU has no bfloat16 instructions: mixed precision will train slower, not faster.", icon=":material/warning:")
-    settings["checkpoint"] = st.checkbox("Use the best epoch's weights (checkpoint)", key="build_checkpoint", help="saves the weights of the epoch with the best validation loss and evaluates those")
-    return settings, (None if limit == 60000 else limit)
+    settings["checkpoint"] = st.checkbox("Use the best epoch's weights (checkpoint)", key="build_checkpoint",
+                                         help="saves the weights of the epoch with the best validation loss and evaluates those")
+    return settings, (None if limit == ALL_IMAGES else limit)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -148,11 +170,27 @@ def start_run(spec: ModelSpec, name: str, limit: int | None):
         return
     run_id = launch(store, spec, name=name or None, train_limit=limit)
     st.session_state.watch_run = run_id
-    ahead = [r for r in store.list_runs(statuses=("queued", "running")) if r.id < run_id]
+    ahead = [r for r in active_runs(store) if r.id < run_id]
     if ahead:
-        st.info(f"Run #{run_id} is queued behind {', '.join(f'#{r.id}' for r in ahead)}: it starts when the machine is free.", icon=":material/schedule:")
+        st.info(f"Run #{run_id} is queued behind {', '.join(f'#{r.id}' for r in ahead)}: it starts when the machine is free.",
+                icon=":material/schedule:")
     else:
         st.toast(f"Run #{run_id} started", icon=":material/rocket_launch:")
+
+
+def run_to_watch(runs: list[Run], own_run_id: int | None) -> Run | None:
+    """The run this page shows: this session's while it is active, else the one
+    training now (so a second tab sees it live), else the next queued, else this
+    session's last run, else the newest."""
+    by_id = {run.id: run for run in runs}
+    own = by_id.get(own_run_id)
+    if own and own.active:
+        return own
+    for status in (RunStatus.RUNNING, RunStatus.QUEUED):
+        active = [run for run in runs if run.status == status]
+        if active:
+            return active[0]
+    return own or (runs[-1] if runs else None)
 
 
 def show_progress(run):
@@ -163,7 +201,7 @@ def show_progress(run):
 
 
 def show_result(run, store):
-    if run.status in ("failed", "interrupted"):
+    if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
         st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
     if run.scores:
         label = "Fold accuracies" if run.kind == "cv" else "Test accuracy per seed"
@@ -181,8 +219,10 @@ def show_result(run, store):
 
 
 @st.fragment(run_every=1.0)
+@store_errors_shown
 def live_panel():
     store = get_store()
+    active_runs(store)  # marks runs whose process died, so none shows 'running' forever
     run = run_to_watch(store.list_runs(), st.session_state.get("watch_run"))
     if run is None:
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
@@ -192,9 +232,9 @@ def live_panel():
     if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", help="ends at the next batch and keeps what it learnt"):
         store.request_stop(run.id)
         st.toast(f"Stopping run #{run.id}…")
-    if run.status == "queued":
+    if run.status == RunStatus.QUEUED:
         st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
-    elif run.status == "running":
+    elif run.status == RunStatus.RUNNING:
         show_progress(run)
     st.plotly_chart(
         training_curves(store.epochs(run.id), store.batches(run.id), run.steps_per_epoch, run.total_epochs),

@@ -5,23 +5,25 @@ import os
 
 import numpy as np
 import pytest
+from helpers import APP, wait_until
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, wait_until
 from fmnist.data import CLASS_NAMES
+from fmnist.evaluation import percent
 from fmnist.imaging import prepare
 from fmnist.models import dense_spec
-from fmnist.prediction import percent, predict_image
+from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 from fmnist.training import train_run
+from fmnist.worker import try_start
 
 PAGE = "pages/classify.py"
 
 
 def train(store: RunStore, spec, limit: int, dataset) -> int:
     run_id = store.create_run(spec, train_limit=limit)
-    assert store.try_start(run_id, max_parallel=1)
+    assert try_start(store, run_id, max_parallel=1)
     summary = train_run(store, run_id, dataset)
     assert summary["status"] == "finished", store.get(run_id).error
     return run_id
@@ -54,7 +56,7 @@ def shown_prediction(at) -> tuple[str, str]:
 
 def expected_prediction(store: RunStore, run_id: int, image: Image.Image) -> tuple[str, str]:
     """What the library says the run's model predicts for the image, as the page should show it."""
-    probs = predict_image(store.load_model(run_id), prepare(image).image01)
+    probs = predict_image(load_model(store, run_id), prepare(image).image01)
     return CLASS_NAMES[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
 
 

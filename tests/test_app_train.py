@@ -1,12 +1,13 @@
 """The Build & Train page through Streamlit's AppTest."""
 
 import pytest
+from helpers import APP, ml_modules_after, wait_until
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, ml_modules_after, wait_until
 from fmnist.models import dense_spec
 from fmnist.store import RunStore
 from fmnist.ui import get_dataset
+from fmnist.worker import try_start
 
 SEED_PARAMS = {
     "Seed A: 64-128-64-32": "69,226",
@@ -176,8 +177,8 @@ def test_mixed_precision_warns_only_on_a_cpu_without_bfloat16(app, monkeypatch, 
 def test_a_run_whose_process_died_shows_why(app):
     store = RunStore()
     run_id = store.create_run(dense_spec([32]), name="crashed")
-    store.try_start(run_id, 1)
-    store.set_pid(run_id, 2**22 + 7)  # no such process
+    try_start(store, run_id, 1)
+    store.set_pid(run_id, 2**22 + 7, None)  # no such process
     app.run()
     assert any("interrupted" in e.value and "ended without finishing" in e.value for e in app.error)
     assert store.get(run_id).status == "interrupted"

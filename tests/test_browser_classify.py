@@ -6,13 +6,13 @@ import os
 
 import numpy as np
 import pytest
+from browser import CHROMIUM, free_port, screenshot, start_streamlit
+from helpers import run_cli, wait_until
 from PIL import Image
 
-from browser import CHROMIUM, free_port, screenshot, start_streamlit
-from conftest import run_cli, wait_until
 from fmnist.data import CLASS_NAMES, load_dataset
 from fmnist.imaging import open_image, prepare
-from fmnist.prediction import predict_image
+from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
@@ -109,7 +109,7 @@ def drawing(panel) -> bytes:
 def server_model(home):
     """The server's one model, loaded here too."""
     [run] = RunStore(home).list_runs()
-    return RunStore(home).load_model(run.id)
+    return load_model(RunStore(home), run.id)
 
 
 def expected_class(model, content: bytes) -> str:

@@ -4,9 +4,9 @@ import re
 from dataclasses import replace
 
 import pytest
-
 from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
-from conftest import wait_until
+from helpers import wait_until
+
 from fmnist.models import PRESETS, count_params, stack_name
 from fmnist.store import RunStore
 
