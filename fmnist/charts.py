@@ -127,7 +127,7 @@ def stack_diagram(spec: ModelSpec) -> go.Figure:
         hovertext=[box["hover"] for box in boxes],
         hovertemplate="%{hovertext}<extra></extra>",
     ))
-    # Shapes and labels go in as one list each: adding them one by one costs ~50 ms per draw.
+    # Shapes and labels go in as one list each: adding them one by one makes every draw several times slower.
     bands = [
         dict(type="path", xref="x", yref="y", layer="below", line_width=0, fillcolor="rgba(128,128,128,0.18)",
              path=f"M {i + half_bar} {-halves[i]} L {i + half_bar} {halves[i]} "

@@ -259,12 +259,8 @@ PRESETS = {
     **{name: dense_spec(widths) for name, widths in SEED_STACKS.items()},
     # Wider, with dropout against overfitting and a cosine-decayed learning rate to settle at the end.
     "Best MLP": dense_spec((512, 256), dropout=0.2, epochs=20, batch_size=64, lr_schedule="cosine"),
-    # Tried on 2 CPU cores (one seed each; README "Measured on this project's machine"): batch 128
-    # with Adam 0.002 beat batch 64 with 0.001 (0.9258 against 0.9225 at 15 epochs, float32);
-    # bfloat16 halved the time per epoch at about the same accuracy; 15 epochs on a 5 % validation
-    # split reached 0.9272, 18 epochs 0.9278 in a fifth more time. Batch-norm (twice the time per
-    # epoch), random shifts (slow to converge), 48 filters in block 2 (0.924) and a third conv
-    # block 16-32-64 (0.918) did worse.
+    # Two conv blocks, a larger batch with a larger learning rate, bfloat16 for speed: chosen among
+    # the variants in the README's "How the Small CNN got there" (accuracy and time of each).
     "Small CNN": validate(ModelSpec(
         conv=(ConvBlock(32, dropout=0.25), ConvBlock(64, dropout=0.25)),
         layers=(DenseLayer(128, dropout=0.3),),
@@ -273,8 +269,8 @@ PRESETS = {
 }
 
 
-# What each preset reaches on the test set and how long it trains from the app on a 2-core CPU
-# (README: "Measured on this project's machine").
+# What each preset reaches on the test set and how long it trains from the app on a 2-core CPU,
+# as the Train page labels them (the measurements: README, "Measured on this project's machine").
 PRESET_EXPECTED = {
     "Seed A: 64-128-64-32": "seed notebook 0.887",
     "Seed B: 64-128-32": "seed notebook 0.885",

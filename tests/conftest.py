@@ -28,8 +28,9 @@ def dataset():
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright (its own browser download does not work offline)."""
-    from browser import CHROMIUM, CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
+
+    from browser import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-from helpers import APP, wait_until
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -17,6 +16,8 @@ from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 from fmnist.training import train_run
 from fmnist.worker import try_start
+
+from helpers import APP, wait_until
 
 PAGE = "pages/classify.py"
 

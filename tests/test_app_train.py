@@ -1,13 +1,14 @@
 """The Build & Train page through Streamlit's AppTest."""
 
 import pytest
-from helpers import APP, ml_modules_after, wait_until
 from streamlit.testing.v1 import AppTest
 
 from fmnist.models import dense_spec
 from fmnist.store import RunStore
 from fmnist.ui import get_dataset
 from fmnist.worker import try_start
+
+from helpers import APP, ml_modules_after, wait_until
 
 SEED_PARAMS = {
     "Seed A: 64-128-64-32": "69,226",

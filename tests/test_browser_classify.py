@@ -6,14 +6,15 @@ import os
 
 import numpy as np
 import pytest
-from browser import CHROMIUM, free_port, screenshot, start_streamlit
-from helpers import run_cli, wait_until
 from PIL import Image
 
 from fmnist.data import CLASS_NAMES, load_dataset
 from fmnist.imaging import open_image, prepare
 from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
+
+from browser import CHROMIUM, free_port, screenshot, start_streamlit
+from helpers import run_cli, wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
 

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+
 from browser import CHROMIUM, free_port, screenshot, start_streamlit
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")

@@ -3,14 +3,15 @@ click a confusion-matrix cell and see exactly its images."""
 
 import numpy as np
 import pytest
-from browser import CHROMIUM, free_port, screenshot, start_streamlit
-from helpers import wait_until
 from playwright.sync_api import expect
 from test_browser_train import open_app
 from test_evaluation import train_tiny
 
 from fmnist.data import CLASS_NAMES
 from fmnist.store import RunStore
+
+from browser import CHROMIUM, free_port, screenshot, start_streamlit
+from helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
 

@@ -4,11 +4,12 @@ import re
 from dataclasses import replace
 
 import pytest
-from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
-from helpers import wait_until
 
 from fmnist.models import PRESETS, count_params, stack_name
 from fmnist.store import RunStore
+
+from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
+from helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
 

@@ -5,7 +5,6 @@ from functools import partial
 
 import numpy as np
 import pytest
-from helpers import APP, ml_modules_after
 from streamlit.testing.v1 import AppTest
 
 from fmnist import evaluation
@@ -25,6 +24,8 @@ from fmnist.prediction import load_model, probabilities_on_test_set
 from fmnist.runs import ModelFileError
 from fmnist.store import RunStore
 from fmnist.worker import try_start
+
+from helpers import APP, ml_modules_after
 
 SHIRT, COAT, PULLOVER, TROUSER = (CLASS_NAMES.index(name) for name in ("Shirt", "Coat", "Pullover", "Trouser"))
 

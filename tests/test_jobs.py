@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
-from helpers import run_cli, wait_until
 
 from fmnist.data import stratified_folds
 from fmnist.models import dense_spec
 from fmnist.store import RunStore
 from fmnist.training import run_job, train_run
 from fmnist.worker import create_job, launch_job, try_start
+
+from helpers import run_cli, wait_until
 
 
 def test_stratified_folds_are_disjoint_complete_and_balanced():

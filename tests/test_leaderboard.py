@@ -7,7 +7,6 @@ import zipfile
 
 import pandas as pd
 import pytest
-from helpers import APP, wait_until
 from streamlit.testing.v1 import AppTest
 from test_evaluation import train_tiny
 
@@ -16,6 +15,8 @@ from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, dense_spec
 from fmnist.store import RunStore
 from fmnist.worker import process_alive, try_start
+
+from helpers import APP, wait_until
 
 SEED_D = (128, 64)
 

@@ -17,6 +17,7 @@ from fmnist.models import dense_spec
 from fmnist.store import RunStore
 from fmnist.training import train_run
 from fmnist.worker import try_start
+
 from helpers import APP, run_cli
 
 DEV_FULL = Path("/dev/full")  # every write to it fails with ENOSPC, as on a full disk

@@ -4,13 +4,14 @@ import os
 import signal
 
 import numpy as np
-from helpers import wait_until
 
 from fmnist.models import dense_spec
 from fmnist.prediction import load_model
 from fmnist.store import RunStore
 from fmnist.training import train_run
 from fmnist.worker import launch, try_start
+
+from helpers import wait_until
 
 
 def start(store: RunStore, spec, limit: int) -> int:
