@@ -1,10 +1,14 @@
-"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,bench} --help"""
+"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,serve,hash-code,forget-person,bench} --help
+
+The command line acts as this machine's admin: whoever has a shell here owns the run store.
+"""
 
 import argparse
 import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 # TensorFlow's start-up chatter drowns the progress bar; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -221,6 +225,66 @@ def cmd_seed_table(args) -> int:
     return 0 if all(r["status"] == RunStatus.FINISHED for r in rows) else 1
 
 
+def cmd_hash_code(args) -> int:
+    """A class or teacher code, hashed for secrets.toml: the code itself is never stored."""
+    from getpass import getpass
+
+    from fmnist.access import hash_code
+
+    if args.stdin:
+        code = sys.stdin.readline().rstrip("\n")
+    else:
+        code = getpass("Code: ")
+        if getpass("The same again: ") != code:
+            print("error: the two did not match", file=sys.stderr)
+            return 2
+    if len(code) < 8:
+        print("error: a code of at least 8 characters, please (it keeps strangers out of the class)", file=sys.stderr)
+        return 2
+    print(json.dumps(hash_code(code)))
+    return 0
+
+
+def cmd_forget_person(args) -> int:
+    from fmnist.access import class_person
+
+    person = class_person(args.name, teacher=False)
+    if open_store().forget_person(person.id):
+        print(f"{person.name!r} may sign in again with a new password; their runs stay theirs.")
+        return 0
+    print(f"nobody has signed in as {person.name!r}", file=sys.stderr)
+    return 2
+
+
+def streamlit_secrets(root: Path) -> dict:
+    """What Streamlit reads as secrets.toml by default: the user's, then the project's (which wins)."""
+    import tomllib
+
+    merged = {}
+    for path in (Path.home() / ".streamlit" / "secrets.toml", root / ".streamlit" / "secrets.toml"):
+        if path.is_file():
+            try:
+                merged.update(tomllib.loads(path.read_text()))
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"{path} is not valid TOML: {e}") from e
+    return merged
+
+
+def cmd_serve(args) -> int:
+    """Start the app: on this machine only, or with --share for others, after checking its sign-in."""
+    from fmnist.access import sharing_from
+
+    root = Path(__file__).resolve().parent.parent
+    address = "0.0.0.0" if args.share else "127.0.0.1"
+    sharing = sharing_from(streamlit_secrets(root), address)  # SharingConfigError: refuse to start
+    if args.share:
+        print(f"Serving to other machines on port {args.port}, sign-in by {'class code' if sharing.mode == 'class' else 'your provider'}.",
+              file=sys.stderr)
+    os.chdir(root)  # where .streamlit/config.toml is
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", address, "--server.port", str(args.port)]
+    os.execv(sys.executable, command)
+
+
 def cmd_bench(args) -> int:
     from fmnist.bench import run_bench
 
@@ -263,6 +327,19 @@ def main(argv=None) -> int:
     seed.add_argument("--limit", type=positive_int, help="train on the first N training images only")
     seed.set_defaults(func=cmd_seed_table)
 
+    serve = sub.add_parser("serve", help="start the app (this machine only; --share: to others, with sign-in)")
+    serve.add_argument("--share", action="store_true", help="listen on every interface; refuses unless sign-in is configured")
+    serve.add_argument("--port", type=positive_int, default=8501)
+    serve.set_defaults(func=cmd_serve)
+
+    hash_parser = sub.add_parser("hash-code", help="hash a class or teacher code for .streamlit/secrets.toml")
+    hash_parser.add_argument("--stdin", action="store_true", help="read the code from standard input instead of asking")
+    hash_parser.set_defaults(func=cmd_hash_code)
+
+    forget = sub.add_parser("forget-person", help="let a class member who forgot their password sign in again under their name")
+    forget.add_argument("name")
+    forget.set_defaults(func=cmd_forget_person)
+
     bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine, and load/eval times")
     bench.add_argument("--json", action="store_true", help="one JSON object per batch size")
     bench.add_argument("--repeats", type=positive_int, default=3, help="timed epochs per side and batch size")
@@ -271,7 +348,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, StoreError, ValueError) as e:  # SpecError is a ValueError
+    except (DatasetError, StoreError, ValueError, PermissionError) as e:  # SpecError and SharingConfigError are ValueErrors
         print(f"error: {e}", file=sys.stderr)
         return 2
 

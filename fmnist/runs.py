@@ -43,6 +43,10 @@ class RunKind(enum.StrEnum):
     SEEDS = "seeds"  # a run's spec again with N seeds: the test accuracy's spread
 
 
+class LimitError(RuntimeError):
+    """A person has as many trainings queued or running as they may; the message says so."""
+
+
 class ModelFileError(RuntimeError):
     """A run's model file is missing or unreadable."""
 
@@ -79,6 +83,8 @@ class Run:
     scores: list[float]
     seeds_mean: float | None
     seeds_std: float | None
+    owner: str | None  # who started it (fmnist.access.Person.id); None: this machine's own user
+    owner_name: str | None
 
     @classmethod
     def from_row(cls, row) -> "Run":
@@ -121,5 +127,5 @@ class Run:
             "test_loss": self.test_loss, "test_acc": self.test_acc, "train_s": self.train_s,
             "samples_per_s": self.samples_per_s, "best_val_acc": self.best_val_acc,
             "cv_mean": self.cv_mean, "cv_std": self.cv_std, "seeds_mean": self.seeds_mean, "seeds_std": self.seeds_std,
-            "kind": str(self.kind), "parent_id": self.parent_id, "scores": self.scores,
+            "kind": str(self.kind), "parent_id": self.parent_id, "scores": self.scores, "owner": self.owner_name,
         }

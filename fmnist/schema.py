@@ -73,8 +73,30 @@ def to_version_1(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
 
 
+def to_version_2(db: sqlite3.Connection) -> None:
+    """Owners: who started each run (NULL: this machine's own user, as every run before sharing),
+    the people of a class, each with the hash of the password that keeps their name theirs, and
+    who is signed in."""
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN owner_name TEXT")
+    db.execute("""CREATE TABLE IF NOT EXISTS people (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""")
+    # A browser session's sign-in: signing out ends every one of that person's, in every tab.
+    db.execute("""CREATE TABLE IF NOT EXISTS sign_ins (
+        token TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        admin INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    )""")
+
+
 # MIGRATIONS[i] takes a store from version i to version i + 1.
-MIGRATIONS = (to_version_1,)
+MIGRATIONS = (to_version_1, to_version_2)
 VERSION = len(MIGRATIONS)
 
 

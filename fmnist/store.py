@@ -21,7 +21,7 @@ import numpy as np
 from fmnist import schema
 from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
-from fmnist.runs import ACTIVE, ENDED, Run, RunKind, RunStatus
+from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
 
 DAMAGED = (
     "It is not a Fashion-MNIST Studio run store, or it is damaged. It was left as it is: move it aside "
@@ -126,14 +126,25 @@ class RunStore:
 
     def create_run(self, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
                    pid: int | None = None, pid_started: str | None = None, kind: RunKind = RunKind.TRAIN,
-                   parent_id: int | None = None, repeats: int | None = None) -> int:
-        """A queued run; pid and pid_started name the process that will train it, when it is known already."""
+                   parent_id: int | None = None, repeats: int | None = None,
+                   owner: str | None = None, owner_name: str | None = None, owner_limit: int | None = None) -> int:
+        """A queued run; pid and pid_started name the process that will train it, when it is known already.
+
+        With owner_limit, the owner may have at most that many runs queued or running: counted and
+        inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError).
+        """
         with self.connect() as db:
+            if owner_limit is not None:
+                marks = ", ".join("?" * len(ACTIVE))
+                active = db.execute(f"SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ({marks})", (owner, *ACTIVE)).fetchone()[0]
+                if active >= owner_limit:
+                    raise LimitError(f"You have {active} trainings queued or running, the most one person may have "
+                                     f"({owner_limit}): wait for one to end, or stop one, then start this one.")
             cur = db.execute(
-                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, pid_started, kind, parent_id, repeats) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, pid_started, kind, parent_id, repeats, "
+                "owner, owner_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name or "", json.dumps(spec.to_dict()), RunStatus.QUEUED, time.time(), count_params(spec), train_limit,
-                 pid, pid_started, RunKind(kind), parent_id, repeats),
+                 pid, pid_started, RunKind(kind), parent_id, repeats, owner, owner_name),
             )
             run_id = cur.lastrowid
             if not name:
@@ -284,6 +295,43 @@ class RunStore:
             db.execute("DELETE FROM runs WHERE id = ? OR parent_id = ?", (run_id, run_id))
         for row in rows:
             shutil.rmtree(self.run_dir(row["id"]), ignore_errors=True)
+
+
+    # --- the people of a class (fmnist.access.sign_in_with_class_code) ---
+
+    def person(self, person_id: str) -> tuple[str, str] | None:
+        """(name as first written, password hash) of a class member, or None for a name nobody has taken."""
+        with self.connect(write=False) as db:
+            row = db.execute("SELECT name, password_hash FROM people WHERE id = ?", (person_id,)).fetchone()
+        return (row["name"], row["password_hash"]) if row else None
+
+    def add_person(self, person_id: str, name: str, password_hash: str) -> None:
+        """The first sign-in under a name; a second one racing it loses (the name is taken)."""
+        with self.connect() as db:
+            db.execute("INSERT INTO people (id, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                       (person_id, name, password_hash, time.time()))
+
+    def forget_person(self, person_id: str) -> bool:
+        """Free a name (a forgotten password): the next sign-in under it sets a new one. Their runs stay theirs."""
+        with self.connect() as db:
+            db.execute("DELETE FROM sign_ins WHERE person_id = ?", (person_id,))
+            return db.execute("DELETE FROM people WHERE id = ?", (person_id,)).rowcount > 0
+
+    def add_sign_in(self, token: str, person_id: str, name: str, admin: bool) -> None:
+        with self.connect() as db:
+            db.execute("INSERT INTO sign_ins (token, person_id, name, admin, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (token, person_id, name, int(admin), time.time()))
+
+    def signed_in(self, token: str) -> tuple[str, str, bool] | None:
+        """(person id, name, admin) of a live sign-in, or None once its person signed out."""
+        with self.connect(write=False) as db:
+            row = db.execute("SELECT person_id, name, admin FROM sign_ins WHERE token = ?", (token,)).fetchone()
+        return (row["person_id"], row["name"], bool(row["admin"])) if row else None
+
+    def sign_out(self, person_id: str) -> None:
+        """Ends all of the person's sign-ins: a tab left open elsewhere can no longer act."""
+        with self.connect() as db:
+            db.execute("DELETE FROM sign_ins WHERE person_id = ?", (person_id,))
 
 
 def open_store(home: Path | None = None) -> RunStore:

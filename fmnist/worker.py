@@ -12,9 +12,11 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
 
+from fmnist.access import Person
 from fmnist.models import ModelSpec
 from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.store import RunStore
@@ -98,15 +100,25 @@ def wait_for_slot(store: RunStore, run_id: int, on_wait=None) -> bool:
 
 # --- starting training processes ---
 
-def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limit: int | None = None) -> int:
-    """Queue a run and start its own training process; returns the run id."""
-    run_id = store.create_run(spec, name=name, train_limit=train_limit)
+def owner_fields(owner: Person | None, max_runs: int | None) -> dict:
+    """What the store records of who started a run, and the limit that applies to them (none for
+    this machine's own user or a teacher)."""
+    if owner is None or owner.id == "local":
+        return {}
+    return {"owner": owner.id, "owner_name": owner.name, "owner_limit": None if owner.admin else max_runs}
+
+
+def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
+           owner: Person | None = None, max_runs: int | None = None) -> int:
+    """Queue a run and start its own training process; returns the run id.
+    LimitError if the owner has max_runs queued or running already."""
+    run_id = store.create_run(spec, name=name, train_limit=train_limit, **owner_fields(owner, max_runs))
     start_process(store, run_id)
     return run_id
 
 
 def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: int | None = None,
-               pid_started: str | None = None) -> int:
+               pid_started: str | None = None, owner: Person | None = None, max_runs: int | None = None) -> int:
     """Queue a job on a run's spec and settings: k-fold cross-validation (cv) or N seeds (seeds)."""
     kind = RunKind(kind)
     run = store.get(run_id)
@@ -117,23 +129,29 @@ def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: i
         raise ValueError(f"{'folds' if kind == RunKind.CV else 'seeds'}: from {low} to {high}, got {repeats}")
     name = JOB_NAMES[kind].format(k=repeats, id=run_id)
     return store.create_run(run.spec, name=name, train_limit=run.train_limit, pid=pid, pid_started=pid_started,
-                            kind=kind, parent_id=run_id, repeats=repeats)
+                            kind=kind, parent_id=run_id, repeats=repeats, **owner_fields(owner, max_runs))
 
 
-def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int) -> int:
-    job_id = create_job(store, run_id, kind, repeats)
+def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, owner: Person | None = None,
+               max_runs: int | None = None) -> int:
+    job_id = create_job(store, run_id, kind, repeats, owner=owner, max_runs=max_runs)
     start_process(store, job_id)
     return job_id
 
 
+# The folder that holds this fmnist package: a training process imports the same code as the app
+# that started it, whatever the current folder and whichever checkout pip installed last.
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
 def start_process(store: RunStore, run_id: int) -> None:
-    """The run's own `python -m fmnist train --run-id N`, in the run's folder: the installed
-    package is found wherever the app was started from."""
+    """The run's own `python -m fmnist train --run-id N`, in the run's folder."""
     run_dir = store.run_dir(run_id)
+    python_path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
     with open(run_dir / "train.log", "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "fmnist", "train", "--run-id", str(run_id)],
-            cwd=run_dir, env={**os.environ, "FMNIST_HOME": str(store.home)},
+            cwd=run_dir, env={**os.environ, "FMNIST_HOME": str(store.home), "PYTHONPATH": python_path},
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives a Streamlit server restart or a Ctrl-C in its terminal
         )

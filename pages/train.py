@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.charts import stack_diagram, training_curves
 from fmnist.models import (
     ACTIVATIONS,
@@ -22,8 +23,19 @@ from fmnist.models import (
     summary_rows,
     validate,
 )
-from fmnist.runs import Run, RunStatus
-from fmnist.ui import LEADERBOARD_PAGE, active_runs, dataset_or_message, enter_through_navigation, get_store, run_label, store_errors_shown
+from fmnist.runs import LimitError, Run, RunStatus
+from fmnist.ui import (
+    LEADERBOARD_PAGE,
+    acting_person,
+    active_runs,
+    current_person,
+    dataset_or_message,
+    enter_through_navigation,
+    get_store,
+    max_runs_per_person,
+    run_label,
+    store_errors_shown,
+)
 from fmnist.worker import launch
 
 DEFAULT_PRESET = "Seed D: 128-64"
@@ -168,7 +180,11 @@ def start_run(spec: ModelSpec, name: str, limit: int | None):
     store = get_store()
     if dataset_or_message() is None:
         return
-    run_id = launch(store, spec, name=name or None, train_limit=limit)
+    try:
+        run_id = launch(store, spec, name=name or None, train_limit=limit, owner=acting_person(), max_runs=max_runs_per_person())
+    except (AccessError, LimitError) as e:
+        st.error(str(e), icon=":material/block:")
+        return
     st.session_state.watch_run = run_id
     ahead = [r for r in active_runs(store) if r.id < run_id]
     if ahead:
@@ -229,9 +245,19 @@ def live_panel():
         return
     head, button = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"#### {run_label(run)} · {run.status}")
-    if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", help="ends at the next batch and keeps what it learnt"):
-        store.request_stop(run.id)
-        st.toast(f"Stopping run #{run.id}…")
+    person = current_person()
+    if person is None:  # this panel reruns on its own, past the app's sign-in: say it here
+        st.error("You are signed out (here or in another tab): reload the page to sign in again.", icon=":material/lock:")
+        return
+    mine = may_manage(person, run)
+    stop_help = "ends at the next batch and keeps what it learnt" if mine else f"started by {run.owner_name or LOCAL_ADMIN.name}"
+    if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", disabled=not mine, help=stop_help):
+        try:
+            check_may_manage(acting_person(), run, "stop")  # checked as it happens, not only as the button was drawn
+            store.request_stop(run.id)
+            st.toast(f"Stopping run #{run.id}…")
+        except AccessError as e:
+            st.error(str(e), icon=":material/lock:")
     if run.status == RunStatus.QUEUED:
         st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
     elif run.status == RunStatus.RUNNING:
