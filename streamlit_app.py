@@ -14,6 +14,7 @@ except (StoreError, SharingConfigError):
     signed_in = False  # gate() below says why
 pages = st.navigation([
     st.Page("pages/train.py", title="Build & Train", icon=":material/model_training:", default=True),
+    st.Page("pages/search.py", title="Search", icon=":material/travel_explore:"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),

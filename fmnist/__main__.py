@@ -29,6 +29,7 @@ from fmnist.models import (  # noqa: E402
     DenseLayer,
     ModelSpec,
     dense_spec,
+    stack_name,  # noqa: E402
     validate,
 )
 from fmnist.runs import RunKind, RunStatus  # noqa: E402
@@ -118,13 +119,25 @@ def print_queued(position):
     sys.stderr.flush()
 
 
+def print_trial(run, value) -> None:
+    """A search's trial as it ends: one line."""
+    score = f"best validation accuracy {value:.4f}" if value is not None else (run.error or "no score")
+    print(f"trial #{run.id} {stack_name(run.spec)}, batch {run.spec.batch_size}, lr {run.spec.learning_rate:.2g}: "
+          f"{run.status} after {run.epoch}/{run.spec.epochs} epochs, {score}", flush=True)
+
+
 def train_in_this_process(store: RunStore, run_id: int) -> dict:
     if not wait_for_slot(store, run_id, on_wait=print_queued):
         return store.get(run_id).summary()
     # Keras (and TensorFlow) load here, once the run may start: `runs`, `stop` and a queued wait stay light.
+    kind = store.get(run_id).kind
+    if kind == RunKind.SEARCH:
+        from fmnist.search import run_search
+
+        return run_search(store, run_id, on_trial=print_trial)
     from fmnist.training import run_job, train_run
 
-    run = train_run if store.get(run_id).kind == RunKind.TRAIN else run_job
+    run = train_run if kind == RunKind.TRAIN else run_job
     progress = ProgressBar()
     try:
         return run(store, run_id, progress=progress)
@@ -147,6 +160,8 @@ def cmd_train(args) -> int:
     if summary["status"] == RunStatus.FAILED:
         print(f"run {run_id} failed: {store.get(run_id).error}", file=sys.stderr)
     print(json.dumps(summary))
+    if "search_id" in summary:
+        return 0 if summary["status"] in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
     return 0 if RunStatus(summary["status"]).has_model else 1
 
 
@@ -159,13 +174,12 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
 
 def cmd_runs(args) -> int:
     from fmnist.leaderboard import mean_and_spread
-    from fmnist.models import stack_name
 
     store = open_store()
     reap_dead_runs(store)
     runs = [run for run in store.list_runs() if run.kind == RunKind.TRAIN]
-    if args.json:
-        for run in runs:
+    if args.json:  # the trials of searches too (kind "trial"), for scripts
+        for run in [run for run in store.list_runs() if run.kind in (RunKind.TRAIN, RunKind.TRIAL)]:
             print(json.dumps({**run.summary(), "stack": stack_name(run.spec), "created_at": run.created_at}))
         return 0
     if not runs:
@@ -189,6 +203,65 @@ def cmd_job(args) -> int:
     summary = train_in_this_process(store, job_id)
     print(json.dumps(summary))
     return 0 if RunStatus(summary["status"]).has_model else 1
+
+
+def range_of(kind):
+    """A command-line range 'low,high' as a (low, high) tuple of `kind`."""
+    def parse(text: str):
+        try:
+            low, high = (kind(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a range low,high like 1,4, got {text!r}") from None
+        return (low, high)
+    return parse
+
+
+def choices_of(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"comma-separated values, got {text!r}") from None
+    return parse
+
+
+def yes_no(text: str) -> bool:
+    if text.strip().lower() not in ("yes", "no"):
+        raise ValueError(text)
+    return text.strip().lower() == "yes"
+
+
+def cmd_search(args) -> int:
+    from fmnist.search_space import SearchSpace, describe_size, validate_space
+
+    store = open_store()
+    pid, started = this_process()
+    if args.resume is not None:
+        from fmnist.worker import resume_search
+
+        resume_search(store, args.resume, trials=args.trials, minutes=args.minutes, start=False)
+        search_id = args.resume
+        store.set_pid(search_id, pid, started)
+    else:
+        defaults = SearchSpace()
+        values = {
+            "layers": args.layers, "width": args.width, "activations": args.activations, "dropout": args.dropout,
+            "batch_norm": args.batch_norm, "learning_rate": args.lr, "batch_sizes": args.batch_sizes, "conv_blocks": args.conv,
+            "filters": args.filters, "images": args.limit, "epochs": args.epochs, "val_split": args.val_split, "seed": args.seed,
+            "trials": args.trials, "minutes": args.minutes,
+        }
+        space = validate_space(replace(defaults, **{k: v for k, v in values.items() if v is not None}))
+        if args.no_minutes:
+            space = validate_space(replace(space, minutes=None))
+        from fmnist.worker import create_search
+
+        search_id = create_search(store, space, name=args.name, pid=pid, pid_started=started)
+        print(f"search #{search_id}: {describe_size(space)}; up to {space.trials or 'any number of'} trials"
+              f"{f' or {space.minutes:g} minutes' if space.minutes else ''}, {space.epochs} epochs on {space.images:,} images each; "
+              "trials are compared on validation accuracy, never on the test set", file=sys.stderr)
+    summary = train_in_this_process(store, search_id)
+    print(json.dumps(summary))
+    return 0 if summary["status"] in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
 
 
 def cmd_stop(args) -> int:
@@ -326,6 +399,31 @@ def main(argv=None) -> int:
     seed.add_argument("--seed", type=int, default=0)
     seed.add_argument("--limit", type=positive_int, help="train on the first N training images only")
     seed.set_defaults(func=cmd_seed_table)
+
+    search = sub.add_parser(
+        "search", help="let Optuna search stacks (pruned from their validation curves); a line per trial, then JSON",
+        description="Search dense (and optionally conv) stacks with Optuna's TPE sampler and median pruner. Trials train on "
+                    "the first --limit training images and are compared on validation accuracy only; train the best one "
+                    "with `python -m fmnist train` (its settings are in the final JSON line's best_spec) to score it on the test set.")
+    search.add_argument("--trials", type=positive_int, help="at most this many trials (default 40)")
+    search.add_argument("--minutes", type=float, help="at most this many minutes (default 10)")
+    search.add_argument("--no-minutes", action="store_true", help="no time limit: stop after --trials")
+    search.add_argument("--epochs", type=positive_int, help="epochs per trial (default 6)")
+    search.add_argument("--limit", type=positive_int, help="training images per trial (default 20000)")
+    search.add_argument("--val-split", type=float, help="validation share of those images (default 0.1)")
+    search.add_argument("--seed", type=int, help="the sampler's and every trial's seed (default 0)")
+    search.add_argument("--layers", type=range_of(int), help="number of dense layers, low,high (default 1,4)")
+    search.add_argument("--width", type=range_of(int), help="each layer's width, low,high, log scale (default 32,1024)")
+    search.add_argument("--activations", type=choices_of(str), help="default relu,gelu,tanh")
+    search.add_argument("--dropout", type=range_of(float), help="low,high in steps of 0.05 (default 0,0.4)")
+    search.add_argument("--batch-norm", type=choices_of(yes_no), help="yes, no or yes,no (default)")
+    search.add_argument("--lr", type=range_of(float), help="Adam's learning rate, low,high, log scale (default 0.0003,0.003)")
+    search.add_argument("--batch-sizes", type=choices_of(int), help="default 32,64,128,256")
+    search.add_argument("--conv", type=range_of(int), help="conv blocks before the dense layers, low,high (default 0,0)")
+    search.add_argument("--filters", type=choices_of(int), help="each conv block's filters (default 16,32,64)")
+    search.add_argument("--name", help="a name for the search")
+    search.add_argument("--resume", type=int, metavar="SEARCH_ID", help="go on with an ended search (--trials/--minutes: a new budget)")
+    search.set_defaults(func=cmd_search)
 
     serve = sub.add_parser("serve", help="start the app (this machine only; --share: to others, with sign-in)")
     serve.add_argument("--share", action="store_true", help="listen on every interface; refuses unless sign-in is configured")

@@ -22,6 +22,7 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
+    PRUNED = "pruned"  # a search's trial that its validation curve showed not worth finishing
 
     @property
     def active(self) -> bool:
@@ -41,6 +42,8 @@ class RunKind(enum.StrEnum):
     TRAIN = "train"  # one model, scored on the test set
     CV = "cv"  # k-fold cross-validation of a run's spec, scored on the held-out folds
     SEEDS = "seeds"  # a run's spec again with N seeds: the test accuracy's spread
+    SEARCH = "search"  # a search over a space of specs (fmnist.search); its trials are its children
+    TRIAL = "trial"  # one configuration a search tried, scored on validation accuracy only
 
 
 class LimitError(RuntimeError):
@@ -85,6 +88,7 @@ class Run:
     seeds_std: float | None
     owner: str | None  # who started it (fmnist.access.Person.id); None: this machine's own user
     owner_name: str | None
+    space_json: str | None  # a search's space (fmnist.search_space.SearchSpace as JSON)
 
     @classmethod
     def from_row(cls, row) -> "Run":
@@ -96,6 +100,10 @@ class Run:
         data["stop_requested"] = bool(data["stop_requested"])
         data["scores"] = json.loads(data.pop("scores_json") or "[]")
         return cls(**data)
+
+    @property
+    def space(self) -> dict | None:
+        return json.loads(self.space_json) if self.space_json else None
 
     @property
     def total_epochs(self) -> int:

@@ -95,8 +95,13 @@ def to_version_2(db: sqlite3.Connection) -> None:
     )""")
 
 
+def to_version_3(db: sqlite3.Connection) -> None:
+    """Searches: a search is a run of kind 'search' holding its space; its trials are runs of kind 'trial'."""
+    db.execute("ALTER TABLE runs ADD COLUMN space_json TEXT")
+
+
 # MIGRATIONS[i] takes a store from version i to version i + 1.
-MIGRATIONS = (to_version_1, to_version_2)
+MIGRATIONS = (to_version_1, to_version_2, to_version_3)
 VERSION = len(MIGRATIONS)
 
 

@@ -127,7 +127,8 @@ class RunStore:
     def create_run(self, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
                    pid: int | None = None, pid_started: str | None = None, kind: RunKind = RunKind.TRAIN,
                    parent_id: int | None = None, repeats: int | None = None,
-                   owner: str | None = None, owner_name: str | None = None, owner_limit: int | None = None) -> int:
+                   owner: str | None = None, owner_name: str | None = None, owner_limit: int | None = None,
+                   space_json: str | None = None) -> int:
         """A queued run; pid and pid_started name the process that will train it, when it is known already.
 
         With owner_limit, the owner may have at most that many runs queued or running: counted and
@@ -142,9 +143,9 @@ class RunStore:
                                      f"({owner_limit}): wait for one to end, or stop one, then start this one.")
             cur = db.execute(
                 "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, pid_started, kind, parent_id, repeats, "
-                "owner, owner_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "owner, owner_name, space_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name or "", json.dumps(spec.to_dict()), RunStatus.QUEUED, time.time(), count_params(spec), train_limit,
-                 pid, pid_started, RunKind(kind), parent_id, repeats, owner, owner_name),
+                 pid, pid_started, RunKind(kind), parent_id, repeats, owner, owner_name, space_json),
             )
             run_id = cur.lastrowid
             if not name:
@@ -172,6 +173,24 @@ class RunStore:
             rows = db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         return [dict(r) for r in rows]
 
+    def epochs_of(self, run_ids: list[int]) -> dict[int, list[dict]]:
+        """Several runs' epoch rows in one read (a search's trials)."""
+        found = {run_id: [] for run_id in run_ids}
+        if not run_ids:
+            return found
+        with self.connect(write=False) as db:
+            rows = db.execute(f"SELECT * FROM epochs WHERE run_id IN ({', '.join('?' * len(run_ids))}) ORDER BY run_id, epoch",
+                              list(run_ids)).fetchall()
+        for row in rows:
+            found[row["run_id"]].append(dict(row))
+        return found
+
+    def children(self, parent_id: int) -> list[Run]:
+        """A job's or a search's runs (its parts, its trials), oldest first."""
+        with self.connect(write=False) as db:
+            rows = db.execute("SELECT * FROM runs WHERE parent_id = ? ORDER BY id", (parent_id,)).fetchall()
+        return [Run.from_row(row) for row in rows]
+
     def batches(self, run_id: int) -> list[dict]:
         with self.connect(write=False) as db:
             rows = db.execute("SELECT * FROM batches WHERE run_id = ? ORDER BY epoch, step", (run_id,)).fetchall()
@@ -185,11 +204,20 @@ class RunStore:
 
     def claim_slot(self, run_id: int, max_parallel: int, pid: int, pid_started: str | None) -> bool:
         """In one transaction: move a queued run to running if it is first in the queue and fewer
-        than max_parallel runs are running."""
+        than max_parallel runs are running.
+
+        Searches have a queue of their own, one running at a time: a search trains nothing itself,
+        its trials queue for training slots like every other run.
+        """
         with self.connect() as db:
-            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (RunStatus.RUNNING,)).fetchone()[0]
-            first = db.execute("SELECT MIN(id) FROM runs WHERE status = ?", (RunStatus.QUEUED,)).fetchone()[0]
-            if running >= max_parallel or first != run_id:
+            row = db.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return False
+            searches = RunKind(row["kind"]) == RunKind.SEARCH
+            same_queue = "kind = ?" if searches else "kind != ?"
+            running = db.execute(f"SELECT COUNT(*) FROM runs WHERE status = ? AND {same_queue}", (RunStatus.RUNNING, RunKind.SEARCH)).fetchone()[0]
+            first = db.execute(f"SELECT MIN(id) FROM runs WHERE status = ? AND {same_queue}", (RunStatus.QUEUED, RunKind.SEARCH)).fetchone()[0]
+            if running >= (1 if searches else max_parallel) or first != run_id:
                 return False
             now = time.time()
             db.execute(
@@ -199,9 +227,12 @@ class RunStore:
             return True
 
     def queue_position(self, run_id: int) -> int:
-        """1 for the next run to start."""
+        """1 for the next run to start (in its queue: searches have their own)."""
         with self.connect(write=False) as db:
-            return db.execute("SELECT COUNT(*) FROM runs WHERE status = ? AND id <= ?", (RunStatus.QUEUED, run_id)).fetchone()[0]
+            kind = db.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()["kind"]
+            same_queue = "kind = ?" if kind == RunKind.SEARCH else "kind != ?"
+            return db.execute(f"SELECT COUNT(*) FROM runs WHERE status = ? AND id <= ? AND {same_queue}",
+                              (RunStatus.QUEUED, run_id, RunKind.SEARCH)).fetchone()[0]
 
     def mark_interrupted(self, run_ids: list[int], reason: str) -> None:
         """Runs whose process is gone; a run that ended meanwhile keeps its status."""
@@ -219,12 +250,40 @@ class RunStore:
             if row is None:
                 raise KeyError(f"no run {run_id}")
             status = RunStatus(row["status"])
+            # A search's trials stop with it: the running one at its next batch, the queued ones at once.
+            db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE parent_id = ? AND kind = ? AND status = ?",
+                       (RunStatus.CANCELLED, time.time(), run_id, RunKind.TRIAL, RunStatus.QUEUED))
+            db.execute("UPDATE runs SET stop_requested = 1 WHERE parent_id = ? AND kind = ? AND status = ?",
+                       (run_id, RunKind.TRIAL, RunStatus.RUNNING))
             if status == RunStatus.QUEUED:
                 db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", (RunStatus.CANCELLED, time.time(), run_id))
                 return RunStatus.CANCELLED
             if status == RunStatus.RUNNING:
                 db.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
             return status
+
+    def requeue(self, run_id: int) -> None:
+        """Queue an ended search again, to resume or extend it (its finished trials stay)."""
+        marks = ", ".join("?" * len(ACTIVE))
+        with self.connect() as db:
+            changed = db.execute(
+                f"UPDATE runs SET status = ?, ended_at = NULL, stop_requested = 0, error = NULL, pid = NULL, pid_started = NULL, "
+                f"created_at = ? WHERE id = ? AND kind = ? AND status NOT IN ({marks})",
+                (RunStatus.QUEUED, time.time(), run_id, RunKind.SEARCH, *ACTIVE),
+            ).rowcount
+        if not changed:
+            raise ValueError(f"run {run_id} is not an ended search")
+
+    def update_search(self, search_id: int, space_json: str | None = None, elapsed_s: float | None = None,
+                      best_val_acc: float | None = None) -> None:
+        """A search's space (an extended budget), the seconds it has run over all its sessions, its best trial's score."""
+        with self.connect() as db:
+            if space_json is not None:
+                db.execute("UPDATE runs SET space_json = ? WHERE id = ?", (space_json, search_id))
+            if elapsed_s is not None:
+                db.execute("UPDATE runs SET train_s = ?, updated_at = ? WHERE id = ?", (elapsed_s, time.time(), search_id))
+            if best_val_acc is not None:
+                db.execute("UPDATE runs SET best_val_acc = ? WHERE id = ?", (best_val_acc, search_id))
 
     def stop_requested(self, run_id: int) -> bool:
         with self.connect(write=False) as db:

@@ -7,11 +7,13 @@ are training. A run whose process is gone is marked interrupted by
 `reap_dead_runs`, which the pages and the CLI call before they show runs.
 """
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -19,6 +21,7 @@ import psutil
 from fmnist.access import Person
 from fmnist.models import ModelSpec
 from fmnist.runs import ACTIVE, RunKind, RunStatus
+from fmnist.search_space import SearchSpace, placeholder_spec, validate_space
 from fmnist.store import RunStore
 
 POLL_S = 0.5
@@ -142,6 +145,38 @@ def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, owner:
 # The folder that holds this fmnist package: a training process imports the same code as the app
 # that started it, whatever the current folder and whichever checkout pip installed last.
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def create_search(store: RunStore, space: SearchSpace, name: str | None = None, pid: int | None = None,
+                  pid_started: str | None = None, owner: Person | None = None, max_runs: int | None = None) -> int:
+    """Queue a search (a run of kind search holding its space); it waits for other searches to end."""
+    return store.create_run(placeholder_spec(space), name=name or "search", train_limit=space.images, kind=RunKind.SEARCH,
+                            pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()), **owner_fields(owner, max_runs))
+
+
+def launch_search(store: RunStore, space: SearchSpace, name: str | None = None, owner: Person | None = None,
+                  max_runs: int | None = None) -> int:
+    search_id = create_search(store, space, name, owner=owner, max_runs=max_runs)
+    start_process(store, search_id)
+    return search_id
+
+
+def resume_search(store: RunStore, search_id: int, trials: int | None = None, minutes: float | None = None,
+                  start: bool = True) -> None:
+    """Queue an ended search again (stopped, interrupted, or finished with a new budget): its finished
+    trials stay, and its study goes on from them. trials and minutes, if given, replace its budget.
+    start=False leaves it to the caller's own process (the CLI)."""
+    search = store.get(search_id)
+    if search is None or search.kind != RunKind.SEARCH:
+        raise ValueError(f"no search {search_id}")
+    space = SearchSpace.from_dict(search.space)
+    if trials is not None or minutes is not None:
+        space = validate_space(replace(space, trials=trials if trials is not None else space.trials,
+                                       minutes=minutes if minutes is not None else space.minutes))
+        store.update_search(search_id, space_json=json.dumps(space.to_dict()))
+    store.requeue(search_id)
+    if start:
+        start_process(store, search_id)
 
 
 def start_process(store: RunStore, run_id: int) -> None:

@@ -104,6 +104,9 @@ def delete(store: RunStore, run_id: int) -> None:
 
 
 def model_download(store: RunStore, run) -> None:
+    if run.kind == RunKind.TRIAL:
+        st.caption("A search's trial keeps no model: train the best one from the Search page.")
+        return
     if run.active:
         st.caption("The model can be downloaded once training ends.")
         return
@@ -177,7 +180,7 @@ def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> No
 @st.fragment(run_every=2.0)
 def job_status(store: RunStore, run_id: int) -> None:
     """This run's cross-validation and seed jobs: progress while they train, scores as folds end."""
-    jobs = [job for job in store.list_runs() if job.parent_id == run_id]
+    jobs = store.children(run_id)
     for job in jobs[-3:]:
         scores = ", ".join(f"{s:.4f}" for s in job.scores) or "none yet"
         if job.active:
@@ -189,7 +192,7 @@ def job_status(store: RunStore, run_id: int) -> None:
 
 def repeat_controls(store: RunStore, run) -> None:
     """Cross-validation (the seed's 'cross validation score') and the spread over seeds, run by the engine."""
-    if not run.status.has_model:
+    if not run.status.has_model or run.kind != RunKind.TRAIN:
         return
     folds, cv, seeds, repeat = st.columns([1, 1.4, 1, 1.6], vertical_alignment="bottom")
     folds.number_input("Folds", 2, 10, 5, key=f"lb_folds_{run.id}")
@@ -233,7 +236,12 @@ enter_through_navigation()
 st.title("Leaderboard")
 store = get_store()
 active_runs(store)  # marks runs whose process died
-runs = training_runs(store.list_runs())
+all_runs = store.list_runs()
+runs = training_runs(all_runs)
+trials = [run for run in all_runs if run.kind == RunKind.TRIAL]
+if trials and st.toggle(f"Show the searches' trials ({len(trials)})", key="lb_trials",
+                        help="scored on validation accuracy only: a trial never sees the test set"):
+    runs = runs + trials
 if not runs:
     st.info("No runs yet. Train your first model on the Build & Train page: pick a preset and press **Start training**.")
     st.page_link(TRAIN_PAGE, label="Build & Train", icon=":material/model_training:")
@@ -250,4 +258,4 @@ else:
         st.subheader("Ticked runs")
         for run_id in selected:
             manage(store, by_id[run_id])
-seed_table(store, runs)
+seed_table(store, training_runs(all_runs))
