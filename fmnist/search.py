@@ -37,7 +37,7 @@ def run_search(store: RunStore, search_id: int, dataset: Dataset | None = None, 
         fail_stale_trials(study)
         dataset = dataset or load_dataset()
         owner = {"owner": search.owner, "owner_name": search.owner_name}
-        while not store.stop_requested(search_id) and budget_left(space, study, before + time.monotonic() - started):
+        while not store.stop_requested(search_id) and budget_left(space, store, search_id, before + time.monotonic() - started):
             trial = study.ask()
             spec = suggest(space, trial)
             run_id = store.create_run(spec, name=f"trial {trial.number + 1} of #{search_id}", train_limit=space.images,

@@ -53,8 +53,13 @@ def fail_stale_trials(study: optuna.Study) -> None:
         study.tell(trial.number, state=TrialState.FAIL)
 
 
-def budget_left(space: SearchSpace, study: optuna.Study, elapsed_s: float) -> bool:
-    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+# Trials that count against a search's budget: those that said something about their settings.
+# One killed or stopped half-way (interrupted, stopped, cancelled) does not.
+SPENT = (RunStatus.FINISHED, RunStatus.PRUNED, RunStatus.FAILED)
+
+
+def budget_left(space: SearchSpace, store: RunStore, search_id: int, elapsed_s: float) -> bool:
+    done = sum(run.status in SPENT for run in store.children(search_id) if run.kind == RunKind.TRIAL)
     if space.trials is not None and done >= space.trials:
         return False
     return space.minutes is None or elapsed_s < space.minutes * 60

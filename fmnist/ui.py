@@ -22,7 +22,7 @@ from fmnist.data import DatasetError, load_dataset
 from fmnist.evaluation import read_probabilities
 from fmnist.home import StoreError, home_dir
 from fmnist.models import stack_name
-from fmnist.runs import ACTIVE, RunStatus
+from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.store import RunStore, open_store
 from fmnist.worker import reap_dead_runs
 
@@ -251,8 +251,11 @@ def active_runs(store: RunStore) -> list:
 def sidebar_status():
     """Which run trains now and what waits, refreshed wherever the person is."""
     active = active_runs(get_store())
-    running = [r for r in active if r.status == RunStatus.RUNNING]
+    searches = [r for r in active if r.kind == RunKind.SEARCH and r.status == RunStatus.RUNNING]
+    running = [r for r in active if r.kind != RunKind.SEARCH and r.status == RunStatus.RUNNING]
     queued = [r for r in active if r.status == RunStatus.QUEUED]
+    for search in searches:
+        st.markdown(f"**Searching:** #{search.id} {search.name}")
     if not running:
         st.caption("No run is training.")
     for run in running:

@@ -76,8 +76,7 @@ def start_search(space: SearchSpace) -> None:
 
 
 def search_label(search) -> str:
-    best = f" · best {search.best_val_acc:.4f}" if search.best_val_acc else ""
-    return f"#{search.id} {search.name} · {search.status}{best}"
+    return f"#{search.id} {search.name} · {search.spec.epochs} epochs on {search.train_limit:,} images"
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -134,7 +133,8 @@ def show_search(store, search_id: int) -> None:
     trials = [run for run in store.children(search_id) if run.kind == RunKind.TRIAL]
     ended = [run for run in trials if not run.active]
     space = SearchSpace.from_dict(search.space)
-    st.markdown(f"#### {search_label(search)}")
+    best = f" · best validation accuracy {search.best_val_acc:.4f}" if search.best_val_acc else ""
+    st.markdown(f"#### #{search.id} {search.name} · {search.status}{best}")
     limits = (f"{space.trials} trials" if space.trials else "", f"{space.minutes:g} minutes" if space.minutes else "")
     budget = " or ".join(part for part in limits if part)
     pruned = sum(run.status == RunStatus.PRUNED for run in trials)

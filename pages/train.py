@@ -23,7 +23,7 @@ from fmnist.models import (
     summary_rows,
     validate,
 )
-from fmnist.runs import LimitError, Run, RunStatus
+from fmnist.runs import LimitError, Run, RunKind, RunStatus
 from fmnist.ui import (
     LEADERBOARD_PAGE,
     acting_person,
@@ -239,7 +239,9 @@ def show_result(run, store):
 def live_panel():
     store = get_store()
     active_runs(store)  # marks runs whose process died, so none shows 'running' forever
-    run = run_to_watch(store.list_runs(), st.session_state.get("watch_run"))
+    # A search trains nothing itself: its trials are what trains, and they show here like any run.
+    runs = [run for run in store.list_runs() if run.kind != RunKind.SEARCH]
+    run = run_to_watch(runs, st.session_state.get("watch_run"))
     if run is None:
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
         return
