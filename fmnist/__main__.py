@@ -234,6 +234,11 @@ def yes_no(text: str) -> bool:
 def cmd_search(args) -> int:
     from fmnist.search_space import SearchSpace, describe_size, validate_space
 
+    if args.bench:
+        from fmnist.search_bench import run_search_bench
+
+        return run_search_bench(args)
+
     store = open_store()
     pid, started = this_process()
     if args.resume is not None:
@@ -247,8 +252,8 @@ def cmd_search(args) -> int:
         values = {
             "layers": args.layers, "width": args.width, "activations": args.activations, "dropout": args.dropout,
             "batch_norm": args.batch_norm, "learning_rate": args.lr, "batch_sizes": args.batch_sizes, "conv_blocks": args.conv,
-            "filters": args.filters, "images": args.limit, "epochs": args.epochs, "val_split": args.val_split, "seed": args.seed,
-            "trials": args.trials, "minutes": args.minutes,
+            "filters": args.filters, "lr_schedules": args.lr_schedules, "images": args.limit, "epochs": args.epochs,
+            "val_split": args.val_split, "seed": args.seed, "trials": args.trials, "minutes": args.minutes,
         }
         space = validate_space(replace(defaults, **{k: v for k, v in values.items() if v is not None}))
         if args.no_minutes:
@@ -419,10 +424,13 @@ def main(argv=None) -> int:
     search.add_argument("--batch-norm", type=choices_of(yes_no), help="yes, no or yes,no (default)")
     search.add_argument("--lr", type=range_of(float), help="Adam's learning rate, low,high, log scale (default 0.0003,0.003)")
     search.add_argument("--batch-sizes", type=choices_of(int), help="default 32,64,128,256")
+    search.add_argument("--lr-schedules", type=choices_of(str), help="constant, cosine or constant,cosine (default cosine)")
     search.add_argument("--conv", type=range_of(int), help="conv blocks before the dense layers, low,high (default 0,0)")
     search.add_argument("--filters", type=choices_of(int), help="each conv block's filters (default 16,32,64)")
     search.add_argument("--name", help="a name for the search")
     search.add_argument("--resume", type=int, metavar="SEARCH_ID", help="go on with an ended search (--trials/--minutes: a new budget)")
+    search.add_argument("--bench", action="store_true",
+                        help="measure the default search (--minutes to shorten it): its best retrained and tested, pruning's savings, overhead")
     search.set_defaults(func=cmd_search)
 
     serve = sub.add_parser("serve", help="start the app (this machine only; --share: to others, with sign-in)")

@@ -26,14 +26,14 @@ from fmnist.worker import wait_for_slot
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def run_search(store: RunStore, search_id: int, dataset: Dataset | None = None, on_trial=None) -> dict:
+def run_search(store: RunStore, search_id: int, dataset: Dataset | None = None, on_trial=None, prune: bool = True) -> dict:
     """Run a search the queue has started until its budget is spent or someone stops it.
     on_trial(run, value), if given, hears each trial as it ends. Returns the search's summary."""
     search = store.get(search_id)
     started, before = time.monotonic(), search.train_s or 0.0
     try:
         space = SearchSpace.from_dict(search.space)
-        study = open_study(store, search_id, space)
+        study = open_study(store, search_id, space, prune=prune)
         fail_stale_trials(study)
         dataset = dataset or load_dataset()
         owner = {"owner": search.owner, "owner_name": search.owner_name}

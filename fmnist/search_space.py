@@ -38,6 +38,8 @@ class SearchSpace:
     batch_norm: tuple[bool, ...] = (False, True)
     learning_rate: tuple[float, float] = (3e-4, 3e-3)  # log scale
     batch_sizes: tuple[int, ...] = (32, 64, 128, 256)
+    # Cosine decay settles every run at its end, a trial's short one and the best's long retraining alike.
+    lr_schedules: tuple[str, ...] = ("cosine",)
     conv_blocks: tuple[int, int] = (0, 0)
     filters: tuple[int, ...] = (16, 32, 64)
     # What each trial trains on: the first `images` training images, `epochs` epochs, the last
@@ -88,6 +90,7 @@ def validate_space(space: SearchSpace) -> SearchSpace:
     _choices("batch_norm", space.batch_norm, (False, True))
     _range("learning_rate", space.learning_rate, 1e-5, 1.0, kind=(int, float))
     _choices("batch_sizes", space.batch_sizes, BATCH_SIZES)
+    _choices("lr_schedules", space.lr_schedules, ("constant", "cosine"))
     _range("conv_blocks", space.conv_blocks, 0, MAX_CONV_BLOCKS)
     _choices("filters", space.filters, tuple(f for f in FILTER_CHOICES if FILTERS_RANGE[0] <= f <= FILTERS_RANGE[1]))
     if not (isinstance(space.images, int) and 100 <= space.images <= 60000):
@@ -114,7 +117,8 @@ def configurations(space: SearchSpace) -> int:
     widths = space.width[1] - space.width[0] + 1
     dense = sum(widths ** n for n in range(space.layers[0], space.layers[1] + 1))
     conv = sum(len(space.filters) ** n for n in range(space.conv_blocks[0], space.conv_blocks[1] + 1))
-    shared = len(space.activations) * dropout_values(space) * len(space.batch_norm) * len(space.batch_sizes)
+    shared = (len(space.activations) * dropout_values(space) * len(space.batch_norm) * len(space.batch_sizes)
+              * len(space.lr_schedules))
     return dense * conv * shared
 
 
@@ -145,8 +149,10 @@ def suggest(space: SearchSpace, trial) -> ModelSpec:
     filters = [trial.suggest_categorical(f"filters_{i + 1}", list(space.filters)) for i in range(conv_blocks)]
     learning_rate = trial.suggest_float("learning_rate", *space.learning_rate, log=True)
     batch_size = trial.suggest_categorical("batch_size", list(space.batch_sizes))
+    lr_schedule = trial.suggest_categorical("lr_schedule", list(space.lr_schedules))
     return validate(ModelSpec(
         layers=tuple(DenseLayer(w, activation, round(dropout, 2), batch_norm) for w in widths),
         conv=tuple(ConvBlock(f, activation=activation) for f in filters),
-        learning_rate=learning_rate, batch_size=batch_size, epochs=space.epochs, val_split=space.val_split, seed=space.seed,
+        learning_rate=learning_rate, batch_size=batch_size, lr_schedule=lr_schedule, epochs=space.epochs,
+        val_split=space.val_split, seed=space.seed,
     ))

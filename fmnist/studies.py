@@ -29,13 +29,16 @@ def study_name(search_id: int) -> str:
     return f"search-{search_id}"
 
 
-def open_study(store: RunStore, search_id: int, space: SearchSpace) -> optuna.Study:
+def open_study(store: RunStore, search_id: int, space: SearchSpace, prune: bool = True) -> optuna.Study:
     """The search's study, created the first time (resumed later): TPE seeded with the space's seed,
-    aware of trials still running (constant liar), and the median pruner."""
+    aware of trials still running (constant liar), and the median pruner (prune=False: none, for
+    the bench's comparison)."""
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=WARMUP_EPOCHS)
+    if not prune:
+        pruner = optuna.pruners.NopPruner()
     return optuna.create_study(
         study_name=study_name(search_id), storage=storage(store), direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=space.seed, constant_liar=True),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=WARMUP_EPOCHS),
+        sampler=optuna.samplers.TPESampler(seed=space.seed, constant_liar=True), pruner=pruner,
     )
 
 

@@ -122,6 +122,11 @@ class ReportToTrial(keras.callbacks.Callback):
         self.trial = trial
         self.pruned = False
         self.best = None
+        self.first_batch_at = None  # when the first batches' results came back (the search bench's overhead)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_batch_at is None:
+            self.first_batch_at = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = (logs or {}).get("val_accuracy")
@@ -204,6 +209,7 @@ def train_trial(store: RunStore, run_id: int, trial, dataset: Dataset) -> tuple[
         x, y = training_arrays(dataset, run.train_limit)
         _, epochs_done, train_s = fit(store, run_id, run.spec, x, y, store.run_dir(run_id), extra_callbacks=[reporter])
         status = RunStatus.PRUNED if reporter.pruned else ended_status(store, run_id)
+        trial.set_user_attr("first_batch_at", reporter.first_batch_at)
         trained_samples = round(len(x) * (1 - run.spec.val_split)) * epochs_done
         store.finish(run_id, status, train_s=train_s, samples_per_s=trained_samples / train_s if train_s else None)
         return status, reporter.best

@@ -40,6 +40,8 @@ def space_controls() -> SearchSpace | None:
     batch_norm = st.multiselect("Batch-norm", ["off", "on"], ["off", "on"], key="search_batch_norm")
     learning_rate = st.select_slider("Learning rate (log scale)", LEARNING_RATES, (0.0003, 0.003), key="search_lr")
     batch_sizes = st.multiselect("Batch sizes", BATCH_SIZES, list(DEFAULTS.batch_sizes), key="search_batch_sizes")
+    schedules = st.multiselect("Learning-rate schedules", ["constant", "cosine"], list(DEFAULTS.lr_schedules), key="search_schedules",
+                               help="cosine: decays to zero over the run, a trial's and the best's retraining alike")
     with st.expander("Convolutional blocks (slower: minutes per trial)"):
         conv = st.slider("Conv blocks", 0, MAX_CONV_BLOCKS, DEFAULTS.conv_blocks, key="search_conv")
         filters = st.multiselect("Filters", FILTER_CHOICES, list(DEFAULTS.filters), key="search_filters")
@@ -55,7 +57,7 @@ def space_controls() -> SearchSpace | None:
         return validate_space(SearchSpace(
             layers=layers, width=width, activations=tuple(activations), dropout=dropout,
             batch_norm=tuple(choice == "on" for choice in batch_norm), learning_rate=learning_rate,
-            batch_sizes=tuple(batch_sizes), conv_blocks=conv, filters=tuple(filters), images=images, epochs=epochs,
+            batch_sizes=tuple(batch_sizes), lr_schedules=tuple(schedules), conv_blocks=conv, filters=tuple(filters), images=images, epochs=epochs,
             trials=int(trials), minutes=float(minutes), seed=int(seed),
         ))
     except SpecError as e:

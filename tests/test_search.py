@@ -19,7 +19,8 @@ from helpers import APP, run_cli, wait_until
 
 TINY = SearchSpace(layers=(1, 2), width=(16, 64), activations=("relu",), dropout=(0.0, 0.0), batch_norm=(False,),
                    learning_rate=(1e-5, 3e-3), batch_sizes=(64,), images=2000, epochs=3, trials=3, minutes=None)
-GOOD = {"layers": 1, "width_1": 64, "activation": "relu", "batch_norm": False, "learning_rate": 3e-3, "batch_size": 64}
+GOOD = {"layers": 1, "width_1": 64, "activation": "relu", "batch_norm": False, "learning_rate": 3e-3, "batch_size": 64,
+        "lr_schedule": "cosine"}
 BAD = {**GOOD, "width_1": 16, "learning_rate": 1e-5}  # learns almost nothing in three epochs
 
 
