@@ -269,6 +269,13 @@ def cmd_search(args) -> int:
     return 0 if summary["status"] in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
 
 
+def cmd_search_helper(args) -> int:
+    from fmnist.search import help_search
+
+    help_search(open_store(), args.search_id)
+    return 0
+
+
 def cmd_stop(args) -> int:
     try:
         status = open_store().request_stop(args.run_id)
@@ -432,6 +439,10 @@ def main(argv=None) -> int:
     search.add_argument("--bench", action="store_true",
                         help="measure the default search (--minutes to shorten it): its best retrained and tested, pruning's savings, overhead")
     search.set_defaults(func=cmd_search)
+
+    helper = sub.add_parser("search-helper", help="internal: a running search's extra trial process")
+    helper.add_argument("search_id", type=int)
+    helper.set_defaults(func=cmd_search_helper)
 
     serve = sub.add_parser("serve", help="start the app (this machine only; --share: to others, with sign-in)")
     serve.add_argument("--share", action="store_true", help="listen on every interface; refuses unless sign-in is configured")

@@ -62,7 +62,8 @@ SPENT = (RunStatus.FINISHED, RunStatus.PRUNED, RunStatus.FAILED)
 
 
 def budget_left(space: SearchSpace, store: RunStore, search_id: int, elapsed_s: float) -> bool:
-    done = sum(run.status in SPENT for run in store.children(search_id) if run.kind == RunKind.TRIAL)
+    """Whether another trial may start: the trials that ended or are under way leave room, and time is left."""
+    done = sum(run.status in SPENT or run.active for run in store.children(search_id) if run.kind == RunKind.TRIAL)
     if space.trials is not None and done >= space.trials:
         return False
     return space.minutes is None or elapsed_s < space.minutes * 60

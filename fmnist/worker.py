@@ -179,17 +179,27 @@ def resume_search(store: RunStore, search_id: int, trials: int | None = None, mi
         start_process(store, search_id)
 
 
-def start_process(store: RunStore, run_id: int) -> None:
-    """The run's own `python -m fmnist train --run-id N`, in the run's folder."""
+def spawn(store: RunStore, run_id: int, *command: str) -> subprocess.Popen:
+    """`python -m fmnist COMMAND` in the run's folder, logging to its train.log."""
     run_dir = store.run_dir(run_id)
     python_path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
     with open(run_dir / "train.log", "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fmnist", "train", "--run-id", str(run_id)],
+        return subprocess.Popen(
+            [sys.executable, "-m", "fmnist", *command],
             cwd=run_dir, env={**os.environ, "FMNIST_HOME": str(store.home), "PYTHONPATH": python_path},
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives a Streamlit server restart or a Ctrl-C in its terminal
         )
+
+
+def start_process(store: RunStore, run_id: int) -> None:
+    """The run's own `python -m fmnist train --run-id N`."""
+    process = spawn(store, run_id, "train", "--run-id", str(run_id))
     store.set_pid(run_id, process.pid, process_started(process.pid))
     # Reap it when it ends, so a long-lived server does not collect zombies.
     threading.Thread(target=process.wait, daemon=True).start()
+
+
+def start_search_helper(store: RunStore, search_id: int) -> subprocess.Popen:
+    """Another process that trains a running search's trials, so that as many train at once as the queue allows."""
+    return spawn(store, search_id, "search-helper", str(search_id))

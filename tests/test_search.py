@@ -148,3 +148,16 @@ def suggest_fixed(i: int):
     from fmnist.models import dense_spec
 
     return dense_spec([16 * i], epochs=3)
+
+
+def test_trials_train_in_parallel_as_far_as_the_queue_allows(home, monkeypatch):
+    monkeypatch.setenv("FMNIST_MAX_PARALLEL", "2")
+    store = RunStore()
+    space = SearchSpace(**{**TINY.to_dict(), "trials": 4, "epochs": 2, "learning_rate": (1e-3, 3e-3)})
+    search_id = launch_search(store, space, name="parallel")
+    wait_until(lambda: store.get(search_id).status == RunStatus.FINISHED, timeout=300, message="the search to finish")
+    trials = store.children(search_id)
+    assert len(trials) == 4 and all(run.status in (RunStatus.FINISHED, RunStatus.PRUNED) for run in trials), "exactly its budget"
+    assert len({run.pid for run in trials}) == 2, "two processes trained them"
+    spans = sorted((run.started_at, run.ended_at) for run in trials)
+    assert any(later_start < end for (_, end), (later_start, _) in zip(spans, spans[1:])), "two trials trained at once"
