@@ -29,6 +29,7 @@ from fmnist.worker import reap_dead_runs
 TRAIN_PAGE = "pages/train.py"
 ENTERED = "entered_through_navigation"  # set by streamlit_app.py
 LEADERBOARD_PAGE = "pages/leaderboard.py"
+SEARCH_PAGE = "pages/search.py"
 
 
 def enter_through_navigation() -> None:

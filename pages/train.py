@@ -26,6 +26,7 @@ from fmnist.models import (
 from fmnist.runs import LimitError, Run, RunKind, RunStatus
 from fmnist.ui import (
     LEADERBOARD_PAGE,
+    SEARCH_PAGE,
     acting_person,
     active_runs,
     current_person,
@@ -219,9 +220,12 @@ def show_progress(run):
 def show_result(run, store):
     if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
         st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
+    if run.kind == RunKind.TRIAL:
+        st.page_link(SEARCH_PAGE, label=f"A trial of search #{run.parent_id}: scored on validation accuracy only, never on the test set",
+                     icon=":material/travel_explore:")
     if run.scores:
-        label = "Fold accuracies" if run.kind == "cv" else "Test accuracy per seed"
-        mean, std = (run.cv_mean, run.cv_std) if run.kind == "cv" else (run.seeds_mean, run.seeds_std)
+        label = "Fold accuracies" if run.kind == RunKind.CV else "Test accuracy per seed"
+        mean, std = (run.cv_mean, run.cv_std) if run.kind == RunKind.CV else (run.seeds_mean, run.seeds_std)
         st.markdown(f"{label} ({len(run.scores)}/{run.repeats}): " + ", ".join(f"{s:.4f}" for s in run.scores)
                     + f" → **{mean:.4f} ± {std:.4f}**")
     if run.test_acc is not None:
