@@ -5,7 +5,7 @@ configuration and returns it as an ordinary ModelSpec, so a trial trains like an
 """
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from fmnist.models import (
     ACTIVATIONS,
@@ -17,6 +17,7 @@ from fmnist.models import (
     DenseLayer,
     ModelSpec,
     SpecError,
+    reject_unknown_fields,
     validate,
 )
 
@@ -57,10 +58,7 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSpace":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise SpecError(f"unknown search fields: {', '.join(sorted(unknown))}")
+        reject_unknown_fields(cls, data, "search")
         tuples = {k: tuple(v) for k, v in data.items() if isinstance(v, list)}
         return validate_space(cls(**{**data, **tuples}))
 

@@ -4,23 +4,13 @@ from dataclasses import replace
 
 import streamlit as st
 
+from fmnist import ui
 from fmnist.access import AccessError, check_may_manage, may_manage
 from fmnist.models import ACTIVATIONS, MAX_CONV_BLOCKS, MAX_LAYERS, SpecError, stack_name
 from fmnist.runs import LimitError, RunKind, RunStatus
 from fmnist.search_charts import accuracy_vs_size, best_so_far, importance_bars, trials_table, validation_curves
 from fmnist.search_space import BATCH_SIZES, FILTER_CHOICES, SearchSpace, describe_size, validate_space
 from fmnist.studies import best_trial_run, importances, load_study, parallel_coordinates
-from fmnist.ui import (
-    LEADERBOARD_PAGE,
-    acting_person,
-    active_runs,
-    current_person,
-    dataset_or_message,
-    enter_through_navigation,
-    get_store,
-    max_runs_per_person,
-    store_errors_shown,
-)
 from fmnist.worker import launch, launch_search, resume_search
 
 WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
@@ -66,10 +56,10 @@ def space_controls() -> SearchSpace | None:
 
 
 def start_search(space: SearchSpace) -> None:
-    if dataset_or_message() is None:
+    if ui.dataset_or_message() is None:
         return
     try:
-        search_id = launch_search(get_store(), space, owner=acting_person(), max_runs=max_runs_per_person())
+        search_id = launch_search(ui.get_store(), space, owner=ui.acting_person(), max_runs=ui.max_runs_per_person())
     except (AccessError, LimitError) as e:
         st.error(str(e), icon=":material/block:")
         return
@@ -84,7 +74,7 @@ def search_label(search) -> str:
 @st.cache_data(max_entries=8, show_spinner=False)
 def study_figures(home: str, search_id: int, ended: int):
     """Optuna's parallel coordinates and importances, recomputed only when another trial has ended."""
-    study = load_study(get_store(), search_id)
+    study = load_study(ui.get_store(), search_id)
     if study is None:
         return None, {}
     return parallel_coordinates(study), importances(study)
@@ -92,7 +82,7 @@ def study_figures(home: str, search_id: int, ended: int):
 
 def controls(store, search) -> None:
     """Stop or resume the search (its owner or a teacher), and train its best trial for real."""
-    person = current_person()
+    person = ui.current_person()
     mine = person is not None and may_manage(person, search)
     stop, resume, best_box = st.columns([1, 1, 2.5], vertical_alignment="bottom")
     if search.active:
@@ -113,17 +103,17 @@ def controls(store, search) -> None:
                      icon=":material/workspace_premium:"):
             try:
                 run_id = launch(store, replace(best.spec, epochs=int(epochs)), name=f"best of search #{search.id}",
-                                owner=acting_person(), max_runs=max_runs_per_person())
+                                owner=ui.acting_person(), max_runs=ui.max_runs_per_person())
                 st.success(f"Run #{run_id} trains the best settings on all training images, then scores the 10,000 test images: "
                            "see it on Build & Train and the Leaderboard.", icon=":material/rocket_launch:")
-                st.page_link(LEADERBOARD_PAGE, label="Leaderboard", icon=":material/leaderboard:")
+                st.page_link(ui.LEADERBOARD_PAGE, label="Leaderboard", icon=":material/leaderboard:")
             except (AccessError, LimitError) as e:
                 st.error(str(e), icon=":material/block:")
 
 
 def act(store, search, action: str, do) -> None:
     try:
-        check_may_manage(acting_person(), store.get(search.id), action)
+        check_may_manage(ui.acting_person(), store.get(search.id), action)
         do()
         st.rerun()
     except (AccessError, ValueError) as e:
@@ -170,10 +160,10 @@ def show_search(store, search_id: int) -> None:
     right.plotly_chart(accuracy_vs_size(trials), key="search_size", config=NO_TOOLBAR)
 
 
-@store_errors_shown
+@ui.store_errors_shown
 def live_search(search_id: int) -> None:
-    store = get_store()
-    active_runs(store)  # marks a search whose process died as interrupted (resumable)
+    store = ui.get_store()
+    ui.active_runs(store)  # marks a search whose process died as interrupted (resumable)
     show_search(store, search_id)
     search = store.get(search_id)
     if not search.active and st.session_state.get("search_was_active") == search_id:
@@ -181,13 +171,13 @@ def live_search(search_id: int) -> None:
         st.rerun()  # the whole page once: the view stops refreshing
 
 
-enter_through_navigation()
+ui.enter_through_navigation()
 st.title("Search")
 st.caption("Optuna tries stacks for you: its TPE sampler proposes settings from what the earlier trials scored, and a "
            "median pruner ends a trial whose validation accuracy falls behind. Trials are compared on **validation accuracy** "
            "(images held out of each trial's training images), never on the test set: only *Train the best* scores the "
            "10,000 test images, once, for the settings the search chose.")
-store = get_store()
+store = ui.get_store()
 setup, view = st.columns([1, 2.2], gap="large")
 with setup:
     space = space_controls()
