@@ -95,6 +95,15 @@ def search_summary(store: RunStore, search_id: int) -> dict:
     }
 
 
+def delete_search(store: RunStore, search_id: int) -> None:
+    """A search with its trials, their folders and its study (RuntimeError while it runs)."""
+    store.delete(search_id)
+    try:
+        optuna.delete_study(study_name=study_name(search_id), storage=storage(store))
+    except KeyError:  # stopped before its first trial: no study
+        pass
+
+
 def importances(study: optuna.Study) -> dict[str, float]:
     """Optuna's importance of each setting for the validation accuracy (empty until two trials finished)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

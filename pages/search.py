@@ -10,7 +10,7 @@ from fmnist.models import ACTIVATIONS, MAX_CONV_BLOCKS, MAX_LAYERS, SpecError, s
 from fmnist.runs import LimitError, RunKind, RunStatus
 from fmnist.search_charts import accuracy_vs_size, best_so_far, importance_bars, trials_table, validation_curves
 from fmnist.search_space import BATCH_SIZES, FILTER_CHOICES, SearchSpace, describe_size, validate_space
-from fmnist.studies import best_trial_run, importances, load_study, parallel_coordinates
+from fmnist.studies import best_trial_run, delete_search, importances, load_study, parallel_coordinates
 from fmnist.worker import launch, launch_search, resume_search
 
 WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
@@ -94,6 +94,14 @@ def controls(store, search) -> None:
                          help="go on from the trials it has, with its budget (raise Trials or Minutes on the left to extend it)"):
             trials, minutes = st.session_state.search_trials, st.session_state.search_minutes
             act(store, search, "resume", lambda: resume_search(store, search.id, trials=int(trials), minutes=float(minutes)))
+        if stop.button("Delete…", key="search_delete", icon=":material/delete:", disabled=not mine):
+            st.session_state.search_confirm = search.id
+        if st.session_state.get("search_confirm") == search.id:
+            st.warning(f"Delete search #{search.id} with its {len(store.children(search.id))} trials and their curves?",
+                       icon=":material/warning:")
+            if st.button("Yes, delete", key="search_delete_yes", type="primary"):
+                st.session_state.search_confirm = None
+                act(store, search, "delete", lambda: delete_search(store, search.id))
     best = best_trial_run(store, search.id)
     if best is None:
         return
@@ -116,7 +124,7 @@ def act(store, search, action: str, do) -> None:
         check_may_manage(ui.acting_person(), store.get(search.id), action)
         do()
         st.rerun()
-    except (AccessError, ValueError) as e:
+    except (AccessError, ValueError, RuntimeError) as e:
         st.error(str(e), icon=":material/lock:")
 
 

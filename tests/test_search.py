@@ -143,6 +143,12 @@ def test_the_search_page(home):
     assert len(best) == 1 and best[0].kind == RunKind.TRAIN and best[0].train_limit is None and best[0].spec.epochs == 20
     store.request_stop(best[0].id)
 
+    at.button(key="search_delete").click().run()
+    at.button(key="search_delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert [run.id for run in store.list_runs()] == [best[0].id], "the search and its trials are gone; the trained best stays"
+    assert "No searches yet" in at.info[0].value
+
 
 def suggest_fixed(i: int):
     from fmnist.models import dense_spec
