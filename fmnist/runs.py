@@ -79,6 +79,9 @@ class Run:
     scores: list[float]
     seeds_mean: float | None
     seeds_std: float | None
+    backend_setting: str | None  # what the run asked for: auto, tensorflow or jax
+    backend: str | None  # the Keras backend that trained it, once it started
+    device: str | None  # the CPU's model name, or the GPU's name when it trained on one
 
     @classmethod
     def from_row(cls, row) -> "Run":
@@ -122,4 +125,5 @@ class Run:
             "samples_per_s": self.samples_per_s, "best_val_acc": self.best_val_acc,
             "cv_mean": self.cv_mean, "cv_std": self.cv_std, "seeds_mean": self.seeds_mean, "seeds_std": self.seeds_std,
             "kind": str(self.kind), "parent_id": self.parent_id, "scores": self.scores,
+            "backend": self.backend, "device": self.device,
         }
