@@ -15,6 +15,7 @@ import time
 
 import psutil
 
+from fmnist.backends import default_setting
 from fmnist.models import ModelSpec
 from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.store import RunStore
@@ -98,9 +99,11 @@ def wait_for_slot(store: RunStore, run_id: int, on_wait=None) -> bool:
 
 # --- starting training processes ---
 
-def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limit: int | None = None) -> int:
-    """Queue a run and start its own training process; returns the run id."""
-    run_id = store.create_run(spec, name=name, train_limit=train_limit)
+def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
+           backend_setting: str | None = None) -> int:
+    """Queue a run and start its own training process; returns the run id. backend_setting: auto,
+    tensorflow or jax; by default FMNIST_BACKEND's, else auto (ValueError if that holds something else)."""
+    run_id = store.create_run(spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting())
     start_process(store, run_id)
     return run_id
 
@@ -116,8 +119,9 @@ def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: i
     if not low <= repeats <= high:
         raise ValueError(f"{'folds' if kind == RunKind.CV else 'seeds'}: from {low} to {high}, got {repeats}")
     name = JOB_NAMES[kind].format(k=repeats, id=run_id)
+    # The backend that trained the run, so that the job's scores measure the same training.
     return store.create_run(run.spec, name=name, train_limit=run.train_limit, pid=pid, pid_started=pid_started,
-                            kind=kind, parent_id=run_id, repeats=repeats)
+                            kind=kind, parent_id=run_id, repeats=repeats, backend_setting=run.backend or run.backend_setting or "auto")
 
 
 def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int) -> int:
