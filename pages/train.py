@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import stack_diagram, training_curves
 from fmnist.models import (
     ACTIVATIONS,
@@ -81,6 +82,20 @@ def init_state():
     for field, key in SETTING_WIDGETS.items():
         st.session_state.setdefault(key, getattr(defaults, field))
     st.session_state.setdefault("build_limit", ALL_IMAGES)
+    if "build_backend" not in st.session_state:
+        try:
+            st.session_state.build_backend = default_setting()
+        except ValueError as e:  # a bad FMNIST_BACKEND: said once, and the page starts from auto
+            st.session_state.build_backend = "auto"
+            st.session_state.backend_problem = str(e)
+
+
+def backend_control(spec: ModelSpec | None) -> str:
+    """The Keras backend that will train the run; auto picks the fastest for the stack on screen."""
+    if problem := st.session_state.pop("backend_problem", None):
+        st.warning(f"{problem}: runs start on auto until you choose.", icon=":material/warning:")
+    return st.selectbox("Engine (Keras backend)", SETTINGS, key="build_backend", format_func=lambda s: setting_label(s, spec),
+                        help="auto: JAX for dense stacks, TensorFlow with conv blocks or augmentation (faster on a CPU)")
 
 
 def layer_controls() -> list[DenseLayer]:
@@ -164,11 +179,11 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def start_run(spec: ModelSpec, name: str, limit: int | None):
+def start_run(spec: ModelSpec, name: str, limit: int | None, backend_setting: str):
     store = get_store()
     if dataset_or_message() is None:
         return
-    run_id = launch(store, spec, name=name or None, train_limit=limit)
+    run_id = launch(store, spec, name=name or None, train_limit=limit, backend_setting=backend_setting)
     st.session_state.watch_run = run_id
     ahead = [r for r in active_runs(store) if r.id < run_id]
     if ahead:
@@ -228,7 +243,10 @@ def live_panel():
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
         return
     head, button = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"#### {run_label(run)} · {run.status}")
+    engine = engine_label(run)
+    head.markdown(f"#### {run_label(run)} · {run.status}" + (f" · {engine}" if engine else ""))
+    if run.device:
+        head.caption(f"Trains on {engine} · {run.device}")
     if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", help="ends at the next batch and keeps what it learnt"):
         store.request_stop(run.id)
         st.toast(f"Stopping run #{run.id}…")
@@ -268,8 +286,9 @@ with picture:
         st.plotly_chart(stack_diagram(spec), key="stack_diagram", config={"displayModeBar": False})
         st.dataframe(pd.DataFrame(summary_rows(spec)), hide_index=True, width="stretch")
     name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout")
+    backend_setting = backend_control(spec)
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=spec is None, key="start"):
-        start_run(spec, name, limit)
+        start_run(spec, name, limit, backend_setting)
 
 st.divider()
 live_panel()
