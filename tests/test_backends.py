@@ -68,10 +68,10 @@ def test_a_bad_backend_setting_is_one_clear_line_and_creates_no_run(home):
 def test_an_older_store_gains_the_backend_columns_empty(home):
     RunStore()
     run_id = RunStore().create_run(dense_spec([32]))
-    db = sqlite3.connect(home / "runs.sqlite")  # back to version 1, as the app before backends left it
+    db = sqlite3.connect(home / "runs.sqlite")  # back to the version before backends were recorded
     for column in ("backend_setting", "backend", "device"):
         db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-    db.execute("PRAGMA user_version = 1")
+    db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema.to_version_2)}")
     db.commit()
     db.close()
     run = RunStore().get(run_id)
