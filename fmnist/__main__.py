@@ -1,10 +1,14 @@
-"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,bench} --help"""
+"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,serve,hash-code,forget-person,bench} --help
+
+The command line acts as this machine's admin: whoever has a shell here owns the run store.
+"""
 
 import argparse
 import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 # TensorFlow's start-up chatter drowns the progress bar; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,6 +31,7 @@ from fmnist.models import (  # noqa: E402
     DenseLayer,
     ModelSpec,
     dense_spec,
+    stack_name,  # noqa: E402
     validate,
 )
 from fmnist.runs import RunKind, RunStatus  # noqa: E402
@@ -116,18 +121,39 @@ def print_queued(position):
     sys.stderr.flush()
 
 
+def print_trial(run, value) -> None:
+    """A search's trial as it ends: one line."""
+    score = f"best validation accuracy {value:.4f}" if value is not None else (run.error or "no score")
+    print(f"trial #{run.id} {stack_name(run.spec)}, batch {run.spec.batch_size}, lr {run.spec.learning_rate:.2g}: "
+          f"{run.status} after {run.epoch}/{run.spec.epochs} epochs, {score}", flush=True)
+
+
+def backend_for(run) -> str:
+    """The backend a run's setting picks for its spec. A search's trials train in its own processes,
+    so for a search auto goes by what it may try: TensorFlow when its space allows conv blocks."""
+    spec = run.spec
+    if run.kind == RunKind.SEARCH and run.space and run.space.get("conv_blocks", (0, 0))[1] > 0:
+        spec = replace(spec, conv=(ConvBlock(16),))
+    return resolve(spec, run.backend_setting)
+
+
 def train_in_this_process(store: RunStore, run_id: int) -> dict:
     if not wait_for_slot(store, run_id, on_wait=print_queued):
         return store.get(run_id).summary()
     # Keras loads here, once the run may start (`runs`, `stop` and a queued wait stay light), on the
-    # backend the run's setting picks for its spec: Keras fixes its backend when it is first imported.
+    # backend the run's setting picks: Keras fixes its backend when it is first imported.
     from fmnist.keras_start import start_keras
 
     run = store.get(run_id)
-    start_keras(resolve(run.spec, run.backend_setting))
+    kind = run.kind
+    start_keras(backend_for(run))
+    if kind == RunKind.SEARCH:
+        from fmnist.search import run_search
+
+        return run_search(store, run_id, on_trial=print_trial)
     from fmnist.training import run_job, train_run
 
-    run = train_run if store.get(run_id).kind == RunKind.TRAIN else run_job
+    run = train_run if kind == RunKind.TRAIN else run_job
     progress = ProgressBar()
     try:
         return run(store, run_id, progress=progress)
@@ -151,6 +177,8 @@ def cmd_train(args) -> int:
     if summary["status"] == RunStatus.FAILED:
         print(f"run {run_id} failed: {store.get(run_id).error}", file=sys.stderr)
     print(json.dumps(summary))
+    if "search_id" in summary:
+        return 0 if summary["status"] in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
     return 0 if RunStatus(summary["status"]).has_model else 1
 
 
@@ -163,13 +191,12 @@ def format_table(rows: list[dict], columns: list[str]) -> str:
 
 def cmd_runs(args) -> int:
     from fmnist.leaderboard import mean_and_spread
-    from fmnist.models import stack_name
 
     store = open_store()
     reap_dead_runs(store)
     runs = [run for run in store.list_runs() if run.kind == RunKind.TRAIN]
-    if args.json:
-        for run in runs:
+    if args.json:  # the trials of searches too (kind "trial"), for scripts
+        for run in [run for run in store.list_runs() if run.kind in (RunKind.TRAIN, RunKind.TRIAL)]:
             print(json.dumps({**run.summary(), "stack": stack_name(run.spec), "created_at": run.created_at}))
         return 0
     if not runs:
@@ -194,6 +221,81 @@ def cmd_job(args) -> int:
     summary = train_in_this_process(store, job_id)
     print(json.dumps(summary))
     return 0 if RunStatus(summary["status"]).has_model else 1
+
+
+def range_of(kind):
+    """A command-line range 'low,high' as a (low, high) tuple of `kind`."""
+    def parse(text: str):
+        try:
+            low, high = (kind(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a range low,high like 1,4, got {text!r}") from None
+        return (low, high)
+    return parse
+
+
+def choices_of(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"comma-separated values, got {text!r}") from None
+    return parse
+
+
+def yes_no(text: str) -> bool:
+    if text.strip().lower() not in ("yes", "no"):
+        raise ValueError(text)
+    return text.strip().lower() == "yes"
+
+
+def cmd_search(args) -> int:
+    from fmnist.search_space import SearchSpace, describe_size, validate_space
+
+    if args.bench:
+        from fmnist.search_bench import run_search_bench
+
+        return run_search_bench(args)
+
+    store = open_store()
+    pid, started = this_process()
+    if args.resume is not None:
+        from fmnist.worker import resume_search
+
+        resume_search(store, args.resume, trials=args.trials, minutes=args.minutes, start=False)
+        search_id = args.resume
+        store.set_pid(search_id, pid, started)
+    else:
+        defaults = SearchSpace()
+        values = {
+            "layers": args.layers, "width": args.width, "activations": args.activations, "dropout": args.dropout,
+            "batch_norm": args.batch_norm, "learning_rate": args.lr, "batch_sizes": args.batch_sizes, "conv_blocks": args.conv,
+            "filters": args.filters, "lr_schedules": args.lr_schedules, "images": args.limit, "epochs": args.epochs,
+            "val_split": args.val_split, "seed": args.seed, "trials": args.trials, "minutes": args.minutes,
+        }
+        space = validate_space(replace(defaults, **{k: v for k, v in values.items() if v is not None}))
+        if args.no_minutes:
+            space = validate_space(replace(space, minutes=None))
+        from fmnist.worker import create_search
+
+        search_id = create_search(store, space, name=args.name, pid=pid, pid_started=started)
+        print(f"search #{search_id}: {describe_size(space)}; up to {space.trials or 'any number of'} trials"
+              f"{f' or {space.minutes:g} minutes' if space.minutes else ''}, {space.epochs} epochs on {space.images:,} images each; "
+              "trials are compared on validation accuracy, never on the test set", file=sys.stderr)
+    summary = train_in_this_process(store, search_id)
+    print(json.dumps(summary))
+    return 0 if summary["status"] in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
+
+
+def cmd_search_helper(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    store = open_store()
+    start_keras(backend_for(store.get(args.search_id)))  # the same backend as the search's own process
+    from fmnist.search import help_search
+
+    help_search(store, args.search_id)
+    return 0
 
 
 def cmd_stop(args) -> int:
@@ -228,6 +330,66 @@ def cmd_seed_table(args) -> int:
         })
     print(format_table(rows, list(rows[0])))
     return 0 if all(r["status"] == RunStatus.FINISHED for r in rows) else 1
+
+
+def cmd_hash_code(args) -> int:
+    """A class or teacher code, hashed for secrets.toml: the code itself is never stored."""
+    from getpass import getpass
+
+    from fmnist.access import hash_code
+
+    if args.stdin:
+        code = sys.stdin.readline().rstrip("\n")
+    else:
+        code = getpass("Code: ")
+        if getpass("The same again: ") != code:
+            print("error: the two did not match", file=sys.stderr)
+            return 2
+    if len(code) < 8:
+        print("error: a code of at least 8 characters, please (it keeps strangers out of the class)", file=sys.stderr)
+        return 2
+    print(json.dumps(hash_code(code)))
+    return 0
+
+
+def cmd_forget_person(args) -> int:
+    from fmnist.access import class_person
+
+    person = class_person(args.name, teacher=False)
+    if open_store().forget_person(person.id):
+        print(f"{person.name!r} may sign in again with a new password; their runs stay theirs.")
+        return 0
+    print(f"nobody has signed in as {person.name!r}", file=sys.stderr)
+    return 2
+
+
+def streamlit_secrets(root: Path) -> dict:
+    """What Streamlit reads as secrets.toml by default: the user's, then the project's (which wins)."""
+    import tomllib
+
+    merged = {}
+    for path in (Path.home() / ".streamlit" / "secrets.toml", root / ".streamlit" / "secrets.toml"):
+        if path.is_file():
+            try:
+                merged.update(tomllib.loads(path.read_text()))
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"{path} is not valid TOML: {e}") from e
+    return merged
+
+
+def cmd_serve(args) -> int:
+    """Start the app: on this machine only, or with --share for others, after checking its sign-in."""
+    from fmnist.access import sharing_from
+
+    root = Path(__file__).resolve().parent.parent
+    address = "0.0.0.0" if args.share else "127.0.0.1"
+    sharing = sharing_from(streamlit_secrets(root), address)  # SharingConfigError: refuse to start
+    if args.share:
+        print(f"Serving to other machines on port {args.port}, sign-in by {'class code' if sharing.mode == 'class' else 'your provider'}.",
+              file=sys.stderr)
+    os.chdir(root)  # where .streamlit/config.toml is
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", address, "--server.port", str(args.port)]
+    os.execv(sys.executable, command)
 
 
 def cmd_bench(args) -> int:
@@ -280,6 +442,51 @@ def main(argv=None) -> int:
     seed.add_argument("--limit", type=positive_int, help="train on the first N training images only")
     seed.set_defaults(func=cmd_seed_table)
 
+    search = sub.add_parser(
+        "search", help="let Optuna search stacks (pruned from their validation curves); a line per trial, then JSON",
+        description="Search dense (and optionally conv) stacks with Optuna's TPE sampler and median pruner. Trials train on "
+                    "the first --limit training images and are compared on validation accuracy only; train the best one "
+                    "with `python -m fmnist train` (its settings are in the final JSON line's best_spec) to score it on the test set.")
+    search.add_argument("--trials", type=positive_int, help="at most this many trials (default 40)")
+    search.add_argument("--minutes", type=float, help="at most this many minutes (default 10)")
+    search.add_argument("--no-minutes", action="store_true", help="no time limit: stop after --trials")
+    search.add_argument("--epochs", type=positive_int, help="epochs per trial (default 6)")
+    search.add_argument("--limit", type=positive_int, help="training images per trial (default 20000)")
+    search.add_argument("--val-split", type=float, help="validation share of those images (default 0.1)")
+    search.add_argument("--seed", type=int, help="the sampler's and every trial's seed (default 0)")
+    search.add_argument("--layers", type=range_of(int), help="number of dense layers, low,high (default 1,4)")
+    search.add_argument("--width", type=range_of(int), help="each layer's width, low,high, log scale (default 32,1024)")
+    search.add_argument("--activations", type=choices_of(str), help="default relu,gelu,tanh")
+    search.add_argument("--dropout", type=range_of(float), help="low,high in steps of 0.05 (default 0,0.4)")
+    search.add_argument("--batch-norm", type=choices_of(yes_no), help="yes, no or yes,no (default)")
+    search.add_argument("--lr", type=range_of(float), help="Adam's learning rate, low,high, log scale (default 0.0003,0.003)")
+    search.add_argument("--batch-sizes", type=choices_of(int), help="default 32,64,128,256")
+    search.add_argument("--lr-schedules", type=choices_of(str), help="constant, cosine or constant,cosine (default cosine)")
+    search.add_argument("--conv", type=range_of(int), help="conv blocks before the dense layers, low,high (default 0,0)")
+    search.add_argument("--filters", type=choices_of(int), help="each conv block's filters (default 16,32,64)")
+    search.add_argument("--name", help="a name for the search")
+    search.add_argument("--resume", type=int, metavar="SEARCH_ID", help="go on with an ended search (--trials/--minutes: a new budget)")
+    search.add_argument("--bench", action="store_true",
+                        help="measure the default search (--minutes to shorten it): its best retrained and tested, pruning's savings, overhead")
+    search.set_defaults(func=cmd_search)
+
+    helper = sub.add_parser("search-helper", help="internal: a running search's extra trial process")
+    helper.add_argument("search_id", type=int)
+    helper.set_defaults(func=cmd_search_helper)
+
+    serve = sub.add_parser("serve", help="start the app (this machine only; --share: to others, with sign-in)")
+    serve.add_argument("--share", action="store_true", help="listen on every interface; refuses unless sign-in is configured")
+    serve.add_argument("--port", type=positive_int, default=8501)
+    serve.set_defaults(func=cmd_serve)
+
+    hash_parser = sub.add_parser("hash-code", help="hash a class or teacher code for .streamlit/secrets.toml")
+    hash_parser.add_argument("--stdin", action="store_true", help="read the code from standard input instead of asking")
+    hash_parser.set_defaults(func=cmd_hash_code)
+
+    forget = sub.add_parser("forget-person", help="let a class member who forgot their password sign in again under their name")
+    forget.add_argument("name")
+    forget.set_defaults(func=cmd_forget_person)
+
     bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine on each backend, and the time to the first batch")
     bench.add_argument("--json", action="store_true", help="one JSON object per case and per backend's start")
     bench.add_argument("--repeats", type=positive_int, default=3, help="rounds: each side trains each case once a round")
@@ -290,7 +497,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, StoreError, ValueError) as e:  # SpecError is a ValueError
+    except (DatasetError, StoreError, ValueError, PermissionError) as e:  # SpecError and SharingConfigError are ValueErrors
         print(f"error: {e}", file=sys.stderr)
         return 2
 

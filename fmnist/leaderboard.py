@@ -5,9 +5,10 @@ from datetime import datetime
 
 import pandas as pd
 
+from fmnist.access import LOCAL_ADMIN, Person
 from fmnist.backends import engine_label
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, dense_spec, stack_name
-from fmnist.runs import ACTIVE, Run, RunKind, RunStatus
+from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
 from fmnist.store import RunStore
 from fmnist.worker import launch
 
@@ -22,7 +23,8 @@ def mean_and_spread(mean: float | None, std: float | None) -> str | None:
     return None if mean is None else f"{mean:.4f} ± {std:.4f}"
 
 
-def leaderboard_table(runs: list[Run]) -> pd.DataFrame:
+def leaderboard_table(runs: list[Run], with_owner: bool = False) -> pd.DataFrame:
+    """One row per run, best test accuracy first; with_owner adds who started each (a shared app)."""
     rows = [{
         "run": run.id,
         "name": run.name,
@@ -47,6 +49,9 @@ def leaderboard_table(runs: list[Run]) -> pd.DataFrame:
     ])
     table = table.sort_values("test accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     table.insert(0, "best", [""] * len(table))
+    if with_owner:
+        owners = {run.id: run.owner_name or LOCAL_ADMIN.name for run in runs}
+        table.insert(3, "by", [owners[run_id] for run_id in table["run"]])
     if len(table) and pd.notna(table.loc[0, "test accuracy"]):
         table.loc[0, "best"] = "★"  # in every text font; an emoji needs an emoji font
     return table
@@ -94,16 +99,20 @@ def seed_spec(widths) -> ModelSpec:
     return dense_spec(widths, epochs=10)
 
 
-def train_seed_stacks(store: RunStore) -> list[int]:
+def train_seed_stacks(store: RunStore, owner: Person | None = None, max_runs: int | None = None) -> tuple[list[int], str | None]:
     """Queue the seed's four stacks, one training process each (they train one after another).
-    A stack already queued or training is not queued twice; returns the new run ids."""
+    A stack already queued or training is not queued twice. Returns the new run ids, and why
+    the rest were not queued when the owner's limit stopped them."""
     active = [run.spec for run in training_runs(store.list_runs(statuses=ACTIVE)) if run.train_limit is None]
     run_ids = []
     for name, widths in SEED_STACKS.items():
         spec = seed_spec(widths)
         if spec not in active:
-            run_ids.append(launch(store, spec, name=name))
-    return run_ids
+            try:
+                run_ids.append(launch(store, spec, name=name, owner=owner, max_runs=max_runs))
+            except LimitError as e:
+                return run_ids, str(e)
+    return run_ids, None
 
 
 def seed_comparison(runs: list[Run]) -> pd.DataFrame:

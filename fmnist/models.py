@@ -68,13 +68,17 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise SpecError(f"unknown spec fields: {', '.join(sorted(unknown))}")
+        reject_unknown_fields(cls, data, "spec")
         layers = parse_list(data.get("layers"), DenseLayer, "layers", "units")
         conv = parse_list(data.get("conv", []), ConvBlock, "conv", "filters")
         return validate(cls(**{**data, "layers": layers, "conv": conv}))
+
+
+def reject_unknown_fields(cls, data: dict, what: str) -> None:
+    """A saved spec or search space with a field this version does not know is an error, not silently dropped."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise SpecError(f"unknown {what} fields: {', '.join(sorted(unknown))}")
 
 
 def parse_list(items, kind, field_name: str, short_field: str) -> tuple:

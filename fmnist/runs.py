@@ -22,6 +22,7 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CANCELLED = "cancelled"
+    PRUNED = "pruned"  # a search's trial that its validation curve showed not worth finishing
 
     @property
     def active(self) -> bool:
@@ -41,6 +42,12 @@ class RunKind(enum.StrEnum):
     TRAIN = "train"  # one model, scored on the test set
     CV = "cv"  # k-fold cross-validation of a run's spec, scored on the held-out folds
     SEEDS = "seeds"  # a run's spec again with N seeds: the test accuracy's spread
+    SEARCH = "search"  # a search over a space of specs (fmnist.search); its trials are its children
+    TRIAL = "trial"  # one configuration a search tried, scored on validation accuracy only
+
+
+class LimitError(RuntimeError):
+    """A person has as many trainings queued or running as they may; the message says so."""
 
 
 class ModelFileError(RuntimeError):
@@ -79,6 +86,9 @@ class Run:
     scores: list[float]
     seeds_mean: float | None
     seeds_std: float | None
+    owner: str | None  # who started it (fmnist.access.Person.id); None: this machine's own user
+    owner_name: str | None
+    space_json: str | None  # a search's space (fmnist.search_space.SearchSpace as JSON)
     backend_setting: str | None  # what the run asked for: auto, tensorflow or jax
     backend: str | None  # the Keras backend that trained it, once it started
     device: str | None  # the CPU's model name, or the GPU's name when it trained on one
@@ -93,6 +103,10 @@ class Run:
         data["stop_requested"] = bool(data["stop_requested"])
         data["scores"] = json.loads(data.pop("scores_json") or "[]")
         return cls(**data)
+
+    @property
+    def space(self) -> dict | None:
+        return json.loads(self.space_json) if self.space_json else None
 
     @property
     def total_epochs(self) -> int:
@@ -124,6 +138,6 @@ class Run:
             "test_loss": self.test_loss, "test_acc": self.test_acc, "train_s": self.train_s,
             "samples_per_s": self.samples_per_s, "best_val_acc": self.best_val_acc,
             "cv_mean": self.cv_mean, "cv_std": self.cv_std, "seeds_mean": self.seeds_mean, "seeds_std": self.seeds_std,
-            "kind": str(self.kind), "parent_id": self.parent_id, "scores": self.scores,
+            "kind": str(self.kind), "parent_id": self.parent_id, "scores": self.scores, "owner": self.owner_name,
             "backend": self.backend, "device": self.device,
         }

@@ -74,6 +74,33 @@ def to_version_1(db: sqlite3.Connection) -> None:
 
 
 def to_version_2(db: sqlite3.Connection) -> None:
+    """Owners: who started each run (NULL: this machine's own user, as every run before sharing),
+    the people of a class, each with the hash of the password that keeps their name theirs, and
+    who is signed in."""
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN owner_name TEXT")
+    db.execute("""CREATE TABLE IF NOT EXISTS people (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""")
+    # A browser session's sign-in: signing out ends every one of that person's, in every tab.
+    db.execute("""CREATE TABLE IF NOT EXISTS sign_ins (
+        token TEXT PRIMARY KEY,
+        person_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        admin INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    )""")
+
+
+def to_version_3(db: sqlite3.Connection) -> None:
+    """Searches: a search is a run of kind 'search' holding its space; its trials are runs of kind 'trial'."""
+    db.execute("ALTER TABLE runs ADD COLUMN space_json TEXT")
+
+
+def to_version_4(db: sqlite3.Connection) -> None:
     """Which Keras backend a run asked for and which trained it, on which device (CPU model or GPU name).
     Runs trained before keep them empty (TensorFlow was the only backend then; no row is rewritten)."""
     db.execute("ALTER TABLE runs ADD COLUMN backend_setting TEXT")  # auto, tensorflow or jax
@@ -82,7 +109,7 @@ def to_version_2(db: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[i] takes a store from version i to version i + 1.
-MIGRATIONS = (to_version_1, to_version_2)
+MIGRATIONS = (to_version_1, to_version_2, to_version_3, to_version_4)
 VERSION = len(MIGRATIONS)
 
 

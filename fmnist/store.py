@@ -22,7 +22,7 @@ from fmnist import schema
 from fmnist.backends import check_setting
 from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
-from fmnist.runs import ACTIVE, ENDED, Run, RunKind, RunStatus
+from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
 
 DAMAGED = (
     "It is not a Fashion-MNIST Studio run store, or it is damaged. It was left as it is: move it aside "
@@ -127,16 +127,28 @@ class RunStore:
 
     def create_run(self, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
                    pid: int | None = None, pid_started: str | None = None, kind: RunKind = RunKind.TRAIN,
-                   parent_id: int | None = None, repeats: int | None = None, backend_setting: str = "auto") -> int:
+                   parent_id: int | None = None, repeats: int | None = None,
+                   owner: str | None = None, owner_name: str | None = None, owner_limit: int | None = None,
+                   space_json: str | None = None, backend_setting: str = "auto") -> int:
         """A queued run; pid and pid_started name the process that will train it, when it is known already;
-        backend_setting is auto, tensorflow or jax (fmnist.backends)."""
+        backend_setting is auto, tensorflow or jax (fmnist.backends).
+
+        With owner_limit, the owner may have at most that many runs queued or running: counted and
+        inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError).
+        """
         check_setting(backend_setting)
         with self.connect() as db:
+            if owner_limit is not None:
+                marks = ", ".join("?" * len(ACTIVE))
+                active = db.execute(f"SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ({marks})", (owner, *ACTIVE)).fetchone()[0]
+                if active >= owner_limit:
+                    raise LimitError(f"You have {active} trainings queued or running, the most one person may have "
+                                     f"({owner_limit}): wait for one to end, or stop one, then start this one.")
             cur = db.execute(
                 "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, pid_started, kind, parent_id, repeats, "
-                "backend_setting) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "owner, owner_name, space_json, backend_setting) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name or "", json.dumps(spec.to_dict()), RunStatus.QUEUED, time.time(), count_params(spec), train_limit,
-                 pid, pid_started, RunKind(kind), parent_id, repeats, backend_setting),
+                 pid, pid_started, RunKind(kind), parent_id, repeats, owner, owner_name, space_json, backend_setting),
             )
             run_id = cur.lastrowid
             if not name:
@@ -164,6 +176,24 @@ class RunStore:
             rows = db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         return [dict(r) for r in rows]
 
+    def epochs_of(self, run_ids: list[int]) -> dict[int, list[dict]]:
+        """Several runs' epoch rows in one read (a search's trials)."""
+        found = {run_id: [] for run_id in run_ids}
+        if not run_ids:
+            return found
+        with self.connect(write=False) as db:
+            rows = db.execute(f"SELECT * FROM epochs WHERE run_id IN ({', '.join('?' * len(run_ids))}) ORDER BY run_id, epoch",
+                              list(run_ids)).fetchall()
+        for row in rows:
+            found[row["run_id"]].append(dict(row))
+        return found
+
+    def children(self, parent_id: int) -> list[Run]:
+        """A job's or a search's runs (its parts, its trials), oldest first."""
+        with self.connect(write=False) as db:
+            rows = db.execute("SELECT * FROM runs WHERE parent_id = ? ORDER BY id", (parent_id,)).fetchall()
+        return [Run.from_row(row) for row in rows]
+
     def batches(self, run_id: int) -> list[dict]:
         with self.connect(write=False) as db:
             rows = db.execute("SELECT * FROM batches WHERE run_id = ? ORDER BY epoch, step", (run_id,)).fetchall()
@@ -177,11 +207,20 @@ class RunStore:
 
     def claim_slot(self, run_id: int, max_parallel: int, pid: int, pid_started: str | None) -> bool:
         """In one transaction: move a queued run to running if it is first in the queue and fewer
-        than max_parallel runs are running."""
+        than max_parallel runs are running.
+
+        Searches have a queue of their own, one running at a time: a search trains nothing itself,
+        its trials queue for training slots like every other run.
+        """
         with self.connect() as db:
-            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (RunStatus.RUNNING,)).fetchone()[0]
-            first = db.execute("SELECT MIN(id) FROM runs WHERE status = ?", (RunStatus.QUEUED,)).fetchone()[0]
-            if running >= max_parallel or first != run_id:
+            row = db.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return False
+            searches = RunKind(row["kind"]) == RunKind.SEARCH
+            same_queue = "kind = ?" if searches else "kind != ?"
+            running = db.execute(f"SELECT COUNT(*) FROM runs WHERE status = ? AND {same_queue}", (RunStatus.RUNNING, RunKind.SEARCH)).fetchone()[0]
+            first = db.execute(f"SELECT MIN(id) FROM runs WHERE status = ? AND {same_queue}", (RunStatus.QUEUED, RunKind.SEARCH)).fetchone()[0]
+            if running >= (1 if searches else max_parallel) or first != run_id:
                 return False
             now = time.time()
             db.execute(
@@ -191,9 +230,12 @@ class RunStore:
             return True
 
     def queue_position(self, run_id: int) -> int:
-        """1 for the next run to start."""
+        """1 for the next run to start (in its queue: searches have their own)."""
         with self.connect(write=False) as db:
-            return db.execute("SELECT COUNT(*) FROM runs WHERE status = ? AND id <= ?", (RunStatus.QUEUED, run_id)).fetchone()[0]
+            kind = db.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()["kind"]
+            same_queue = "kind = ?" if kind == RunKind.SEARCH else "kind != ?"
+            return db.execute(f"SELECT COUNT(*) FROM runs WHERE status = ? AND id <= ? AND {same_queue}",
+                              (RunStatus.QUEUED, run_id, RunKind.SEARCH)).fetchone()[0]
 
     def mark_interrupted(self, run_ids: list[int], reason: str) -> None:
         """Runs whose process is gone; a run that ended meanwhile keeps its status."""
@@ -211,12 +253,40 @@ class RunStore:
             if row is None:
                 raise KeyError(f"no run {run_id}")
             status = RunStatus(row["status"])
+            # A search's trials stop with it: the running one at its next batch, the queued ones at once.
+            db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE parent_id = ? AND kind = ? AND status = ?",
+                       (RunStatus.CANCELLED, time.time(), run_id, RunKind.TRIAL, RunStatus.QUEUED))
+            db.execute("UPDATE runs SET stop_requested = 1 WHERE parent_id = ? AND kind = ? AND status = ?",
+                       (run_id, RunKind.TRIAL, RunStatus.RUNNING))
             if status == RunStatus.QUEUED:
                 db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", (RunStatus.CANCELLED, time.time(), run_id))
                 return RunStatus.CANCELLED
             if status == RunStatus.RUNNING:
                 db.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
             return status
+
+    def requeue(self, run_id: int) -> None:
+        """Queue an ended search again, to resume or extend it (its finished trials stay)."""
+        marks = ", ".join("?" * len(ACTIVE))
+        with self.connect() as db:
+            changed = db.execute(
+                f"UPDATE runs SET status = ?, ended_at = NULL, stop_requested = 0, error = NULL, pid = NULL, pid_started = NULL, "
+                f"created_at = ? WHERE id = ? AND kind = ? AND status NOT IN ({marks})",
+                (RunStatus.QUEUED, time.time(), run_id, RunKind.SEARCH, *ACTIVE),
+            ).rowcount
+        if not changed:
+            raise ValueError(f"run {run_id} is not an ended search")
+
+    def update_search(self, search_id: int, space_json: str | None = None, elapsed_s: float | None = None,
+                      best_val_acc: float | None = None) -> None:
+        """A search's space (an extended budget), the seconds it has run over all its sessions, its best trial's score."""
+        with self.connect() as db:
+            if space_json is not None:
+                db.execute("UPDATE runs SET space_json = ? WHERE id = ?", (space_json, search_id))
+            if elapsed_s is not None:
+                db.execute("UPDATE runs SET train_s = ?, updated_at = ? WHERE id = ?", (elapsed_s, time.time(), search_id))
+            if best_val_acc is not None:
+                db.execute("UPDATE runs SET best_val_acc = ? WHERE id = ?", (best_val_acc, search_id))
 
     def stop_requested(self, run_id: int) -> bool:
         with self.connect(write=False) as db:
@@ -292,6 +362,43 @@ class RunStore:
             db.execute("DELETE FROM runs WHERE id = ? OR parent_id = ?", (run_id, run_id))
         for row in rows:
             shutil.rmtree(self.run_dir(row["id"]), ignore_errors=True)
+
+
+    # --- the people of a class (fmnist.access.sign_in_with_class_code) ---
+
+    def person(self, person_id: str) -> tuple[str, str] | None:
+        """(name as first written, password hash) of a class member, or None for a name nobody has taken."""
+        with self.connect(write=False) as db:
+            row = db.execute("SELECT name, password_hash FROM people WHERE id = ?", (person_id,)).fetchone()
+        return (row["name"], row["password_hash"]) if row else None
+
+    def add_person(self, person_id: str, name: str, password_hash: str) -> None:
+        """The first sign-in under a name; a second one racing it loses (the name is taken)."""
+        with self.connect() as db:
+            db.execute("INSERT INTO people (id, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                       (person_id, name, password_hash, time.time()))
+
+    def forget_person(self, person_id: str) -> bool:
+        """Free a name (a forgotten password): the next sign-in under it sets a new one. Their runs stay theirs."""
+        with self.connect() as db:
+            db.execute("DELETE FROM sign_ins WHERE person_id = ?", (person_id,))
+            return db.execute("DELETE FROM people WHERE id = ?", (person_id,)).rowcount > 0
+
+    def add_sign_in(self, token: str, person_id: str, name: str, admin: bool) -> None:
+        with self.connect() as db:
+            db.execute("INSERT INTO sign_ins (token, person_id, name, admin, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (token, person_id, name, int(admin), time.time()))
+
+    def signed_in(self, token: str) -> tuple[str, str, bool] | None:
+        """(person id, name, admin) of a live sign-in, or None once its person signed out."""
+        with self.connect(write=False) as db:
+            row = db.execute("SELECT person_id, name, admin FROM sign_ins WHERE token = ?", (token,)).fetchone()
+        return (row["person_id"], row["name"], bool(row["admin"])) if row else None
+
+    def sign_out(self, person_id: str) -> None:
+        """Ends all of the person's sign-ins: a tab left open elsewhere can no longer act."""
+        with self.connect() as db:
+            db.execute("DELETE FROM sign_ins WHERE person_id = ?", (person_id,))
 
 
 def open_store(home: Path | None = None) -> RunStore:

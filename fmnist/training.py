@@ -178,6 +178,35 @@ class EpochSummaries(keras.callbacks.Callback):
         self.writers = {}
 
 
+class ReportToTrial(keras.callbacks.Callback):
+    """Tells a search's trial (an Optuna trial) each epoch's validation accuracy, and ends the
+    training as soon as the trial's pruner says it is not worth finishing."""
+
+    # Its batch hook only notes the time: on JAX, Keras may call it off the training loop.
+    async_safe = True
+
+    def __init__(self, trial):
+        super().__init__()
+        self.trial = trial
+        self.pruned = False
+        self.best = None
+        self.first_batch_at = None  # when the first batches' results came back (the search bench's overhead)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_batch_at is None:
+            self.first_batch_at = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy")
+        if accuracy is None:
+            return
+        self.best = max(self.best or 0.0, float(accuracy))
+        self.trial.report(float(accuracy), epoch + 1)
+        if self.trial.should_prune():
+            self.pruned = True
+            self.model.stop_training = True
+
+
 def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Path, epoch_offset: int = 0, progress=None) -> list:
     """The engine's callbacks. None has a batch hook that must run inside the training loop, so
     on JAX Keras keeps dispatching steps while they run on worker threads."""
@@ -225,11 +254,12 @@ def save_model(model, path: Path) -> None:
         save_atomically(path, model.save)
 
 
-def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoch_offset: int = 0, progress=None):
+def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoch_offset: int = 0, progress=None,
+        extra_callbacks=()):
     """Build, compile and fit a model on (x, y) while streaming to the run; returns (model, epochs run, seconds)."""
     set_random_seed(spec.seed)
     model = compile_model(build_model(spec), spec, len(x))
-    callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress)
+    callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress) + list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
         x, y, batch_size=spec.batch_size, epochs=spec.epochs,
@@ -273,6 +303,26 @@ def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, prog
     except Exception as e:  # the run records why it failed; the process exits cleanly
         store.finish(run_id, RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
     return store.get(run_id).summary()
+
+
+def train_trial(store: RunStore, run_id: int, trial, dataset: Dataset) -> tuple[RunStatus, float | None]:
+    """Train one trial of a search (started by the queue) on its images, scored on validation
+    accuracy only: no test-set evaluation and no saved model. Returns its status (finished,
+    pruned, stopped or failed) and its best validation accuracy."""
+    run = store.get(run_id)
+    reporter = ReportToTrial(trial)
+    try:
+        record_engine(store, run_id)
+        x, y = training_arrays(dataset, run.train_limit)
+        _, epochs_done, train_s = fit(store, run_id, run.spec, x, y, store.run_dir(run_id), extra_callbacks=[reporter])
+        status = RunStatus.PRUNED if reporter.pruned else ended_status(store, run_id)
+        trial.set_user_attr("first_batch_at", reporter.first_batch_at)
+        trained_samples = round(len(x) * (1 - run.spec.val_split)) * epochs_done
+        store.finish(run_id, status, train_s=train_s, samples_per_s=trained_samples / train_s if train_s else None)
+        return status, reporter.best
+    except Exception as e:  # recorded on the trial; the search goes on
+        store.finish(run_id, RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
+        return RunStatus.FAILED, None
 
 
 def job_parts(job, dataset: Dataset):

@@ -4,6 +4,7 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
+from fmnist.access import AccessError
 from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, examples_per_class
 from fmnist.evaluation import percent, top_k
@@ -11,8 +12,17 @@ from fmnist.imaging import EmptyImageError, ImageError, enlarge, open_image, pre
 from fmnist.leaderboard import best_run
 from fmnist.models import PRESETS, with_training
 from fmnist.prediction import predict_image  # the one page that runs a model: TensorFlow loads with it
-from fmnist.runs import ModelFileError
-from fmnist.ui import TRAIN_PAGE, dataset_or_message, enter_through_navigation, get_store, load_run_model, run_label
+from fmnist.runs import LimitError, ModelFileError
+from fmnist.ui import (
+    TRAIN_PAGE,
+    acting_person,
+    dataset_or_message,
+    enter_through_navigation,
+    get_store,
+    load_run_model,
+    max_runs_per_person,
+    run_label,
+)
 from fmnist.worker import launch
 
 STARTER = "Seed D: 128-64"
@@ -43,8 +53,12 @@ def offer_to_train():
             st.error(f"Run #{starter.id} {starter.status}: {starter.error}", icon=":material/error:")
         label = f"Train {STARTER}, 10 epochs ({STARTER_TIME} on 2 CPU cores)"
         if st.button(label, type="primary", icon=":material/play_arrow:", key="classify_train") and dataset_or_message() is not None:
-            st.session_state.classify_starter = launch(store, with_training(PRESETS[STARTER], epochs=10), name=STARTER)
-            st.rerun()
+            try:
+                st.session_state.classify_starter = launch(store, with_training(PRESETS[STARTER], epochs=10), name=STARTER,
+                                                           owner=acting_person(), max_runs=max_runs_per_person())
+                st.rerun()
+            except (AccessError, LimitError) as e:
+                st.error(str(e), icon=":material/block:")
     st.page_link(TRAIN_PAGE, label="Or shape your own network on Build & Train", icon=":material/model_training:")
 
 

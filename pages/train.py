@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import stack_diagram, training_curves
 from fmnist.models import (
@@ -23,8 +24,20 @@ from fmnist.models import (
     summary_rows,
     validate,
 )
-from fmnist.runs import Run, RunStatus
-from fmnist.ui import LEADERBOARD_PAGE, active_runs, dataset_or_message, enter_through_navigation, get_store, run_label, store_errors_shown
+from fmnist.runs import LimitError, Run, RunKind, RunStatus
+from fmnist.ui import (
+    LEADERBOARD_PAGE,
+    SEARCH_PAGE,
+    acting_person,
+    active_runs,
+    current_person,
+    dataset_or_message,
+    enter_through_navigation,
+    get_store,
+    max_runs_per_person,
+    run_label,
+    store_errors_shown,
+)
 from fmnist.worker import launch
 
 DEFAULT_PRESET = "Seed D: 128-64"
@@ -183,7 +196,12 @@ def start_run(spec: ModelSpec, name: str, limit: int | None, backend_setting: st
     store = get_store()
     if dataset_or_message() is None:
         return
-    run_id = launch(store, spec, name=name or None, train_limit=limit, backend_setting=backend_setting)
+    try:
+        run_id = launch(store, spec, name=name or None, train_limit=limit, owner=acting_person(), max_runs=max_runs_per_person(),
+                        backend_setting=backend_setting)
+    except (AccessError, LimitError) as e:
+        st.error(str(e), icon=":material/block:")
+        return
     st.session_state.watch_run = run_id
     ahead = [r for r in active_runs(store) if r.id < run_id]
     if ahead:
@@ -218,9 +236,12 @@ def show_progress(run):
 def show_result(run, store):
     if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
         st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
+    if run.kind == RunKind.TRIAL:
+        st.page_link(SEARCH_PAGE, label=f"A trial of search #{run.parent_id}: scored on validation accuracy only, never on the test set",
+                     icon=":material/travel_explore:")
     if run.scores:
-        label = "Fold accuracies" if run.kind == "cv" else "Test accuracy per seed"
-        mean, std = (run.cv_mean, run.cv_std) if run.kind == "cv" else (run.seeds_mean, run.seeds_std)
+        label = "Fold accuracies" if run.kind == RunKind.CV else "Test accuracy per seed"
+        mean, std = (run.cv_mean, run.cv_std) if run.kind == RunKind.CV else (run.seeds_mean, run.seeds_std)
         st.markdown(f"{label} ({len(run.scores)}/{run.repeats}): " + ", ".join(f"{s:.4f}" for s in run.scores)
                     + f" → **{mean:.4f} ± {std:.4f}**")
     if run.test_acc is not None:
@@ -238,7 +259,9 @@ def show_result(run, store):
 def live_panel():
     store = get_store()
     active_runs(store)  # marks runs whose process died, so none shows 'running' forever
-    run = run_to_watch(store.list_runs(), st.session_state.get("watch_run"))
+    # A search trains nothing itself: its trials are what trains, and they show here like any run.
+    runs = [run for run in store.list_runs() if run.kind != RunKind.SEARCH]
+    run = run_to_watch(runs, st.session_state.get("watch_run"))
     if run is None:
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
         return
@@ -247,9 +270,19 @@ def live_panel():
     head.markdown(f"#### {run_label(run)} · {run.status}" + (f" · {engine}" if engine else ""))
     if run.device:
         head.caption(f"Trains on {engine} · {run.device}")
-    if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", help="ends at the next batch and keeps what it learnt"):
-        store.request_stop(run.id)
-        st.toast(f"Stopping run #{run.id}…")
+    person = current_person()
+    if person is None:  # this panel reruns on its own, past the app's sign-in: say it here
+        st.error("You are signed out (here or in another tab): reload the page to sign in again.", icon=":material/lock:")
+        return
+    mine = may_manage(person, run)
+    stop_help = "ends at the next batch and keeps what it learnt" if mine else f"started by {run.owner_name or LOCAL_ADMIN.name}"
+    if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", disabled=not mine, help=stop_help):
+        try:
+            check_may_manage(acting_person(), run, "stop")  # checked as it happens, not only as the button was drawn
+            store.request_stop(run.id)
+            st.toast(f"Stopping run #{run.id}…")
+        except AccessError as e:
+            st.error(str(e), icon=":material/lock:")
     if run.status == RunStatus.QUEUED:
         st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
     elif run.status == RunStatus.RUNNING:

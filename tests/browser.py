@@ -23,11 +23,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(home: Path, port: int) -> subprocess.Popen:
+def start_streamlit(home: Path, port: int, address: str | None = "127.0.0.1", extra_args=()) -> subprocess.Popen:
+    """`streamlit run streamlit_app.py` on the port; address None leaves it to the project's config."""
     log = open(home.parent / "streamlit.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", *(["--server.address", address] if address else []),
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra_args],
         cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60

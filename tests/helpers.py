@@ -26,11 +26,11 @@ def ml_modules_after(app_steps: str) -> list[str]:
     return ast.literal_eval(result.stdout.strip().splitlines()[-1])
 
 
-def run_cli(*args, timeout=240, env=None):
-    """Run `python -m fmnist ARGS` as a user would; returns the CompletedProcess."""
+def run_cli(*args, timeout=240, env=None, input_text=None):
+    """Run `python -m fmnist ARGS` as a user would (input_text: what they type); returns the CompletedProcess."""
     return subprocess.run(
         [sys.executable, "-m", "fmnist", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, **(env or {})},
+        timeout=timeout, env={**os.environ, **(env or {})}, input=input_text,
     )
 
 

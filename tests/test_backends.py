@@ -71,7 +71,7 @@ def test_an_older_store_gains_the_backend_columns_empty(home):
     db = sqlite3.connect(home / "runs.sqlite")  # back to the version before backends were recorded
     for column in ("backend_setting", "backend", "device"):
         db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-    db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema.to_version_2)}")
+    db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema.to_version_4)}")
     db.commit()
     db.close()
     run = RunStore().get(run_id)

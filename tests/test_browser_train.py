@@ -73,7 +73,8 @@ def test_build_train_live_stop_and_a_second_tab(server, browser):
     assert run.status == "running" and [layer.units for layer in run.spec.layers] == [128, 64]
     assert run.train_limit == 20000 and run.spec.epochs == 40
 
-    page.get_by_role("button", name="Stop", exact=True).click()
+    # In the page, not the header's own "Stop" that Streamlit shows while a rerun is slow.
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("· stopped").wait_for(timeout=30000)
     page.get_by_text("Test accuracy").wait_for(timeout=30000)
     screenshot(page, "train-stopped")
