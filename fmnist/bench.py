@@ -133,7 +133,7 @@ def run_bench(rounds: int, as_json: bool) -> int:
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if as_json else (lambda text: print(text, flush=True))
     say(f"CPU: {cpu} (/proc/cpuinfo). Its float32 limit: {how}.")
     rates = {(side, backend, i): [] for side, backend in SIDES for i in range(len(CASES))}
-    live, actual = {}, {}
+    live, actual, devices = {}, {}, {}
     starts = {backend: [] for backend in BACKENDS}
     for r in range(rounds):
         order = SIDES[r % len(SIDES):] + SIDES[:r % len(SIDES)]
@@ -142,6 +142,7 @@ def run_bench(rounds: int, as_json: bool) -> int:
                 rates[side, backend, row["case"]].append(row["samples_per_s"])
                 live.setdefault((side, backend, row["case"]), []).append(row["live_updates_per_s"])
                 actual[side, backend] = row["backend"]
+                devices[side, backend] = row["device"]  # a GPU's name when the side trained on one
         for backend in (BACKENDS if r % 2 == 0 else BACKENDS[::-1]):
             first, end, trained_on = seconds_to_first_batch(backend)
             starts[backend].append((first, end))
@@ -168,13 +169,15 @@ def run_bench(rounds: int, as_json: bool) -> int:
             "live_updates_per_s": round(statistics.median(live["engine", auto, i]), 1),
             "spread": {f"{side}_{backend}": [round(min(rates[side, backend, i])), round(max(rates[side, backend, i]))] for side, backend in SIDES},
         }
+        row["devices"] = {f"{side}_{backend}": devices[side, backend] for side, backend in SIDES}
         rows.append(row)
         if as_json:
             print(json.dumps(row), flush=True)
         else:
             figures = ", ".join(f"{side} {LABELS[backend]} {median[side, backend]:,.0f} ({spread(rates[side, backend, i])})"
                                 for side, backend in SIDES)
-            say(f"{name}, batch {batch}, {images:,} images, on {cpu}: samples/s, median of {rounds} (slowest–fastest): {figures}. "
+            where = ", ".join(sorted(set(row["devices"].values())))
+            say(f"{name}, batch {batch}, {images:,} images, on {where}: samples/s, median of {rounds} (slowest–fastest): {figures}. "
                 f"auto picks {LABELS[auto]}: {row['auto_over_bare']:.2f}× the bare fit (the engine on TensorFlow "
                 f"{row['engine_tensorflow_over_bare']:.2f}×), {100 * row['share_of_cpu_limit']:.0f} % of the CPU's float32 limit "
                 f"({flops / 1e3:,.0f} kFLOP per image), {row['live_updates_per_s']:.1f} live updates/s")
