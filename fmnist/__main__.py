@@ -388,7 +388,8 @@ def cmd_project(args) -> int:
     if store.get(args.run_id) is None:
         print(f"error: there is no run {args.run_id}", file=sys.stderr)
         return 2
-    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {bar} {n:.0f}%")
+    # Only on a terminal: started by the page, its output goes to a log file, where a bar is noise.
+    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {bar} {n:.0f}%", disable=not sys.stderr.isatty())
 
     def report(**fields):
         write_job(store, args.run_id, **fields)

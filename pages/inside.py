@@ -40,6 +40,7 @@ IMAGE, WEIGHTS, PROJECTION = "image", "weights", "projection"
 VIEWS = {IMAGE: ":material/route: One image through the network", WEIGHTS: ":material/grid_view: What the weights learnt",
          PROJECTION: ":material/scatter_plot: Where the test images land"}
 TEST, CLASSIFY = "test", "classify"
+PREDICTED = -1  # what the saliency map explains by default: the predicted class
 SHOWN = 220  # px: the image and its saliency map side by side
 NO_TOOLBAR = {"displayModeBar": False}
 
@@ -50,7 +51,13 @@ def describe(run) -> str:
     return f"{run_label(run)} · test accuracy {run.test_acc:.4f}"
 
 
-def take_request(runs: dict) -> None:
+def show_test_image(index: int, labels) -> None:
+    st.session_state.inside_index = index
+    st.session_state.inside_class = int(labels[index])
+    st.session_state.inside_source = TEST
+
+
+def take_request(runs: dict, labels) -> None:
     """Another page (Evaluate, Classify) asked to open an image here: set this page's widgets before they are drawn."""
     request = st.session_state.pop(INSIDE_REQUEST, None)
     if not request:
@@ -58,14 +65,13 @@ def take_request(runs: dict) -> None:
     if request.get("run") in runs:
         st.session_state.inside_run = request["run"]
     if "index" in request:
-        st.session_state.inside_index = int(request["index"])
-        st.session_state.inside_source = TEST
+        show_test_image(int(request["index"]), labels)
     elif request.get("classify"):
         st.session_state.inside_source = CLASSIFY
     st.session_state.inside_view = IMAGE
 
 
-def open_clicked(key: str) -> None:
+def open_clicked(key: str, labels) -> None:
     """A click on a projection opens that test image in the first view."""
     points = st.session_state[key].selection.points
     if not points:
@@ -74,8 +80,7 @@ def open_clicked(key: str) -> None:
     index = index[0] if isinstance(index, list) else index
     if index is None:
         return
-    st.session_state.inside_index = int(index)
-    st.session_state.inside_source = TEST
+    show_test_image(int(index), labels)
     st.session_state.inside_view = IMAGE
     st.session_state.inside_chart_version = st.session_state.get("inside_chart_version", 0) + 1  # a fresh chart, no selection left on it
 
@@ -122,7 +127,8 @@ def chosen_image(dataset) -> tuple[np.ndarray, str, int | None, int | None]:
         left, right = st.columns([3, 2], vertical_alignment="bottom")
         left.selectbox("Class", range(len(CLASS_NAMES)), format_func=CLASS_NAMES.__getitem__, key="inside_class")
         right.button("Random image of it", icon=":material/shuffle:", key="pick_inside_random", on_click=pick_random, args=(dataset,))
-    number.number_input("Test image #", 0, len(dataset.y_test) - 1, key="inside_index",
+    number.number_input("Test image #", 0, len(dataset.y_test) - 1, key="inside_index", on_change=lambda: show_test_image(
+                            int(st.session_state.inside_index), dataset.y_test),
                         help="Or click a point on *Where the test images land*, or follow an image from Evaluate.")
     index = int(st.session_state.inside_index)
     return dataset.x_test[index] / 255.0, f"Test image #{index}", int(dataset.y_test[index]), index
@@ -130,8 +136,8 @@ def chosen_image(dataset) -> tuple[np.ndarray, str, int | None, int | None]:
 
 def image_view(inside, dataset) -> None:
     image01, what, true_class, _ = chosen_image(dataset)
-    target = st.session_state.get("inside_target")
-    look = inside.look(image01, target)
+    target = st.session_state.get("inside_target", PREDICTED)
+    look = inside.look(image01, None if target == PREDICTED else target)
     predicted = int(np.argmax(look.probs))
     picture, saliency, verdict = st.columns([1, 1, 1.5], gap="medium")
     picture.image(enlarge((image01 * 255).astype(np.uint8)), caption=what, width=SHOWN, output_format="PNG")
@@ -146,8 +152,8 @@ def image_view(inside, dataset) -> None:
             if true_class is not None:
                 cols[1].metric("True class", CLASS_NAMES[true_class])
         st.plotly_chart(probability_bars(look.probs), key="inside_probs", config=NO_TOOLBAR)
-    st.selectbox("Explain", [None, *range(len(CLASS_NAMES))], key="inside_target",
-                 format_func=lambda c: f"the prediction ({CLASS_NAMES[predicted]})" if c is None else CLASS_NAMES[c],
+    st.selectbox("Explain", [PREDICTED, *range(len(CLASS_NAMES))], key="inside_target",
+                 format_func=lambda c: f"the prediction ({CLASS_NAMES[predicted]})" if c == PREDICTED else CLASS_NAMES[c],
                  help="Which class the saliency map explains.")
     st.caption("The saliency map is integrated gradients: the gradient of the class' probability with respect to each "
                "pixel, averaged along the way from a black image to this one, times the pixel. The values add up to about "
@@ -278,7 +284,7 @@ def projection_view(run, dataset) -> None:
             figure = scatter((str(store.home), run.id, key, method, model_version(store, run.id), chosen), projection.points,
                              dataset.y_test, predicted, f"{title}: {METHODS[method]}", chosen)
             key = f"{key}_{method}_{version}"
-            st.plotly_chart(figure, key=key, on_select=lambda key=key: open_clicked(key), selection_mode="points", config=NO_TOOLBAR)
+            st.plotly_chart(figure, key=key, on_select=lambda key=key: open_clicked(key, dataset.y_test), selection_mode="points", config=NO_TOOLBAR)
     mistakes = int((predicted != dataset.y_test).sum())
     st.caption(f"Each point is one of the {len(predicted):,} test images, coloured by its true class; × marks the "
                f"{mistakes:,} the model gets wrong; the star is the image in the first view. Left, what the network made of "
@@ -302,7 +308,7 @@ dataset = dataset_or_message()
 if dataset is None:
     st.stop()
 by_id = {run.id: run for run in sorted(runs, key=lambda r: (r.test_acc is None, -(r.test_acc or 0)))}
-take_request(by_id)
+take_request(by_id, dataset.y_test)
 best = best_run(scored) if scored else next(iter(by_id.values()))
 if st.session_state.get("inside_run") not in by_id:  # first visit, or its run was deleted meanwhile
     st.session_state.inside_run = best.id

@@ -287,15 +287,15 @@ def test_tsne_shows_progress_then_the_kept_projection(trained, dataset):
     store, mlp, _ = trained
     write_job(store, mlp, stage="t-SNE: layout", fraction=0.4)  # as if the process ran: this test's own pid is alive
     at = open_inside(inside_run=mlp, inside_view="projection", inside_method="tsne")
-    assert [p.proto.text for p in at.get("progress")] == ["Run #%d: t-SNE: layout (40%%). It runs in the background: other "
-                                                          "views and pages stay usable, and it is kept with the run." % mlp]
+    assert [p.proto.text for p in at.get("progress")] == [f"Run #{mlp}: t-SNE: layout (40%). It runs in the background: other "
+                                                          "views and pages stay usable, and it is kept with the run."]
     rng = np.random.default_rng(0)
     save_projection(run_projection_path(store, mlp, TSNE), rng.normal(size=(10000, 2)), model_version(store, mlp), layer="dense_2")
     save_projection(pixels_projection_path(store, TSNE), rng.normal(size=(10000, 2)))
     write_job(store, mlp, stage="done", fraction=1.0, done=True)
     at.run()
     assert not at.exception and not at.get("progress"), at.exception
-    assert any("Run #%d's last hidden layer (dense_2): t-SNE" % mlp in str(chart.proto.spec) for chart in at.get("plotly_chart"))
+    assert any(f"Run #{mlp}'s last hidden layer (dense_2): t-SNE" in str(chart.proto.spec) for chart in at.get("plotly_chart"))
 
 
 def test_a_failed_tsne_says_why_and_offers_to_try_again(trained):
