@@ -16,6 +16,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from fmnist.backends import BACKENDS, SETTING_ENV, SETTINGS, default_setting, resolve  # noqa: E402
+from fmnist.bench import CASES, run_bench  # noqa: E402
 from fmnist.data import DatasetError  # noqa: E402
 from fmnist.home import StoreError  # noqa: E402
 from fmnist.models import (  # noqa: E402
@@ -126,11 +128,25 @@ def print_trial(run, value) -> None:
           f"{run.status} after {run.epoch}/{run.spec.epochs} epochs, {score}", flush=True)
 
 
+def backend_for(run) -> str:
+    """The backend a run's setting picks for its spec. A search's trials train in its own processes,
+    so for a search auto goes by what it may try: TensorFlow when its space allows conv blocks."""
+    spec = run.spec
+    if run.kind == RunKind.SEARCH and run.space and run.space.get("conv_blocks", (0, 0))[1] > 0:
+        spec = replace(spec, conv=(ConvBlock(16),))
+    return resolve(spec, run.backend_setting)
+
+
 def train_in_this_process(store: RunStore, run_id: int) -> dict:
     if not wait_for_slot(store, run_id, on_wait=print_queued):
         return store.get(run_id).summary()
-    # Keras (and TensorFlow) load here, once the run may start: `runs`, `stop` and a queued wait stay light.
-    kind = store.get(run_id).kind
+    # Keras loads here, once the run may start (`runs`, `stop` and a queued wait stay light), on the
+    # backend the run's setting picks: Keras fixes its backend when it is first imported.
+    from fmnist.keras_start import start_keras
+
+    run = store.get(run_id)
+    kind = run.kind
+    start_keras(backend_for(run))
     if kind == RunKind.SEARCH:
         from fmnist.search import run_search
 
@@ -155,7 +171,8 @@ def cmd_train(args) -> int:
         run_id = args.run_id
     else:
         pid, started = this_process()
-        run_id = store.create_run(spec_from_args(args), name=args.name or args.preset, train_limit=args.limit, pid=pid, pid_started=started)
+        run_id = store.create_run(spec_from_args(args), name=args.name or args.preset, train_limit=args.limit, pid=pid, pid_started=started,
+                                  backend_setting=args.backend or default_setting())
     summary = train_in_this_process(store, run_id)
     if summary["status"] == RunStatus.FAILED:
         print(f"run {run_id} failed: {store.get(run_id).error}", file=sys.stderr)
@@ -190,7 +207,8 @@ def cmd_runs(args) -> int:
         "cv": mean_and_spread(run.cv_mean, run.cv_std), "seeds": mean_and_spread(run.seeds_mean, run.seeds_std),
     } for run in runs]
     rows.sort(key=lambda r: -(r["test_acc"] or -1))
-    columns = ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "cv", "seeds", "train_s", "samples_per_s"]
+    columns = ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "cv", "seeds", "train_s", "samples_per_s",
+               "backend"]
     print(format_table(rows, columns))
     return 0
 
@@ -270,9 +288,13 @@ def cmd_search(args) -> int:
 
 
 def cmd_search_helper(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    store = open_store()
+    start_keras(backend_for(store.get(args.search_id)))  # the same backend as the search's own process
     from fmnist.search import help_search
 
-    help_search(open_store(), args.search_id)
+    help_search(store, args.search_id)
     return 0
 
 
@@ -296,7 +318,7 @@ def cmd_seed_table(args) -> int:
     for name, widths in SEED_STACKS.items():
         spec = dense_spec(widths, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
         pid, started = this_process()
-        run_id = store.create_run(spec, name=name, train_limit=args.limit, pid=pid, pid_started=started)
+        run_id = store.create_run(spec, name=name, train_limit=args.limit, pid=pid, pid_started=started, backend_setting=default_setting())
         print(f"{name}: run {run_id}", file=sys.stderr)
         summary = train_in_this_process(store, run_id)
         rows.append({
@@ -371,18 +393,26 @@ def cmd_serve(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from fmnist.bench import run_bench
+    if args.side:  # one side of the bench, in a process of its own (fmnist.bench starts them)
+        from fmnist.keras_start import start_keras
 
-    return run_bench(args)
+        start_keras(args.backend)
+        from fmnist.bench_fit import run_side
+
+        return run_side(args.side, list(range(len(CASES))))
+    return run_bench(args.repeats, args.json)
 
 
 def cmd_project(args) -> int:
     """A run's test images in 2-D (PCA, t-SNE), kept in its folder; what the Inside page starts in the background."""
     from fmnist.data import load_dataset
-    from fmnist.inside import project_run
     from fmnist.inside_charts import InsideError
+    from fmnist.keras_start import start_keras
     from fmnist.projection import write_job
     from fmnist.runs import ModelFileError
+
+    start_keras("tensorflow")  # the saliency and probes are TensorFlow graphs, whatever KERAS_BACKEND says
+    from fmnist.inside import project_run
 
     store = open_store()
     if store.get(args.run_id) is None:
@@ -408,6 +438,9 @@ def cmd_project(args) -> int:
 
 
 def cmd_inside_bench(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    start_keras("tensorflow")
     from fmnist.inside_bench import run_inside_bench
 
     return run_inside_bench(args)
@@ -421,6 +454,9 @@ def main(argv=None) -> int:
     add_spec_flags(train)
     train.add_argument("--limit", type=positive_int, help="train on the first N training images only")
     train.add_argument("--name", help="a name for the leaderboard")
+    train.add_argument("--backend", choices=SETTINGS,
+                       help=f"the Keras backend that trains it; auto: JAX for dense stacks, TensorFlow with conv blocks or "
+                            f"augmentation (default: ${SETTING_ENV}, else auto)")
     train.add_argument("--run-id", type=int, help=argparse.SUPPRESS)  # the app's own training processes
     train.set_defaults(func=cmd_train)
 
@@ -494,9 +530,11 @@ def main(argv=None) -> int:
     forget.add_argument("name")
     forget.set_defaults(func=cmd_forget_person)
 
-    bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine, and load/eval times")
-    bench.add_argument("--json", action="store_true", help="one JSON object per batch size")
-    bench.add_argument("--repeats", type=positive_int, default=3, help="timed epochs per side and batch size")
+    bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine on each backend, and the time to the first batch")
+    bench.add_argument("--json", action="store_true", help="one JSON object per case and per backend's start")
+    bench.add_argument("--repeats", type=positive_int, default=3, help="rounds: each side trains each case once a round")
+    bench.add_argument("--side", choices=("bare", "engine"), help=argparse.SUPPRESS)  # one side, in its own process
+    bench.add_argument("--backend", choices=BACKENDS, default="tensorflow", help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
 
     project = sub.add_parser("project", help="a run's test images in 2-D (PCA and t-SNE of its last hidden layer), kept with the run")

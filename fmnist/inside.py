@@ -75,6 +75,9 @@ class Inside:
     a forward pass and one batch of gradients."""
 
     def __init__(self, model):
+        if keras.backend.backend() != "tensorflow":  # the probes below are TensorFlow graphs
+            raise InsideError(f"Keras runs on {keras.backend.backend()} in this process, and these views need TensorFlow: "
+                              "start the app without KERAS_BACKEND set.")
         check_shapes(model)
         self.model = model
         self.layers, self.skipped = [], []

@@ -6,6 +6,7 @@ from datetime import datetime
 import pandas as pd
 
 from fmnist.access import LOCAL_ADMIN, Person
+from fmnist.backends import engine_label
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, dense_spec, stack_name
 from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
 from fmnist.store import RunStore
@@ -38,12 +39,13 @@ def leaderboard_table(runs: list[Run], with_owner: bool = False) -> pd.DataFrame
         "seed spread": mean_and_spread(run.seeds_mean, run.seeds_std),
         "train time (s)": run.train_s,
         "samples/s": run.samples_per_s,
+        "backend": engine_label(run),
         "status": str(run.status),
         "created": datetime.fromtimestamp(run.created_at),
     } for run in runs]
     table = pd.DataFrame(rows, columns=[
         "run", "name", "stack", "params", "epochs", "batch", "test loss", "test accuracy", "best val accuracy",
-        "CV score", "seed spread", "train time (s)", "samples/s", "status", "created",
+        "CV score", "seed spread", "train time (s)", "samples/s", "backend", "status", "created",
     ])
     table = table.sort_values("test accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     table.insert(0, "best", [""] * len(table))

@@ -89,6 +89,9 @@ class Run:
     owner: str | None  # who started it (fmnist.access.Person.id); None: this machine's own user
     owner_name: str | None
     space_json: str | None  # a search's space (fmnist.search_space.SearchSpace as JSON)
+    backend_setting: str | None  # what the run asked for: auto, tensorflow or jax
+    backend: str | None  # the Keras backend that trained it, once it started
+    device: str | None  # the CPU's model name, or the GPU's name when it trained on one
 
     @classmethod
     def from_row(cls, row) -> "Run":
@@ -136,4 +139,5 @@ class Run:
             "samples_per_s": self.samples_per_s, "best_val_acc": self.best_val_acc,
             "cv_mean": self.cv_mean, "cv_std": self.cv_std, "seeds_mean": self.seeds_mean, "seeds_std": self.seeds_std,
             "kind": str(self.kind), "parent_id": self.parent_id, "scores": self.scores, "owner": self.owner_name,
+            "backend": self.backend, "device": self.device,
         }

@@ -100,8 +100,16 @@ def to_version_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN space_json TEXT")
 
 
+def to_version_4(db: sqlite3.Connection) -> None:
+    """Which Keras backend a run asked for and which trained it, on which device (CPU model or GPU name).
+    Runs trained before keep them empty (TensorFlow was the only backend then; no row is rewritten)."""
+    db.execute("ALTER TABLE runs ADD COLUMN backend_setting TEXT")  # auto, tensorflow or jax
+    db.execute("ALTER TABLE runs ADD COLUMN backend TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN device TEXT")
+
+
 # MIGRATIONS[i] takes a store from version i to version i + 1.
-MIGRATIONS = (to_version_1, to_version_2, to_version_3)
+MIGRATIONS = (to_version_1, to_version_2, to_version_3, to_version_4)
 VERSION = len(MIGRATIONS)
 
 

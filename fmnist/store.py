@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist import schema
+from fmnist.backends import check_setting
 from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
 from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
@@ -128,12 +129,14 @@ class RunStore:
                    pid: int | None = None, pid_started: str | None = None, kind: RunKind = RunKind.TRAIN,
                    parent_id: int | None = None, repeats: int | None = None,
                    owner: str | None = None, owner_name: str | None = None, owner_limit: int | None = None,
-                   space_json: str | None = None) -> int:
-        """A queued run; pid and pid_started name the process that will train it, when it is known already.
+                   space_json: str | None = None, backend_setting: str = "auto") -> int:
+        """A queued run; pid and pid_started name the process that will train it, when it is known already;
+        backend_setting is auto, tensorflow or jax (fmnist.backends).
 
         With owner_limit, the owner may have at most that many runs queued or running: counted and
         inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError).
         """
+        check_setting(backend_setting)
         with self.connect() as db:
             if owner_limit is not None:
                 marks = ", ".join("?" * len(ACTIVE))
@@ -143,9 +146,9 @@ class RunStore:
                                      f"({owner_limit}): wait for one to end, or stop one, then start this one.")
             cur = db.execute(
                 "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, pid_started, kind, parent_id, repeats, "
-                "owner, owner_name, space_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "owner, owner_name, space_json, backend_setting) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name or "", json.dumps(spec.to_dict()), RunStatus.QUEUED, time.time(), count_params(spec), train_limit,
-                 pid, pid_started, RunKind(kind), parent_id, repeats, owner, owner_name, space_json),
+                 pid, pid_started, RunKind(kind), parent_id, repeats, owner, owner_name, space_json, backend_setting),
             )
             run_id = cur.lastrowid
             if not name:
@@ -303,6 +306,11 @@ class RunStore:
                 [(run_id, *point) for point in batch_points],
             )
             return bool(db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
+
+    def record_engine(self, run_id: int, backend: str, device: str) -> None:
+        """The Keras backend and the device that train the run, as its training starts."""
+        with self.connect() as db:
+            db.execute("UPDATE runs SET backend = ?, device = ? WHERE id = ?", (backend, device, run_id))
 
     def record_epoch(self, run_id: int, epoch: int, logs: dict, seconds: float) -> None:
         with self.connect() as db:

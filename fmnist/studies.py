@@ -15,7 +15,9 @@ from fmnist.runs import RunKind, RunStatus
 from fmnist.search_space import SearchSpace
 from fmnist.store import RunStore
 
-# Pruning waits for this many trials to finish before it compares, and for every trial's first epoch.
+# The median pruner compares a trial with the finished ones once this many have finished, at every
+# epoch from the first (steps are epochs counted from 1; Optuna skips steps below WARMUP_EPOCHS).
+# What that saves and costs is measured in the README ("The search").
 STARTUP_TRIALS = 4
 WARMUP_EPOCHS = 1
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from fmnist.access import Person
+from fmnist.backends import default_setting
 from fmnist.models import ModelSpec
 from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.search_space import SearchSpace, placeholder_spec, validate_space
@@ -112,10 +113,12 @@ def owner_fields(owner: Person | None, max_runs: int | None) -> dict:
 
 
 def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
-           owner: Person | None = None, max_runs: int | None = None) -> int:
+           owner: Person | None = None, max_runs: int | None = None, backend_setting: str | None = None) -> int:
     """Queue a run and start its own training process; returns the run id.
-    LimitError if the owner has max_runs queued or running already."""
-    run_id = store.create_run(spec, name=name, train_limit=train_limit, **owner_fields(owner, max_runs))
+    LimitError if the owner has max_runs queued or running already. backend_setting: auto, tensorflow
+    or jax; by default FMNIST_BACKEND's, else auto (ValueError if that holds something else)."""
+    run_id = store.create_run(spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting(),
+                              **owner_fields(owner, max_runs))
     start_process(store, run_id)
     return run_id
 
@@ -131,8 +134,10 @@ def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: i
     if not low <= repeats <= high:
         raise ValueError(f"{'folds' if kind == RunKind.CV else 'seeds'}: from {low} to {high}, got {repeats}")
     name = JOB_NAMES[kind].format(k=repeats, id=run_id)
+    # The backend that trained the run, so that the job's scores measure the same training.
     return store.create_run(run.spec, name=name, train_limit=run.train_limit, pid=pid, pid_started=pid_started,
-                            kind=kind, parent_id=run_id, repeats=repeats, **owner_fields(owner, max_runs))
+                            kind=kind, parent_id=run_id, repeats=repeats, **owner_fields(owner, max_runs),
+                            backend_setting=run.backend or run.backend_setting or "auto")
 
 
 def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, owner: Person | None = None,
@@ -151,7 +156,8 @@ def create_search(store: RunStore, space: SearchSpace, name: str | None = None, 
                   pid_started: str | None = None, owner: Person | None = None, max_runs: int | None = None) -> int:
     """Queue a search (a run of kind search holding its space); it waits for other searches to end."""
     return store.create_run(placeholder_spec(space), name=name or "search", train_limit=space.images, kind=RunKind.SEARCH,
-                            pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()), **owner_fields(owner, max_runs))
+                            pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()), **owner_fields(owner, max_runs),
+                            backend_setting=default_setting())
 
 
 def launch_search(store: RunStore, space: SearchSpace, name: str | None = None, owner: Person | None = None,

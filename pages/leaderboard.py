@@ -48,6 +48,7 @@ def runs_table(table) -> list[int]:
             "test accuracy": SCORE, "test loss": SCORE, "best val accuracy": SCORE,
             "train time (s)": st.column_config.NumberColumn(format="%.1f"),
             "samples/s": st.column_config.NumberColumn(format="%.0f"),
+            "backend": st.column_config.TextColumn(help="the Keras backend that trained the run"),
             "params": st.column_config.NumberColumn(format="localized"),
             "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         },

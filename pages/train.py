@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
+from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import stack_diagram, training_curves
 from fmnist.models import (
     ACTIVATIONS,
@@ -94,6 +95,20 @@ def init_state():
     for field, key in SETTING_WIDGETS.items():
         st.session_state.setdefault(key, getattr(defaults, field))
     st.session_state.setdefault("build_limit", ALL_IMAGES)
+    if "build_backend" not in st.session_state:
+        try:
+            st.session_state.build_backend = default_setting()
+        except ValueError as e:  # a bad FMNIST_BACKEND: said once, and the page starts from auto
+            st.session_state.build_backend = "auto"
+            st.session_state.backend_problem = str(e)
+
+
+def backend_control(spec: ModelSpec | None) -> str:
+    """The Keras backend that will train the run; auto picks the fastest for the stack on screen."""
+    if problem := st.session_state.pop("backend_problem", None):
+        st.warning(f"{problem}: runs start on auto until you choose.", icon=":material/warning:")
+    return st.selectbox("Engine (Keras backend)", SETTINGS, key="build_backend", format_func=lambda s: setting_label(s, spec),
+                        help="auto: JAX for dense stacks, TensorFlow with conv blocks or augmentation (faster on a CPU)")
 
 
 def layer_controls() -> list[DenseLayer]:
@@ -177,12 +192,13 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def start_run(spec: ModelSpec, name: str, limit: int | None):
+def start_run(spec: ModelSpec, name: str, limit: int | None, backend_setting: str):
     store = get_store()
     if dataset_or_message() is None:
         return
     try:
-        run_id = launch(store, spec, name=name or None, train_limit=limit, owner=acting_person(), max_runs=max_runs_per_person())
+        run_id = launch(store, spec, name=name or None, train_limit=limit, owner=acting_person(), max_runs=max_runs_per_person(),
+                        backend_setting=backend_setting)
     except (AccessError, LimitError) as e:
         st.error(str(e), icon=":material/block:")
         return
@@ -250,7 +266,10 @@ def live_panel():
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
         return
     head, button = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"#### {run_label(run)} · {run.status}")
+    engine = engine_label(run)
+    head.markdown(f"#### {run_label(run)} · {run.status}" + (f" · {engine}" if engine else ""))
+    if run.device:
+        head.caption(f"Trains on {engine} · {run.device}")
     person = current_person()
     if person is None:  # this panel reruns on its own, past the app's sign-in: say it here
         st.error("You are signed out (here or in another tab): reload the page to sign in again.", icon=":material/lock:")
@@ -300,8 +319,9 @@ with picture:
         st.plotly_chart(stack_diagram(spec), key="stack_diagram", config={"displayModeBar": False})
         st.dataframe(pd.DataFrame(summary_rows(spec)), hide_index=True, width="stretch")
     name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout")
+    backend_setting = backend_control(spec)
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=spec is None, key="start"):
-        start_run(spec, name, limit)
+        start_run(spec, name, limit, backend_setting)
 
 st.divider()
 live_panel()

@@ -23,13 +23,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(home: Path, port: int, address: str | None = "127.0.0.1", extra_args=()) -> subprocess.Popen:
-    """`streamlit run streamlit_app.py` on the port; address None leaves it to the project's config."""
+def start_streamlit(home: Path, port: int, address: str | None = "127.0.0.1", extra_args=(), env=None) -> subprocess.Popen:
+    """`streamlit run streamlit_app.py` on the port; address None leaves it to the project's config;
+    env: more environment variables for the server and the trainings it starts."""
     log = open(home.parent / "streamlit.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", *(["--server.address", address] if address else []),
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra_args],
-        cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -223,3 +223,21 @@ def test_cli_serve_refuses_to_share_without_sign_in(home, tmp_path):
     code = run_cli("hash-code", "--stdin", input_text="a long class code\n")
     stored = json.loads(code.stdout)
     assert code_matches("a long class code", stored) and "a long class code" not in code.stdout
+
+
+def test_a_training_process_listens_on_no_port(home):
+    import psutil
+
+    from fmnist.worker import launch
+
+    from helpers import wait_until
+
+    store = RunStore()
+    run_id = launch(store, dense_spec([16], epochs=30), train_limit=2000)
+    try:
+        run = wait_until(lambda: (r := store.get(run_id)).status == RunStatus.RUNNING and r.step > 0 and r, timeout=120,
+                         message="the training to run")
+        listening = [c for c in psutil.Process(run.pid).net_connections("all") if c.status == psutil.CONN_LISTEN]
+        assert listening == [], listening
+    finally:
+        store.request_stop(run_id)

@@ -92,8 +92,38 @@ def test_start_creates_a_run_that_trains_in_its_own_process(app):
     assert any(run.name in m.value for m in app.markdown), "the live panel shows the new run"
     done = wait_until(lambda: (r := store.get(run.id)).status in ("finished", "failed") and r, timeout=120, message="the run to end")
     assert done.status == "finished", done.error
+    assert (done.backend_setting, done.backend) == ("auto", "jax"), "auto trains a dense stack on JAX"
     app.run()
     assert any(m.label == "Test accuracy" for m in app.metric)
+    assert any(m.value.endswith("· finished · JAX") for m in app.markdown), "the run's header names its backend"
+    assert any(done.device in c.value for c in app.caption)
+
+
+def test_the_engine_setting_says_what_auto_picks_and_goes_with_the_run(app):
+    engine = app.selectbox(key="build_backend")
+    assert engine.value == "auto" and engine.format_func("auto") == "auto (JAX for this stack)"
+    app.selectbox(key="build_preset").set_value("Small CNN").run()
+    assert app.selectbox(key="build_backend").format_func("auto") == "auto (TensorFlow for this stack)"
+    app.selectbox(key="build_preset").set_value("Seed C: 64-32").run()
+    app.selectbox(key="build_backend").set_value("tensorflow").run()
+    app.select_slider(key="build_limit").set_value(1000).run()
+    app.slider(key="build_epochs").set_value(1).run()
+    app.button(key="start").click().run()
+    assert not app.exception, app.exception
+    store = RunStore()
+    [run] = store.list_runs()
+    assert run.backend_setting == "tensorflow"
+    done = wait_until(lambda: (r := store.get(run.id)).status in ("finished", "failed") and r, timeout=120, message="the run to end")
+    assert done.status == "finished" and done.backend == "tensorflow", done.error
+
+
+def test_a_bad_fmnist_backend_is_said_and_the_page_starts_from_auto(home, monkeypatch):
+    monkeypatch.setenv("FMNIST_BACKEND", "cuda")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="build_backend").value == "auto"
+    assert any("FMNIST_BACKEND: one of auto, tensorflow, jax, got 'cuda'" in w.value for w in at.warning)
 
 
 def test_a_second_start_while_one_trains_is_queued_and_says_so(app):

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reas
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser") / "home"
     port = free_port()
-    process = start_streamlit(home, port)
+    # TensorFlow: 40 epochs of 128-64 then take long enough to press Stop (JAX could finish first).
+    process = start_streamlit(home, port, env={"FMNIST_BACKEND": "tensorflow"})
     yield f"http://127.0.0.1:{port}", home
     for run in RunStore(home).list_runs(statuses=("queued", "running")):
         RunStore(home).request_stop(run.id)

@@ -175,12 +175,15 @@ def test_the_table_shows_every_run_with_its_figures(home):
     store = RunStore()
     low = finished_run(store, [32], "low", 0.70)
     high = finished_run(store, [64, 32], "high", 0.85)
+    store.record_engine(high, "jax", "some CPU")
+    store.record_engine(low, "tensorflow", "some CPU")
     at = open_leaderboard()
     table = at.dataframe[0].value
     assert table["run"].tolist() == [high, low] and table["name"].tolist() == ["high", "low"]
+    assert table["backend"].tolist() == ["JAX", "TensorFlow"]
     assert table["test accuracy"].tolist() == pytest.approx([0.85, 0.70])
     assert table["best"].tolist() == ["★", ""]
-    assert {"CV score", "train time (s)", "samples/s", "status", "created"} <= set(table.columns)
+    assert {"CV score", "train time (s)", "samples/s", "backend", "status", "created"} <= set(table.columns)
     assert any("Tick runs" in i.value for i in at.info), "nothing ticked: no curves yet"
 
 
