@@ -156,7 +156,11 @@ def hidden_outputs(model, images: np.ndarray) -> np.ndarray:
 
 
 def hidden_layer_name(model) -> str:
-    return model.layers[-2].name if len(model.layers) > 1 else "input"
+    """The last layer before the output that changes what it gets (a dropout passes its input on when predicting)."""
+    for layer in reversed(model.layers[:-1]):
+        if type(layer).__name__ not in TRAINING_ONLY:
+            return layer.name
+    return "input"
 
 
 # --- projections: PCA here and now, t-SNE in its own process (fmnist.projection) ---

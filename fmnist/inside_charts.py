@@ -24,6 +24,7 @@ OVERLAY = [[0.0, "rgba(33,102,172,0.95)"], [0.35, "rgba(146,197,222,0.55)"], [0.
 CLASS_COLORS = qualitative.T10  # ten colours that stay apart, one per class
 NO_AXES = dict(visible=False, fixedrange=True)
 MAX_MAPS = 64
+WIDTH = 860  # px: about what the wide layout gives a chart beside the sidebar
 
 
 class InsideError(ValueError):
@@ -95,7 +96,7 @@ def columns_for(n: int) -> int:
 
 
 def mosaic_figure(images: np.ndarray, labels: np.ndarray, what: str, colorscale, zmid: float | None,
-                  values_shown: np.ndarray | None = None, pixel: int = 3) -> go.Figure:
+                  values_shown: np.ndarray | None = None) -> go.Figure:
     """A heatmap mosaic; hover tells the `what` number (labels[i]) and the value (values_shown, else the image's).
     Compact types (int16, float32): a rerun sends these arrays to the browser every time."""
     columns = columns_for(len(images))
@@ -110,11 +111,10 @@ def mosaic_figure(images: np.ndarray, labels: np.ndarray, what: str, colorscale,
         z=z, customdata=customdata, colorscale=colorscale, zmid=zmid, showscale=False, hoverongaps=False,
         hovertemplate=f"{what} {label}<br>value {value}<extra></extra>",
     ))
-    side = max(images.shape[1], 1)
-    scale = max(pixel, 120 // (side + 1)) if len(images) <= 8 else pixel * max(1, 28 // side)
+    # As tall as the mosaic is at the page's usual width, so the maps fill it without bands above and below.
     fig.update_xaxes(NO_AXES)
     fig.update_yaxes(NO_AXES, autorange="reversed", scaleanchor="x")
-    fig.update_layout(height=min(60 + z.shape[0] * scale, 900), margin=dict(l=0, r=0, t=4, b=4), **TRANSPARENT)
+    fig.update_layout(height=int(min(20 + WIDTH * z.shape[0] / z.shape[1], 900)), margin=dict(l=0, r=0, t=4, b=4), **TRANSPARENT)
     return fig
 
 
@@ -143,7 +143,10 @@ def unit_strip(output: LayerOutput, in_order: bool = False) -> go.Figure:
 
 def saliency_overlay(image01: np.ndarray, saliency: np.ndarray, height: int = 300) -> go.Figure:
     """The image in grey with the attribution over it: red pushed towards the class, blue away from it."""
-    limit = float(np.abs(saliency).max()) or 1.0
+    # The colour scale ends at the 99th percentile of the item's attributions, not at the largest:
+    # one strong pixel (often at an edge) would otherwise leave the rest of the map see-through.
+    strength = np.abs(saliency[saliency != 0])
+    limit = float(np.percentile(strength, 99)) if strength.size else 1.0
     fig = go.Figure([
         go.Heatmap(z=image01, colorscale="Greys", reversescale=True, zmin=0, zmax=1, showscale=False, hoverinfo="skip"),
         go.Heatmap(z=saliency, customdata=image01, colorscale=OVERLAY, zmin=-limit, zmax=limit, showscale=False,
@@ -162,7 +165,7 @@ def weight_grid(weights: WeightImages, count: int) -> go.Figure:
     peaks = np.abs(images).reshape(len(images), -1).max(axis=1)
     scaled = images / np.where(peaks > 0, peaks, 1)[:, None, None]
     what = "unit" if weights.kind == "units" else "filter"
-    return mosaic_figure(scaled, weights.units[:count], what, DIVERGING, 0.0, values_shown=images, pixel=3)
+    return mosaic_figure(scaled, weights.units[:count], what, DIVERGING, 0.0, values_shown=images)
 
 
 def projection_scatter(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray | None, title: str,

@@ -153,7 +153,7 @@ def image_view(inside, dataset) -> None:
                 cols[1].metric("True class", CLASS_NAMES[true_class])
         st.plotly_chart(probability_bars(look.probs), key="inside_probs", config=NO_TOOLBAR)
     st.selectbox("Explain", [PREDICTED, *range(len(CLASS_NAMES))], key="inside_target",
-                 format_func=lambda c: f"the prediction ({CLASS_NAMES[predicted]})" if c == PREDICTED else CLASS_NAMES[c],
+                 format_func=lambda c: "the predicted class" if c == PREDICTED else CLASS_NAMES[c],
                  help="Which class the saliency map explains.")
     st.caption("The saliency map is integrated gradients: the gradient of the class' probability with respect to each "
                "pixel, averaged along the way from a black image to this one, times the pixel. The values add up to about "
