@@ -34,24 +34,30 @@ def cpu_name() -> str:
         return "unknown"
 
 
+def fastest_rerun(at, repeats: int) -> float:
+    at.run()  # fills the caches
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        at.run()
+        runs.append(time.perf_counter() - start)
+    assert not at.exception, at.exception
+    return round(min(runs), 3)
+
+
 def page_reruns(run_id: int, repeats: int = 5) -> dict:
-    """The page's rerun time in each view, everything cached: the fastest of `repeats`."""
+    """The page's rerun time in each view, everything cached: the fastest of `repeats`; and the
+    Evaluate page's at the same moment, as a yardstick of how busy the machine is."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(APP, default_timeout=300)
+    at.switch_page("pages/evaluate.py").run()
+    times = {"evaluate (yardstick)": fastest_rerun(at, repeats)}
     at.switch_page("pages/inside.py").run()
     at.selectbox(key="inside_run").select(run_id).run()
-    times = {}
     for view in ("image", "weights", "projection"):
         at.session_state["inside_view"] = view
-        at.run()  # fills the caches
-        runs = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            at.run()
-            runs.append(time.perf_counter() - start)
-        assert not at.exception, at.exception
-        times[view] = round(min(runs), 3)
+        times[view] = fastest_rerun(at, repeats)
     return times
 
 
