@@ -387,3 +387,18 @@ def test_evaluate_and_classify_open_an_image_here(trained, dataset):
     at.button(key="test_inside").click().run()
     assert not at.exception, at.exception
     assert at.number_input(key="inside_index").value == picked
+
+
+def test_a_run_trained_on_jax_opens_up_under_the_apps_tensorflow(home, dataset):
+    """MLPs train on JAX by default, in their own process; the app opens their saved model on TensorFlow."""
+    from helpers import run_cli
+
+    result = run_cli("train", "--layers", "32", "--epochs", "1", "--limit", "2000", "--backend", "jax")
+    assert result.returncode == 0, result.stderr
+    [run] = RunStore().list_runs()
+    assert run.backend == "jax"
+    at = open_inside(inside_run=run.id)
+    assert not at.error and headings(at) == ["dense_1", "output"]
+    at.session_state["inside_view"] = "weights"
+    at.run()
+    assert any("each square is one of its 32 units" in m.value for m in at.markdown)
