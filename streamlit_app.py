@@ -18,6 +18,7 @@ pages = st.navigation([
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),
+    st.Page("pages/inside.py", title="Inside", icon=":material/neurology:"),
     st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
 ], position="sidebar" if signed_in else "hidden")
 sharing, person = gate()  # the store opens, sharing is configured, someone signed in: else it stops here

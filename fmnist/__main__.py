@@ -1,4 +1,4 @@
-"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,serve,hash-code,forget-person,bench} --help
+"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,serve,hash-code,forget-person,bench,project,inside-bench} --help
 
 The command line acts as this machine's admin: whoever has a shell here owns the run store.
 """
@@ -403,6 +403,49 @@ def cmd_bench(args) -> int:
     return run_bench(args.repeats, args.json)
 
 
+def cmd_project(args) -> int:
+    """A run's test images in 2-D (PCA, t-SNE), kept in its folder; what the Inside page starts in the background."""
+    from fmnist.data import load_dataset
+    from fmnist.inside_charts import InsideError
+    from fmnist.keras_start import start_keras
+    from fmnist.projection import write_job
+    from fmnist.runs import ModelFileError
+
+    start_keras("tensorflow")  # the saliency and probes are TensorFlow graphs, whatever KERAS_BACKEND says
+    from fmnist.inside import project_run
+
+    store = open_store()
+    if store.get(args.run_id) is None:
+        print(f"error: there is no run {args.run_id}", file=sys.stderr)
+        return 2
+    # Only on a terminal: started by the page, its output goes to a log file, where a bar is noise.
+    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {bar} {n:.0f}%", disable=not sys.stderr.isatty())
+
+    def report(**fields):
+        write_job(store, args.run_id, **fields)
+        bar.set_description_str(fields.get("stage", ""))
+        bar.update(round(100 * fields.get("fraction", 0.0)) - bar.n)
+
+    try:
+        seconds = project_run(store, args.run_id, load_dataset(), report)
+    except (ModelFileError, InsideError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    print(json.dumps({"run_id": args.run_id, "seconds": seconds}))
+    return 0
+
+
+def cmd_inside_bench(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    start_keras("tensorflow")
+    from fmnist.inside_bench import run_inside_bench
+
+    return run_inside_bench(args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmnist", description="Fashion-MNIST Studio from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -493,6 +536,14 @@ def main(argv=None) -> int:
     bench.add_argument("--side", choices=("bare", "engine"), help=argparse.SUPPRESS)  # one side, in its own process
     bench.add_argument("--backend", choices=BACKENDS, default="tensorflow", help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
+
+    project = sub.add_parser("project", help="a run's test images in 2-D (PCA and t-SNE of its last hidden layer), kept with the run")
+    project.add_argument("run_id", type=int)
+    project.set_defaults(func=cmd_project)
+
+    inside_bench = sub.add_parser("inside-bench", help="time the Inside page: one image and its saliency, the projections, a rerun")
+    inside_bench.add_argument("run_ids", type=int, nargs="+")
+    inside_bench.set_defaults(func=cmd_inside_bench)
 
     args = parser.parse_args(argv)
     try:

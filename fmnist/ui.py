@@ -22,6 +22,7 @@ from fmnist.data import DatasetError, load_dataset
 from fmnist.evaluation import read_probabilities
 from fmnist.home import StoreError, home_dir
 from fmnist.models import stack_name
+from fmnist.projection import PCA, model_version, read_projection, run_projection_path
 from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.store import RunStore, open_store
 from fmnist.worker import reap_dead_runs
@@ -30,6 +31,10 @@ TRAIN_PAGE = "pages/train.py"
 ENTERED = "entered_through_navigation"  # set by streamlit_app.py
 LEADERBOARD_PAGE = "pages/leaderboard.py"
 SEARCH_PAGE = "pages/search.py"
+INSIDE_PAGE = "pages/inside.py"
+# What another page asks the Inside page to open: {"run": id, "index": test image} or {"run": id, "classify": True}.
+# Not a widget's key: Streamlit forgets those of a page that is not shown.
+INSIDE_REQUEST = "inside_request"
 
 
 def enter_through_navigation() -> None:
@@ -127,6 +132,33 @@ def load_run_model(run_id: int):
     path = store.model_path(run_id)
     modified_ns = path.stat().st_mtime_ns if path.is_file() else 0
     return cached_model(str(store.home), run_id, modified_ns)
+
+
+@st.cache_resource(show_spinner="Opening the model up…", max_entries=8)
+def cached_inside(home: str, run_id: int, modified_ns: int):
+    from fmnist.inside import Inside  # TensorFlow: the model is loaded anyway
+
+    return Inside(cached_model(home, run_id, modified_ns))
+
+
+def load_run_inside(run_id: int):
+    """The run's model opened up (fmnist.inside.Inside), cached with the model; ModelFileError for a
+    missing or corrupt file, InsideError for a model that does not take 28×28 images to ten classes."""
+    store = get_store()
+    path = store.model_path(run_id)
+    return cached_inside(str(store.home), run_id, path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+def run_pca(run_id: int, dataset):
+    """The run's PCA of its last hidden layer for the test images: from its folder, or computed once
+    from its model (ModelFileError, InsideError)."""
+    store = get_store()
+    found = read_projection(run_projection_path(store, run_id, PCA), len(dataset.y_test), model_version(store, run_id))
+    if found is None:
+        from fmnist.inside import run_pca as compute_pca  # TensorFlow: only when the run has no PCA yet
+
+        found = compute_pca(store, run_id, load_run_inside(run_id).model, dataset)
+    return found
 
 
 def run_probabilities(run_id: int, dataset) -> np.ndarray:
