@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Fashion-MNIST Studio needs, skipping what is already there:
 # the pinned Python packages, the Fashion-MNIST dataset (Debian's package
-# dataset-fashion-mnist) and, with --test, Chromium for the browser tests.
+# dataset-fashion-mnist) and, with --test, Chromium for the browser tests; with --gpu, the CUDA
+# builds of TensorFlow and JAX for a machine with an NVIDIA GPU (requirements-gpu.txt).
 # Uses the python3 on PATH: activate a virtual environment first to keep the packages apart.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,5 +25,16 @@ if [ ${#apt_packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${apt_packages[@]}"
 fi
 
-# pip takes seconds when everything is installed already.
-python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r "$requirements"
+# pip takes seconds when everything is installed already. The package itself is installed
+# editable (its code stays here), so a training process finds it from any folder; no build
+# isolation, so nothing beyond the pinned requirements is downloaded.
+pip_install=(python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore)
+if [ "${1:-}" = "--gpu" ]; then
+  # The CUDA builds replace tensorflow-cpu, which installs the same `tensorflow` module.
+  python3 -m pip uninstall -q -y tensorflow-cpu 2>/dev/null || true
+  grep -v '^tensorflow-cpu==' requirements.txt > "${TMPDIR:-/tmp}/fmnist-requirements-gpu.txt"
+  "${pip_install[@]}" -r "${TMPDIR:-/tmp}/fmnist-requirements-gpu.txt" -r requirements-gpu.txt
+else
+  "${pip_install[@]}" -r "$requirements"
+fi
+"${pip_install[@]}" --no-deps --no-build-isolation -e .

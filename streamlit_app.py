@@ -2,28 +2,48 @@
 
 import streamlit as st
 
+from fmnist.access import SharingConfigError
+from fmnist.home import StoreError
 from fmnist.ui import (
-    ENTERED, keep_keras_between_runs, keep_widget_state, remember_activity, sidebar_status, warm_up_in_background,
+    ENTERED,
+    current_person,
+    gate,
+    keep_keras_between_runs,
+    keep_widget_state,
+    person_line,
+    remember_activity,
+    show_store_error,
+    sidebar_status,
+    warm_up_in_background,
 )
 
 keep_keras_between_runs()
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
-
+st.session_state[ENTERED] = True
+try:
+    signed_in = current_person() is not None
+except (StoreError, SharingConfigError):
+    signed_in = False  # gate() below says why
 train = st.Page("pages/train.py", title="Build & Train", icon=":material/model_training:", default=True)
 pages = st.navigation([
     train,
+    st.Page("pages/search.py", title="Search", icon=":material/travel_explore:"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),
+    st.Page("pages/inside.py", title="Inside", icon=":material/neurology:"),
     st.Page("pages/data.py", title="Data", icon=":material/photo_library:"),
-])
+], position="sidebar" if signed_in else "hidden")
+sharing, person = gate()  # the store opens, sharing is configured, someone signed in: else it stops here
 keep_widget_state()
 with st.sidebar:
+    person_line(person, sharing)
     # Build & Train's live panel refreshes itself while a run is active: the sidebar need not.
     sidebar_status(page_refreshes_while_active=pages.url_path == train.url_path)
-st.session_state[ENTERED] = True
 try:
     pages.run()
+except StoreError as e:  # the store failed while the page used it (a disk that filled, a file replaced)
+    show_store_error(e)
 finally:
     # However the page ended (st.stop, st.rerun): what it now shows, and, once per server after
     # the first page, TensorFlow warmed up in the background.

@@ -1,19 +1,42 @@
-"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,bench} --help"""
+"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,serve,hash-code,forget-person,bench,project,inside-bench} --help
+
+The command line acts as this machine's admin: whoever has a shell here owns the run store.
+"""
 
 import argparse
 import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 # TensorFlow's start-up chatter drowns the progress bar; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import pandas as pd  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from fmnist.backends import BACKENDS, SETTING_ENV, SETTINGS, default_setting, resolve  # noqa: E402
+from fmnist.bench import CASES, run_bench  # noqa: E402
 from fmnist.data import DatasetError  # noqa: E402
+from fmnist.home import StoreError  # noqa: E402
 from fmnist.models import (  # noqa: E402
-    ACTIVATIONS, LR_SCHEDULES, PRESETS, SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ConvBlock, DenseLayer, ModelSpec, dense_spec, validate,
+    ACTIVATIONS,
+    LR_SCHEDULES,
+    PRESETS,
+    SEED_STACKS,
+    SEED_TEST_ACCURACY,
+    SEED_TEST_LOSS,
+    ConvBlock,
+    DenseLayer,
+    ModelSpec,
+    dense_spec,
+    stack_name,  # noqa: E402
+    validate,
 )
-from fmnist.store import RunStore  # noqa: E402
+from fmnist.runs import RunKind, RunStatus  # noqa: E402
+from fmnist.store import RunStore, open_store  # noqa: E402
+from fmnist.worker import create_job, reap_dead_runs, this_process, wait_for_slot  # noqa: E402
 
 
 def positive_int(text: str) -> int:
@@ -68,16 +91,29 @@ def spec_from_args(args) -> ModelSpec:
         spec = replace(spec, conv=tuple(ConvBlock(filters, dropout=args.conv_dropout, batch_norm=args.conv_batch_norm) for filters in args.conv))
     values = {"lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
               "val_split": args.val_split, "seed": args.seed, "patience": args.patience}
-    switches = {"augment": args.augment, "mixed_precision": args.mixed_precision, "early_stopping": args.early_stopping, "checkpoint": args.checkpoint}
+    switches = {"augment": args.augment, "mixed_precision": args.mixed_precision,
+                "early_stopping": args.early_stopping, "checkpoint": args.checkpoint}
     changes = {name: value for name, value in values.items() if value is not None} | {name: True for name, on in switches.items() if on}
     return validate(replace(spec, **changes))
 
 
-def print_progress(epoch, epochs, step, steps, samples_per_s):
-    fraction = step / steps if steps else 0
-    bar = "#" * int(fraction * 30)
-    sys.stderr.write(f"\repoch {epoch}/{epochs} [{bar:<30}] {step}/{steps}  {samples_per_s:,.0f} samples/s ")
-    sys.stderr.flush()
+class ProgressBar:
+    """The training's progress on stderr (stdout keeps the final JSON line): a bar per epoch with the live samples/s."""
+
+    def __init__(self):
+        self.epoch, self.bar = None, None
+
+    def __call__(self, epoch, epochs, step, steps, samples_per_s):
+        if epoch != self.epoch:
+            self.close()
+            self.epoch = epoch
+            self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit=" batches", leave=True, dynamic_ncols=True)
+        self.bar.set_postfix_str(f"{samples_per_s:,.0f} samples/s", refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def print_queued(position):
@@ -85,55 +121,82 @@ def print_queued(position):
     sys.stderr.flush()
 
 
-def train_in_this_process(store: RunStore, run_id: int) -> dict:
-    from fmnist.training import run_job, train_run
-    from fmnist.worker import wait_for_slot
+def print_trial(run, value) -> None:
+    """A search's trial as it ends: one line."""
+    score = f"best validation accuracy {value:.4f}" if value is not None else (run.error or "no score")
+    print(f"trial #{run.id} {stack_name(run.spec)}, batch {run.spec.batch_size}, lr {run.spec.learning_rate:.2g}: "
+          f"{run.status} after {run.epoch}/{run.spec.epochs} epochs, {score}", flush=True)
 
+
+def backend_for(run) -> str:
+    """The backend a run's setting picks for its spec. A search's trials train in its own processes,
+    so for a search auto goes by what it may try: TensorFlow when its space allows conv blocks."""
+    spec = run.spec
+    if run.kind == RunKind.SEARCH and run.space and run.space.get("conv_blocks", (0, 0))[1] > 0:
+        spec = replace(spec, conv=(ConvBlock(16),))
+    return resolve(spec, run.backend_setting)
+
+
+def train_in_this_process(store: RunStore, run_id: int) -> dict:
     if not wait_for_slot(store, run_id, on_wait=print_queued):
         return store.get(run_id).summary()
-    run = train_run if store.get(run_id).kind == "train" else run_job
-    summary = run(store, run_id, progress=print_progress)
-    sys.stderr.write("\n")
-    return summary
+    # Keras loads here, once the run may start (`runs`, `stop` and a queued wait stay light), on the
+    # backend the run's setting picks: Keras fixes its backend when it is first imported.
+    from fmnist.keras_start import start_keras
+
+    run = store.get(run_id)
+    kind = run.kind
+    start_keras(backend_for(run))
+    if kind == RunKind.SEARCH:
+        from fmnist.search import run_search
+
+        return run_search(store, run_id, on_trial=print_trial)
+    from fmnist.training import run_job, train_run
+
+    run = train_run if kind == RunKind.TRAIN else run_job
+    progress = ProgressBar()
+    try:
+        return run(store, run_id, progress=progress)
+    finally:
+        progress.close()
 
 
 def cmd_train(args) -> int:
-    store = RunStore()
+    store = open_store()
     if args.run_id is not None:
         run = store.get(args.run_id)
-        if run is None or run.status != "queued":
+        if run is None or run.status != RunStatus.QUEUED:
             print(f"run {args.run_id} is not queued", file=sys.stderr)
             return 2
         run_id = args.run_id
     else:
-        run_id = store.create_run(spec_from_args(args), name=args.name or args.preset, train_limit=args.limit, pid=os.getpid())
+        pid, started = this_process()
+        run_id = store.create_run(spec_from_args(args), name=args.name or args.preset, train_limit=args.limit, pid=pid, pid_started=started,
+                                  backend_setting=args.backend or default_setting())
     summary = train_in_this_process(store, run_id)
-    if summary["status"] == "failed":
+    if summary["status"] == RunStatus.FAILED:
         print(f"run {run_id} failed: {store.get(run_id).error}", file=sys.stderr)
     print(json.dumps(summary))
-    return 0 if summary["status"] in ("finished", "stopped") else 1
+    if "search_id" in summary:
+        return 0 if summary["status"] in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
+    return 0 if RunStatus(summary["status"]).has_model else 1
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
-    def cell(value):
-        if value is None:
-            return "-"
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-    cells = [[cell(row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
+    """A plain-text table: four decimals for scores, '-' where there is no value."""
+    table = pd.DataFrame(rows, columns=columns).astype(object)
+    return table.to_string(index=False, na_rep="-", justify="left",
+                           formatters={c: lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)) for c in columns})
 
 
 def cmd_runs(args) -> int:
     from fmnist.leaderboard import mean_and_spread
-    from fmnist.models import stack_name
 
-    runs = [run for run in RunStore().list_runs() if run.kind == "train"]
-    if args.json:
-        for run in runs:
+    store = open_store()
+    reap_dead_runs(store)
+    runs = [run for run in store.list_runs() if run.kind == RunKind.TRAIN]
+    if args.json:  # the trials of searches too (kind "trial"), for scripts
+        for run in [run for run in store.list_runs() if run.kind in (RunKind.TRAIN, RunKind.TRIAL)]:
             print(json.dumps({**run.summary(), "stack": stack_name(run.spec), "created_at": run.created_at}))
         return 0
     if not runs:
@@ -144,41 +207,118 @@ def cmd_runs(args) -> int:
         "cv": mean_and_spread(run.cv_mean, run.cv_std), "seeds": mean_and_spread(run.seeds_mean, run.seeds_std),
     } for run in runs]
     rows.sort(key=lambda r: -(r["test_acc"] or -1))
-    print(format_table(rows, ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "cv", "seeds", "train_s", "samples_per_s"]))
+    columns = ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "cv", "seeds", "train_s", "samples_per_s",
+               "backend"]
+    print(format_table(rows, columns))
     return 0
 
 
 def cmd_job(args) -> int:
-    from fmnist.worker import create_job
-
-    kind, repeats = ("cv", args.folds) if args.command == "cv" else ("seeds", args.n)
-    store = RunStore()
-    job_id = create_job(store, args.run_id, kind, repeats, pid=os.getpid())
+    kind, repeats = (RunKind.CV, args.folds) if args.command == "cv" else (RunKind.SEEDS, args.n)
+    store = open_store()
+    pid, started = this_process()
+    job_id = create_job(store, args.run_id, kind, repeats, pid=pid, pid_started=started)
     summary = train_in_this_process(store, job_id)
     print(json.dumps(summary))
-    return 0 if summary["status"] in ("finished", "stopped") else 1
+    return 0 if RunStatus(summary["status"]).has_model else 1
+
+
+def range_of(kind):
+    """A command-line range 'low,high' as a (low, high) tuple of `kind`."""
+    def parse(text: str):
+        try:
+            low, high = (kind(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a range low,high like 1,4, got {text!r}") from None
+        return (low, high)
+    return parse
+
+
+def choices_of(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"comma-separated values, got {text!r}") from None
+    return parse
+
+
+def yes_no(text: str) -> bool:
+    if text.strip().lower() not in ("yes", "no"):
+        raise ValueError(text)
+    return text.strip().lower() == "yes"
+
+
+def cmd_search(args) -> int:
+    from fmnist.search_space import SearchSpace, describe_size, validate_space
+
+    if args.bench:
+        from fmnist.search_bench import run_search_bench
+
+        return run_search_bench(args)
+
+    store = open_store()
+    pid, started = this_process()
+    if args.resume is not None:
+        from fmnist.worker import resume_search
+
+        resume_search(store, args.resume, trials=args.trials, minutes=args.minutes, start=False)
+        search_id = args.resume
+        store.set_pid(search_id, pid, started)
+    else:
+        defaults = SearchSpace()
+        values = {
+            "layers": args.layers, "width": args.width, "activations": args.activations, "dropout": args.dropout,
+            "batch_norm": args.batch_norm, "learning_rate": args.lr, "batch_sizes": args.batch_sizes, "conv_blocks": args.conv,
+            "filters": args.filters, "lr_schedules": args.lr_schedules, "images": args.limit, "epochs": args.epochs,
+            "val_split": args.val_split, "seed": args.seed, "trials": args.trials, "minutes": args.minutes,
+        }
+        space = validate_space(replace(defaults, **{k: v for k, v in values.items() if v is not None}))
+        if args.no_minutes:
+            space = validate_space(replace(space, minutes=None))
+        from fmnist.worker import create_search
+
+        search_id = create_search(store, space, name=args.name, pid=pid, pid_started=started)
+        print(f"search #{search_id}: {describe_size(space)}; up to {space.trials or 'any number of'} trials"
+              f"{f' or {space.minutes:g} minutes' if space.minutes else ''}, {space.epochs} epochs on {space.images:,} images each; "
+              "trials are compared on validation accuracy, never on the test set", file=sys.stderr)
+    summary = train_in_this_process(store, search_id)
+    print(json.dumps(summary))
+    return 0 if summary["status"] in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
+
+
+def cmd_search_helper(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    store = open_store()
+    start_keras(backend_for(store.get(args.search_id)))  # the same backend as the search's own process
+    from fmnist.search import help_search
+
+    help_search(store, args.search_id)
+    return 0
 
 
 def cmd_stop(args) -> int:
     try:
-        status = RunStore().request_stop(args.run_id)
+        status = open_store().request_stop(args.run_id)
     except KeyError as e:
         print(e.args[0], file=sys.stderr)
         return 2
     messages = {
-        "cancelled": f"run {args.run_id} was queued: cancelled",
-        "running": f"run {args.run_id} will stop at its next batch and keep what it learnt",
+        RunStatus.CANCELLED: f"run {args.run_id} was queued: cancelled",
+        RunStatus.RUNNING: f"run {args.run_id} will stop at its next batch and keep what it learnt",
     }
     print(messages.get(status, f"run {args.run_id} is already {status}"))
     return 0
 
 
 def cmd_seed_table(args) -> int:
-    store = RunStore()
+    store = open_store()
     rows = []
     for name, widths in SEED_STACKS.items():
         spec = dense_spec(widths, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-        run_id = store.create_run(spec, name=name, train_limit=args.limit, pid=os.getpid())
+        pid, started = this_process()
+        run_id = store.create_run(spec, name=name, train_limit=args.limit, pid=pid, pid_started=started, backend_setting=default_setting())
         print(f"{name}: run {run_id}", file=sys.stderr)
         summary = train_in_this_process(store, run_id)
         rows.append({
@@ -189,7 +329,67 @@ def cmd_seed_table(args) -> int:
             "run_id": run_id, "status": summary["status"],
         })
     print(format_table(rows, list(rows[0])))
-    return 0 if all(r["status"] == "finished" for r in rows) else 1
+    return 0 if all(r["status"] == RunStatus.FINISHED for r in rows) else 1
+
+
+def cmd_hash_code(args) -> int:
+    """A class or teacher code, hashed for secrets.toml: the code itself is never stored."""
+    from getpass import getpass
+
+    from fmnist.access import hash_code
+
+    if args.stdin:
+        code = sys.stdin.readline().rstrip("\n")
+    else:
+        code = getpass("Code: ")
+        if getpass("The same again: ") != code:
+            print("error: the two did not match", file=sys.stderr)
+            return 2
+    if len(code) < 8:
+        print("error: a code of at least 8 characters, please (it keeps strangers out of the class)", file=sys.stderr)
+        return 2
+    print(json.dumps(hash_code(code)))
+    return 0
+
+
+def cmd_forget_person(args) -> int:
+    from fmnist.access import class_person
+
+    person = class_person(args.name, teacher=False)
+    if open_store().forget_person(person.id):
+        print(f"{person.name!r} may sign in again with a new password; their runs stay theirs.")
+        return 0
+    print(f"nobody has signed in as {person.name!r}", file=sys.stderr)
+    return 2
+
+
+def streamlit_secrets(root: Path) -> dict:
+    """What Streamlit reads as secrets.toml by default: the user's, then the project's (which wins)."""
+    import tomllib
+
+    merged = {}
+    for path in (Path.home() / ".streamlit" / "secrets.toml", root / ".streamlit" / "secrets.toml"):
+        if path.is_file():
+            try:
+                merged.update(tomllib.loads(path.read_text()))
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"{path} is not valid TOML: {e}") from e
+    return merged
+
+
+def cmd_serve(args) -> int:
+    """Start the app: on this machine only, or with --share for others, after checking its sign-in."""
+    from fmnist.access import sharing_from
+
+    root = Path(__file__).resolve().parent.parent
+    address = "0.0.0.0" if args.share else "127.0.0.1"
+    sharing = sharing_from(streamlit_secrets(root), address)  # SharingConfigError: refuse to start
+    if args.share:
+        print(f"Serving to other machines on port {args.port}, sign-in by {'class code' if sharing.mode == 'class' else 'your provider'}.",
+              file=sys.stderr)
+    os.chdir(root)  # where .streamlit/config.toml is
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", address, "--server.port", str(args.port)]
+    os.execv(sys.executable, command)
 
 
 def cmd_bench(args) -> int:
@@ -197,9 +397,57 @@ def cmd_bench(args) -> int:
         from fmnist.watch_bench import main as watch_bench
 
         return watch_bench([])
-    from fmnist.bench import run_bench
+    if args.side:  # one side of the bench, in a process of its own (fmnist.bench starts them)
+        from fmnist.keras_start import start_keras
 
-    return run_bench(args)
+        start_keras(args.backend)
+        from fmnist.bench_fit import run_side
+
+        return run_side(args.side, list(range(len(CASES))))
+    return run_bench(args.repeats, args.json)
+
+
+def cmd_project(args) -> int:
+    """A run's test images in 2-D (PCA, t-SNE), kept in its folder; what the Inside page starts in the background."""
+    from fmnist.data import load_dataset
+    from fmnist.inside_charts import InsideError
+    from fmnist.keras_start import start_keras
+    from fmnist.projection import write_job
+    from fmnist.runs import ModelFileError
+
+    start_keras("tensorflow")  # the saliency and probes are TensorFlow graphs, whatever KERAS_BACKEND says
+    from fmnist.inside import project_run
+
+    store = open_store()
+    if store.get(args.run_id) is None:
+        print(f"error: there is no run {args.run_id}", file=sys.stderr)
+        return 2
+    # Only on a terminal: started by the page, its output goes to a log file, where a bar is noise.
+    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {bar} {n:.0f}%", disable=not sys.stderr.isatty())
+
+    def report(**fields):
+        write_job(store, args.run_id, **fields)
+        bar.set_description_str(fields.get("stage", ""))
+        bar.update(round(100 * fields.get("fraction", 0.0)) - bar.n)
+
+    try:
+        seconds = project_run(store, args.run_id, load_dataset(), report)
+    except (ModelFileError, InsideError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    print(json.dumps({"run_id": args.run_id, "seconds": seconds}))
+    return 0
+
+
+def cmd_inside_bench(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    start_keras("tensorflow")
+    from fmnist.inside_bench import run_inside_bench
+
+    return run_inside_bench(args)
 
 
 def main(argv=None) -> int:
@@ -210,6 +458,9 @@ def main(argv=None) -> int:
     add_spec_flags(train)
     train.add_argument("--limit", type=positive_int, help="train on the first N training images only")
     train.add_argument("--name", help="a name for the leaderboard")
+    train.add_argument("--backend", choices=SETTINGS,
+                       help=f"the Keras backend that trains it; auto: JAX for dense stacks, TensorFlow with conv blocks or "
+                            f"augmentation (default: ${SETTING_ENV}, else auto)")
     train.add_argument("--run-id", type=int, help=argparse.SUPPRESS)  # the app's own training processes
     train.set_defaults(func=cmd_train)
 
@@ -238,17 +489,72 @@ def main(argv=None) -> int:
     seed.add_argument("--limit", type=positive_int, help="train on the first N training images only")
     seed.set_defaults(func=cmd_seed_table)
 
-    bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine, and load/eval times")
-    bench.add_argument("--json", action="store_true", help="one JSON object per batch size")
-    bench.add_argument("--repeats", type=positive_int, default=3, help="timed epochs per side and batch size")
+    search = sub.add_parser(
+        "search", help="let Optuna search stacks (pruned from their validation curves); a line per trial, then JSON",
+        description="Search dense (and optionally conv) stacks with Optuna's TPE sampler and median pruner. Trials train on "
+                    "the first --limit training images and are compared on validation accuracy only; train the best one "
+                    "with `python -m fmnist train` (its settings are in the final JSON line's best_spec) to score it on the test set.")
+    search.add_argument("--trials", type=positive_int, help="at most this many trials (default 40)")
+    search.add_argument("--minutes", type=float, help="at most this many minutes (default 10)")
+    search.add_argument("--no-minutes", action="store_true", help="no time limit: stop after --trials")
+    search.add_argument("--epochs", type=positive_int, help="epochs per trial (default 6)")
+    search.add_argument("--limit", type=positive_int, help="training images per trial (default 20000)")
+    search.add_argument("--val-split", type=float, help="validation share of those images (default 0.1)")
+    search.add_argument("--seed", type=int, help="the sampler's and every trial's seed (default 0)")
+    search.add_argument("--layers", type=range_of(int), help="number of dense layers, low,high (default 1,4)")
+    search.add_argument("--width", type=range_of(int), help="each layer's width, low,high, log scale (default 32,1024)")
+    search.add_argument("--activations", type=choices_of(str), help="default relu,gelu,tanh")
+    search.add_argument("--dropout", type=range_of(float), help="low,high in steps of 0.05 (default 0,0.4)")
+    search.add_argument("--batch-norm", type=choices_of(yes_no), help="yes, no or yes,no (default)")
+    search.add_argument("--lr", type=range_of(float), help="Adam's learning rate, low,high, log scale (default 0.0003,0.003)")
+    search.add_argument("--batch-sizes", type=choices_of(int), help="default 32,64,128,256")
+    search.add_argument("--lr-schedules", type=choices_of(str), help="constant, cosine or constant,cosine (default cosine)")
+    search.add_argument("--conv", type=range_of(int), help="conv blocks before the dense layers, low,high (default 0,0)")
+    search.add_argument("--filters", type=choices_of(int), help="each conv block's filters (default 16,32,64)")
+    search.add_argument("--name", help="a name for the search")
+    search.add_argument("--resume", type=int, metavar="SEARCH_ID", help="go on with an ended search (--trials/--minutes: a new budget)")
+    search.add_argument("--bench", action="store_true",
+                        help="measure the default search (--minutes to shorten it): its best retrained and tested, pruning's savings, overhead")
+    search.set_defaults(func=cmd_search)
+
+    helper = sub.add_parser("search-helper", help="internal: a running search's extra trial process")
+    helper.add_argument("search_id", type=int)
+    helper.set_defaults(func=cmd_search_helper)
+
+    serve = sub.add_parser("serve", help="start the app (this machine only; --share: to others, with sign-in)")
+    serve.add_argument("--share", action="store_true", help="listen on every interface; refuses unless sign-in is configured")
+    serve.add_argument("--port", type=positive_int, default=8501)
+    serve.set_defaults(func=cmd_serve)
+
+    hash_parser = sub.add_parser("hash-code", help="hash a class or teacher code for .streamlit/secrets.toml")
+    hash_parser.add_argument("--stdin", action="store_true", help="read the code from standard input instead of asking")
+    hash_parser.set_defaults(func=cmd_hash_code)
+
+    forget = sub.add_parser("forget-person", help="let a class member who forgot their password sign in again under their name")
+    forget.add_argument("name")
+    forget.set_defaults(func=cmd_forget_person)
+
+    bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine on each backend, and the time to the first batch")
+    bench.add_argument("--json", action="store_true", help="one JSON object per case and per backend's start")
+    bench.add_argument("--repeats", type=positive_int, default=3, help="rounds: each side trains each case once a round")
     bench.add_argument("--watch", action="store_true",
                        help="instead: training alone against watched in Chromium, idle CPU, page times (python -m fmnist.watch_bench)")
+    bench.add_argument("--side", choices=("bare", "engine"), help=argparse.SUPPRESS)  # one side, in its own process
+    bench.add_argument("--backend", choices=BACKENDS, default="tensorflow", help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
+
+    project = sub.add_parser("project", help="a run's test images in 2-D (PCA and t-SNE of its last hidden layer), kept with the run")
+    project.add_argument("run_id", type=int)
+    project.set_defaults(func=cmd_project)
+
+    inside_bench = sub.add_parser("inside-bench", help="time the Inside page: one image and its saliency, the projections, a rerun")
+    inside_bench.add_argument("run_ids", type=int, nargs="+")
+    inside_bench.set_defaults(func=cmd_inside_bench)
 
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, ValueError) as e:  # SpecError is a ValueError
+    except (DatasetError, StoreError, ValueError, PermissionError) as e:  # SpecError and SharingConfigError are ValueErrors
         print(f"error: {e}", file=sys.stderr)
         return 2
 

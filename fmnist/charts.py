@@ -12,6 +12,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from fmnist.data import CLASS_NAMES
+from fmnist.evaluation import percent
 from fmnist.models import INPUT_SHAPE, MAX_LAYERS, NUM_CLASSES, WIDTH_RANGE, ConvBlock, DenseLayer, ModelSpec, summary_rows
 
 TRAIN_COLOR = "#636EFA"
@@ -125,7 +127,7 @@ def stack_diagram(spec: ModelSpec) -> go.Figure:
         hovertext=[box["hover"] for box in boxes],
         hovertemplate="%{hovertext}<extra></extra>",
     ))
-    # Shapes and labels go in as one list each: adding them one by one costs ~50 ms per draw.
+    # Shapes and labels go in as one list each: adding them one by one makes every draw several times slower.
     bands = [
         dict(type="path", xref="x", yref="y", layer="below", line_width=0, fillcolor="rgba(128,128,128,0.18)",
              path=f"M {i + half_bar} {-halves[i]} L {i + half_bar} {halves[i]} "
@@ -250,5 +252,22 @@ def overlay_curves(curves: dict[str, list[dict]], metric: str) -> go.Figure:
         height=360, margin=dict(l=10, r=10, t=40, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
         uirevision="overlay_curves", **TRANSPARENT,
+    )
+    return fig
+
+
+def probability_bars(probs: np.ndarray) -> go.Figure:
+    """One horizontal bar per class in the dataset's order, the predicted class in colour."""
+    top = int(np.argmax(probs))
+    fig = go.Figure(go.Bar(
+        x=probs, y=list(CLASS_NAMES), orientation="h",
+        marker_color=[OUTPUT_COLOR if i == top else IO_COLOR for i in range(len(CLASS_NAMES))],
+        text=[percent(p) for p in probs], textposition="outside", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    fig.update_layout(
+        height=320, margin=dict(l=0, r=40, t=10, b=10), showlegend=False, **TRANSPARENT,
+        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+        yaxis=dict(autorange="reversed"),
     )
     return fig

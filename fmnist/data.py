@@ -9,13 +9,16 @@ import gzip
 import hashlib
 import json
 import os
+import shutil
+import urllib.request
+import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from fmnist.home import home_dir
+from fmnist.home import StoreError, home_dir
 
 CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -48,6 +51,7 @@ class Dataset:
     x_test: np.ndarray  # uint8 (10000, 28, 28)
     y_test: np.ndarray  # uint8 (10000,)
     source: str
+    note: str | None = None  # what people should know, e.g. that the decoded copy could not be saved
 
 
 def keras_cache_dir() -> Path:
@@ -94,31 +98,69 @@ def source_fingerprint(folder: Path) -> str:
 
 
 def load_cached(folder: Path) -> Dataset:
-    """Decode the folder once; later loads read plain .npy files (a few tens of ms)."""
-    cache = home_dir() / "cache" / f"fashion-mnist-{source_fingerprint(folder)}"
-    if not (cache / "done").exists():
-        dataset = read_folder(folder)
-        cache.mkdir(parents=True, exist_ok=True)
-        for key in FILES:
-            tmp = cache / f"{key}.tmp.npy"
+    """Decode the folder once; later loads read plain .npy files (a few tens of ms).
+
+    The cache only saves time: when it cannot be written (a full disk, a folder that cannot
+    be made), the decoded arrays are used as they are and the dataset's note says so.
+    """
+    try:
+        cache = home_dir() / "cache" / f"fashion-mnist-{source_fingerprint(folder)}"
+        cached = (cache / "done").exists()
+    except StoreError as e:
+        cache, cached = None, False
+        problem = str(e)
+    if cached:
+        arrays = {key: np.load(cache / f"{key}.npy", allow_pickle=False) for key in FILES}
+        return Dataset(**arrays, source=str(folder))
+    dataset = read_folder(folder)
+    if cache is not None:
+        try:
+            write_cache(cache, dataset, folder)
+            return dataset
+        except OSError as e:
+            problem = f"{e.strerror or e} in {cache}"
+    note = (f"The decoded copy of the dataset could not be saved ({problem}), so it is decoded again "
+            "at each start (about half a second). Everything else works.")
+    warnings.warn(note, stacklevel=2)  # the CLI and a training's log show it; the app shows dataset.note
+    return replace(dataset, note=note)
+
+
+def write_cache(cache: Path, dataset: Dataset, folder: Path) -> None:
+    """Each array to a temporary file, then into place; a failed write leaves no partial file."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for key in FILES:
+        tmp = cache / f"{key}.tmp.npy"
+        try:
             np.save(tmp, getattr(dataset, key))
             os.replace(tmp, cache / f"{key}.npy")
-        (cache / "done").write_text(str(folder))
-        return dataset
-    arrays = {key: np.load(cache / f"{key}.npy", allow_pickle=False) for key in FILES}
-    return Dataset(**arrays, source=str(folder))
+        finally:
+            tmp.unlink(missing_ok=True)
+    (cache / "done").write_text(str(folder))
 
 
 def candidate_folders() -> list[Path]:
     return [DEBIAN_DIR, keras_cache_dir()]
 
 
-def download_with_keras() -> Path:
-    """Let Keras fetch the files into its cache (needs internet)."""
-    import keras
+# Where Keras' own fashion_mnist.load_data() downloads from: the files land in its cache, which both share.
+DOWNLOAD_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
-    keras.datasets.fashion_mnist.load_data()
-    return keras_cache_dir()
+
+def download_with_keras() -> Path:
+    """Fetch the four files into Keras' dataset cache, as Keras' fashion_mnist.load_data() does
+    (needs internet). Plain urllib: loading the data never needs TensorFlow."""
+    folder = keras_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, _, _ in FILES.values():
+        if not (folder / name).is_file():
+            tmp = folder / f"{name}.part"
+            try:
+                with urllib.request.urlopen(DOWNLOAD_URL + name, timeout=60) as response, open(tmp, "wb") as out:
+                    shutil.copyfileobj(response, out)
+                os.replace(tmp, folder / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+    return folder
 
 
 def load_dataset() -> Dataset:

@@ -1,6 +1,7 @@
-"""Scores from stored test-set probabilities: no model or TensorFlow needed.
+"""Scores from class probabilities: loss and accuracy, confusion matrices, per-class scores.
 
-Only computing a run's missing probabilities needs its model (and TensorFlow).
+Pure numpy: a run's stored test-set probabilities are all it needs (computing them
+from a model is the Keras side's job, fmnist.prediction).
 """
 
 from pathlib import Path
@@ -10,7 +11,6 @@ import pandas as pd
 
 from fmnist.data import CLASS_NAMES
 from fmnist.models import NUM_CLASSES
-from fmnist.store import save_atomically
 
 # Keras clips probabilities the same way in sparse_categorical_crossentropy.
 EPSILON = 1e-7
@@ -33,19 +33,6 @@ def read_probabilities(path: Path, n_images: int) -> np.ndarray | None:
     except (OSError, ValueError, EOFError):
         return None
     return probs if probs.shape == (n_images, NUM_CLASSES) else None
-
-
-def test_probabilities(store, run_id: int, dataset, load_model) -> np.ndarray:
-    """The run's class probabilities for the test images: read from its folder, or
-    computed once from its model (load_model(run_id); it may raise ModelFileError) and saved there."""
-    path = store.probs_path(run_id)
-    probs = read_probabilities(path, len(dataset.y_test))
-    if probs is None:
-        from fmnist.training import predict_test  # here, not at the top: fmnist.training imports this module
-
-        probs = predict_test(load_model(run_id), dataset)
-        save_atomically(path, lambda tmp: np.save(tmp, probs))
-    return probs
 
 
 # --- where the model goes wrong ---
@@ -117,3 +104,15 @@ def change_summary(cm_a: np.ndarray, cm_b: np.ndarray) -> str:
     if mistakes[worse] > 0:
         parts.append(f"most worsened: {confusion_name(*worse)} ({int(mistakes[worse]):+d})")
     return "; ".join(parts) + "."
+
+
+def percent(p: float) -> str:
+    """A probability as people read it: 92.1%, and never 0.0% or 100.0% for what is only nearly so."""
+    if p < 0.001:
+        return "<0.1%"
+    return ">99.9%" if p > 0.999 else f"{p:.1%}"
+
+
+def top_k(probs: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+    """The k likeliest classes as (name, probability), likeliest first."""
+    return [(CLASS_NAMES[c], p) for c, p in top_classes(probs, k)]

@@ -5,14 +5,17 @@ from datetime import datetime
 
 import pandas as pd
 
+from fmnist.access import LOCAL_ADMIN, Person
+from fmnist.backends import engine_label
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, dense_spec, stack_name
-from fmnist.store import Run, RunStore
+from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
+from fmnist.store import RunStore
 from fmnist.worker import launch
 
 
 def training_runs(runs: list[Run]) -> list[Run]:
     """The runs that trained a model, without the cv and seeds jobs that repeat one (their scores show on it)."""
-    return [run for run in runs if run.kind == "train"]
+    return [run for run in runs if run.kind == RunKind.TRAIN]
 
 
 def mean_and_spread(mean: float | None, std: float | None) -> str | None:
@@ -20,7 +23,8 @@ def mean_and_spread(mean: float | None, std: float | None) -> str | None:
     return None if mean is None else f"{mean:.4f} ± {std:.4f}"
 
 
-def leaderboard_table(runs: list[Run]) -> pd.DataFrame:
+def leaderboard_table(runs: list[Run], with_owner: bool = False) -> pd.DataFrame:
+    """One row per run, best test accuracy first; with_owner adds who started each (a shared app)."""
     rows = [{
         "run": run.id,
         "name": run.name,
@@ -35,15 +39,19 @@ def leaderboard_table(runs: list[Run]) -> pd.DataFrame:
         "seed spread": mean_and_spread(run.seeds_mean, run.seeds_std),
         "train time (s)": run.train_s,
         "samples/s": run.samples_per_s,
-        "status": run.status,
+        "backend": engine_label(run),
+        "status": str(run.status),
         "created": datetime.fromtimestamp(run.created_at),
     } for run in runs]
     table = pd.DataFrame(rows, columns=[
         "run", "name", "stack", "params", "epochs", "batch", "test loss", "test accuracy", "best val accuracy",
-        "CV score", "seed spread", "train time (s)", "samples/s", "status", "created",
+        "CV score", "seed spread", "train time (s)", "samples/s", "backend", "status", "created",
     ])
     table = table.sort_values("test accuracy", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
     table.insert(0, "best", [""] * len(table))
+    if with_owner:
+        owners = {run.id: run.owner_name or LOCAL_ADMIN.name for run in runs}
+        table.insert(3, "by", [owners[run_id] for run_id in table["run"]])
     if len(table) and pd.notna(table.loc[0, "test accuracy"]):
         table.loc[0, "best"] = "★"  # in every text font; an emoji needs an emoji font
     return table
@@ -91,16 +99,20 @@ def seed_spec(widths) -> ModelSpec:
     return dense_spec(widths, epochs=10)
 
 
-def train_seed_stacks(store: RunStore) -> list[int]:
+def train_seed_stacks(store: RunStore, owner: Person | None = None, max_runs: int | None = None) -> tuple[list[int], str | None]:
     """Queue the seed's four stacks, one training process each (they train one after another).
-    A stack already queued or training is not queued twice; returns the new run ids."""
-    active = [run.spec for run in training_runs(store.list_runs(statuses=("queued", "running"))) if run.train_limit is None]
+    A stack already queued or training is not queued twice. Returns the new run ids, and why
+    the rest were not queued when the owner's limit stopped them."""
+    active = [run.spec for run in training_runs(store.list_runs(statuses=ACTIVE)) if run.train_limit is None]
     run_ids = []
     for name, widths in SEED_STACKS.items():
         spec = seed_spec(widths)
         if spec not in active:
-            run_ids.append(launch(store, spec, name=name))
-    return run_ids
+            try:
+                run_ids.append(launch(store, spec, name=name, owner=owner, max_runs=max_runs))
+            except LimitError as e:
+                return run_ids, str(e)
+    return run_ids, None
 
 
 def seed_comparison(runs: list[Run]) -> pd.DataFrame:
@@ -110,7 +122,7 @@ def seed_comparison(runs: list[Run]) -> pd.DataFrame:
     for name, widths in SEED_STACKS.items():
         spec = seed_spec(widths)
         same = [run for run in training_runs(runs) if run.spec == spec and run.train_limit is None]
-        done = [run for run in same if run.status == "finished" and run.test_acc is not None]
+        done = [run for run in same if run.status == RunStatus.FINISHED and run.test_acc is not None]
         best = max(done, key=lambda run: run.test_acc, default=None)
         shown = best or (same[-1] if same else None)
         rows.append({
@@ -118,7 +130,7 @@ def seed_comparison(runs: list[Run]) -> pd.DataFrame:
             "seed test loss": SEED_TEST_LOSS[widths],
             "seed test accuracy": SEED_TEST_ACCURACY[widths],
             "run": f"#{shown.id}" if shown else None,
-            "status": shown.status if shown else "not trained",
+            "status": str(shown.status) if shown else "not trained",
             "test loss": best.test_loss if best else None,
             "test accuracy": best.test_acc if best else None,
             "difference (points)": 100 * (best.test_acc - SEED_TEST_ACCURACY[widths]) if best else None,

@@ -1,7 +1,8 @@
 """Model specs: a small JSON description of a network, its exact size, and the Keras model.
 
-Counting parameters and drawing the summary need no TensorFlow, so the UI can
-show them as sliders move; only `build_model` imports Keras.
+Pure Python: the layer plan gives the summary and the exact parameter count
+without TensorFlow, so the UI can show them as sliders move; fmnist.network
+builds the Keras model from the same plan.
 """
 
 import functools
@@ -67,13 +68,17 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise SpecError(f"unknown spec fields: {', '.join(sorted(unknown))}")
+        reject_unknown_fields(cls, data, "spec")
         layers = parse_list(data.get("layers"), DenseLayer, "layers", "units")
         conv = parse_list(data.get("conv", []), ConvBlock, "conv", "filters")
         return validate(cls(**{**data, "layers": layers, "conv": conv}))
+
+
+def reject_unknown_fields(cls, data: dict, what: str) -> None:
+    """A saved spec or search space with a field this version does not know is an error, not silently dropped."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise SpecError(f"unknown {what} fields: {', '.join(sorted(unknown))}")
 
 
 def parse_list(items, kind, field_name: str, short_field: str) -> tuple:
@@ -110,7 +115,8 @@ def validate(spec: ModelSpec) -> ModelSpec:
     _check(len(spec.conv) <= MAX_CONV_BLOCKS, f"conv: at most {MAX_CONV_BLOCKS} blocks, got {len(spec.conv)}")
     for i, block in enumerate(spec.conv):
         low, high = FILTERS_RANGE
-        _check(_is_int(block.filters) and low <= block.filters <= high, f"conv[{i}].filters: a whole number from {low} to {high}, got {block.filters!r}")
+        _check(_is_int(block.filters) and low <= block.filters <= high,
+               f"conv[{i}].filters: a whole number from {low} to {high}, got {block.filters!r}")
         _check(block.kernel_size in KERNEL_SIZES, f"conv[{i}].kernel_size: one of {', '.join(map(str, KERNEL_SIZES))}, got {block.kernel_size!r}")
         _check(block.activation in ACTIVATIONS, f"conv[{i}].activation: one of {', '.join(ACTIVATIONS)}, got {block.activation!r}")
         _check(isinstance(block.pool, bool), f"conv[{i}].pool: true or false, got {block.pool!r}")
@@ -126,7 +132,8 @@ def validate(spec: ModelSpec) -> ModelSpec:
         _check(layer.activation in ACTIVATIONS, f"layers[{i}].activation: one of {', '.join(ACTIVATIONS)}, got {layer.activation!r}")
         _check(isinstance(layer.dropout, (int, float)) and 0 <= layer.dropout < 1, f"layers[{i}].dropout: from 0 to below 1, got {layer.dropout!r}")
         _check(isinstance(layer.batch_norm, bool), f"layers[{i}].batch_norm: true or false, got {layer.batch_norm!r}")
-    _check(isinstance(spec.learning_rate, (int, float)) and 0 < spec.learning_rate <= 1, f"learning_rate: above 0 and at most 1, got {spec.learning_rate!r}")
+    _check(isinstance(spec.learning_rate, (int, float)) and 0 < spec.learning_rate <= 1,
+           f"learning_rate: above 0 and at most 1, got {spec.learning_rate!r}")
     _check(_is_int(spec.epochs) and 1 <= spec.epochs <= 500, f"epochs: a whole number from 1 to 500, got {spec.epochs!r}")
     _check(_is_int(spec.batch_size) and 1 <= spec.batch_size <= 8192, f"batch_size: a whole number from 1 to 8192, got {spec.batch_size!r}")
     _check(isinstance(spec.val_split, (int, float)) and 0 <= spec.val_split < 1, f"val_split: from 0 to below 1, got {spec.val_split!r}")
@@ -155,89 +162,82 @@ def stack_name(spec: ModelSpec) -> str:
     return "-".join([f"c{block.filters}" for block in spec.conv] + [str(layer.units) for layer in spec.layers])
 
 
-def summary_rows(spec: ModelSpec) -> list[dict]:
-    """Keras-style summary (layer, output shape, params) computed without Keras."""
+@dataclass(frozen=True)
+class PlannedLayer:
+    """One Keras layer of a spec: its class and arguments, and what it outputs and weighs.
+
+    The summary, the parameter count and the Keras model (fmnist.network) all come from
+    the same plan, so the count the UI shows without TensorFlow is exact by construction.
+    """
+    name: str
+    type: str  # the keras.layers class
+    args: tuple[tuple[str, object], ...]  # its constructor's arguments, beyond name and dtype
+    output_shape: tuple[int, ...]  # without the batch dimension
+    params: int
+    # Layers of a mixed-precision spec compute in bfloat16; the augmentation layers and
+    # the softmax output stay in float32, where the probabilities and the loss are accurate.
+    mixed_precision: bool = False
+
+
+def layer_plan(spec: ModelSpec) -> list[PlannedLayer]:
+    """Input(28,28,1) -> [augmentation] -> [conv blocks] -> Flatten -> Dense... -> Dense(10, softmax)."""
     side, channels = INPUT_SHAPE[0], INPUT_SHAPE[2]
-    image = f"(None, {side}, {side}, {channels})"
-    rows = []
-    if spec.augment:
-        rows.append({"layer": "augment_shift", "type": "RandomTranslation", "output_shape": image, "params": 0})
-        rows.append({"layer": "augment_flip", "type": "RandomFlip", "output_shape": image, "params": 0})
-    for i, block in enumerate(spec.conv, start=1):
-        shape = f"(None, {side}, {side}, {block.filters})"
-        weights = block.kernel_size * block.kernel_size * channels * block.filters
-        rows.append({"layer": f"conv_{i}", "type": "Conv2D", "output_shape": shape, "params": weights + block.filters})
-        if block.batch_norm:
-            rows.append({"layer": f"conv_batch_norm_{i}", "type": "BatchNormalization", "output_shape": shape, "params": 4 * block.filters})
-            rows.append({"layer": f"conv_activation_{i}", "type": "Activation", "output_shape": shape, "params": 0})
-        if block.pool:
-            side //= 2
-            shape = f"(None, {side}, {side}, {block.filters})"
-            rows.append({"layer": f"pool_{i}", "type": "MaxPooling2D", "output_shape": shape, "params": 0})
-        if block.dropout > 0:
-            rows.append({"layer": f"conv_dropout_{i}", "type": "Dropout", "output_shape": shape, "params": 0})
-        channels = block.filters
-    width = side * side * channels
-    rows.append({"layer": "flatten", "type": "Flatten", "output_shape": f"(None, {width})", "params": 0})
-    for i, layer in enumerate(spec.layers, start=1):
-        rows.append({"layer": f"dense_{i}", "type": "Dense", "output_shape": f"(None, {layer.units})", "params": width * layer.units + layer.units})
-        if layer.batch_norm:
-            rows.append({"layer": f"batch_norm_{i}", "type": "BatchNormalization", "output_shape": f"(None, {layer.units})", "params": 4 * layer.units})
-            rows.append({"layer": f"activation_{i}", "type": "Activation", "output_shape": f"(None, {layer.units})", "params": 0})
-        if layer.dropout > 0:
-            rows.append({"layer": f"dropout_{i}", "type": "Dropout", "output_shape": f"(None, {layer.units})", "params": 0})
-        width = layer.units
-    rows.append({"layer": "output", "type": "Dense", "output_shape": f"(None, {NUM_CLASSES})", "params": width * NUM_CLASSES + NUM_CLASSES})
-    return rows
+    mixed = spec.mixed_precision
+    plan = []
 
+    def add(name, kind, shape, params=0, **args):
+        plan.append(PlannedLayer(name, kind, tuple(args.items()), tuple(shape), params, mixed))
 
-def count_params(spec: ModelSpec) -> int:
-    """Exactly what Keras' count_params() reports for build_model(spec)."""
-    return sum(row["params"] for row in summary_rows(spec))
-
-
-def build_model(spec: ModelSpec):
-    """Input(28,28,1) -> [augmentation] -> [conv blocks] -> Flatten -> Dense... -> Dense(10, softmax),
-    with the layer names of summary_rows."""
-    import keras
-    from keras import layers
-
-    # The softmax output stays in float32, where its probabilities and the loss are accurate.
-    dtype = "mixed_bfloat16" if spec.mixed_precision else None
-    model_layers = [keras.Input(shape=INPUT_SHAPE)]
     if spec.augment:
         # Clothing is left-right symmetric and sits roughly centred: small shifts and mirror images
         # are still the same class. Both layers are inactive outside training.
-        model_layers += [
-            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="augment_shift", seed=spec.seed),
-            layers.RandomFlip("horizontal", name="augment_flip", seed=spec.seed),
-        ]
+        image = (side, side, channels)
+        plan.append(PlannedLayer("augment_shift", "RandomTranslation",
+                                 (("height_factor", 0.1), ("width_factor", 0.1), ("fill_mode", "constant"), ("seed", spec.seed)), image, 0))
+        plan.append(PlannedLayer("augment_flip", "RandomFlip", (("mode", "horizontal"), ("seed", spec.seed)), image, 0))
     for i, block in enumerate(spec.conv, start=1):
-        activation = None if block.batch_norm else block.activation
-        model_layers.append(layers.Conv2D(block.filters, block.kernel_size, padding="same", activation=activation, name=f"conv_{i}", dtype=dtype))
-        model_layers += batch_norm_layers(block.batch_norm, block.activation, f"conv_batch_norm_{i}", f"conv_activation_{i}", dtype)
+        shape = (side, side, block.filters)
+        weights = block.kernel_size * block.kernel_size * channels * block.filters
+        add(f"conv_{i}", "Conv2D", shape, weights + block.filters, filters=block.filters, kernel_size=block.kernel_size,
+            padding="same", activation=None if block.batch_norm else block.activation)
+        if block.batch_norm:  # the activation comes after the normalisation, as a layer of its own
+            add(f"conv_batch_norm_{i}", "BatchNormalization", shape, 4 * block.filters)
+            add(f"conv_activation_{i}", "Activation", shape, activation=block.activation)
         if block.pool:
-            model_layers.append(layers.MaxPooling2D(2, name=f"pool_{i}", dtype=dtype))
+            side //= 2
+            shape = (side, side, block.filters)
+            add(f"pool_{i}", "MaxPooling2D", shape, pool_size=2)
         if block.dropout > 0:
-            model_layers.append(layers.Dropout(block.dropout, name=f"conv_dropout_{i}", dtype=dtype))
-    model_layers.append(layers.Flatten(name="flatten", dtype=dtype))
+            add(f"conv_dropout_{i}", "Dropout", shape, rate=block.dropout)
+        channels = block.filters
+    width = side * side * channels
+    add("flatten", "Flatten", (width,))
     for i, layer in enumerate(spec.layers, start=1):
-        activation = None if layer.batch_norm else layer.activation
-        model_layers.append(layers.Dense(layer.units, activation=activation, name=f"dense_{i}", dtype=dtype))
-        model_layers += batch_norm_layers(layer.batch_norm, layer.activation, f"batch_norm_{i}", f"activation_{i}", dtype)
+        shape = (layer.units,)
+        add(f"dense_{i}", "Dense", shape, width * layer.units + layer.units, units=layer.units,
+            activation=None if layer.batch_norm else layer.activation)
+        if layer.batch_norm:
+            add(f"batch_norm_{i}", "BatchNormalization", shape, 4 * layer.units)
+            add(f"activation_{i}", "Activation", shape, activation=layer.activation)
         if layer.dropout > 0:
-            model_layers.append(layers.Dropout(layer.dropout, name=f"dropout_{i}", dtype=dtype))
-    model_layers.append(layers.Dense(NUM_CLASSES, activation="softmax", name="output"))
-    return keras.Sequential(model_layers, name=stack_name(spec).replace("-", "_"))
+            add(f"dropout_{i}", "Dropout", shape, rate=layer.dropout)
+        width = layer.units
+    plan.append(PlannedLayer("output", "Dense", (("units", NUM_CLASSES), ("activation", "softmax")), (NUM_CLASSES,),
+                             width * NUM_CLASSES + NUM_CLASSES))
+    return plan
 
 
-def batch_norm_layers(batch_norm: bool, activation: str, norm_name: str, activation_name: str, dtype) -> list:
-    """With batch-norm, the activation comes after the normalisation, as a layer of its own."""
-    from keras import layers
+def summary_rows(spec: ModelSpec) -> list[dict]:
+    """Keras-style summary (layer, type, output shape, params) computed without Keras."""
+    return [
+        {"layer": layer.name, "type": layer.type, "output_shape": str((None, *layer.output_shape)), "params": layer.params}
+        for layer in layer_plan(spec)
+    ]
 
-    if not batch_norm:
-        return []
-    return [layers.BatchNormalization(name=norm_name, dtype=dtype), layers.Activation(activation, name=activation_name, dtype=dtype)]
+
+def count_params(spec: ModelSpec) -> int:
+    """Exactly what Keras' count_params() reports for fmnist.network.build_model(spec)."""
+    return sum(layer.params for layer in layer_plan(spec))
 
 
 SEED_STACKS = {
@@ -263,12 +263,8 @@ PRESETS = {
     **{name: dense_spec(widths) for name, widths in SEED_STACKS.items()},
     # Wider, with dropout against overfitting and a cosine-decayed learning rate to settle at the end.
     "Best MLP": dense_spec((512, 256), dropout=0.2, epochs=20, batch_size=64, lr_schedule="cosine"),
-    # Tried on 2 CPU cores (one seed each; README "Measured on this project's machine"): batch 128
-    # with Adam 0.002 beat batch 64 with 0.001 (0.9258 against 0.9225 at 15 epochs, float32);
-    # bfloat16 halved the time per epoch at about the same accuracy; 15 epochs on a 5 % validation
-    # split reached 0.9272, 18 epochs 0.9278 in a fifth more time. Batch-norm (twice the time per
-    # epoch), random shifts (slow to converge), 48 filters in block 2 (0.924) and a third conv
-    # block 16-32-64 (0.918) did worse.
+    # Two conv blocks, a larger batch with a larger learning rate, bfloat16 for speed: chosen among
+    # the variants in the README's "How the Small CNN got there" (accuracy and time of each).
     "Small CNN": validate(ModelSpec(
         conv=(ConvBlock(32, dropout=0.25), ConvBlock(64, dropout=0.25)),
         layers=(DenseLayer(128, dropout=0.3),),
@@ -277,8 +273,8 @@ PRESETS = {
 }
 
 
-# What each preset reaches on the test set and how long it trains from the app on a 2-core CPU
-# (README: "Measured on this project's machine").
+# What each preset reaches on the test set and how long it trains from the app on a 2-core CPU,
+# as the Train page labels them (the measurements: README, "Measured on this project's machine").
 PRESET_EXPECTED = {
     "Seed A: 64-128-64-32": "seed notebook 0.887",
     "Seed B: 64-128-32": "seed notebook 0.885",

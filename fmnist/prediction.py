@@ -1,51 +1,52 @@
-"""What a model makes of one image: the ten class probabilities, the likeliest few, and a chart.
+"""A trained model at work: loading a run's model, its test-set probabilities, one image's prediction.
 
-No Streamlit and no Keras import here: the model comes loaded (fmnist.ui.load_run_model).
+The Keras side: the pages that need a model reach it through fmnist.ui, which
+imports this module only when a model is really needed.
 """
 
+import keras
 import numpy as np
-import plotly.graph_objects as go
 
-from fmnist.charts import IO_COLOR, OUTPUT_COLOR, TRANSPARENT
-from fmnist.data import CLASS_NAMES
-from fmnist.evaluation import top_classes
+from fmnist.data import Dataset, to_model_input
+from fmnist.evaluation import read_probabilities
+from fmnist.runs import ModelFileError
+from fmnist.store import RunStore, save_atomically
+
+
+def load_model(store: RunStore, run_id: int) -> keras.Model:
+    """The run's Keras model, loaded with safe_mode on; ModelFileError if it is missing or corrupt."""
+    path = store.model_path(run_id)
+    if not path.is_file():
+        raise ModelFileError(f"run {run_id} has no model file ({path} is missing).")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # Keras raises many kinds for a damaged zip or config
+        raise ModelFileError(f"run {run_id}'s model file {path} is unreadable ({type(e).__name__}: {e}).") from e
+
+
+def predict_test(model, dataset: Dataset) -> np.ndarray:
+    """The model's class probabilities for the 10,000 test images (float32, 10000×10)."""
+    return model.predict(to_model_input(dataset.x_test), batch_size=1024, verbose=0).astype(np.float32)
+
+
+def probabilities_on_test_set(store: RunStore, run_id: int, dataset: Dataset, load=None) -> np.ndarray:
+    """The run's class probabilities for the test images: read from its folder, or computed once
+    from its model (load(run_id), by default load_model; it may raise ModelFileError) and saved there."""
+    path = store.probs_path(run_id)
+    probs = read_probabilities(path, len(dataset.y_test))
+    if probs is None:
+        model = load(run_id) if load else load_model(store, run_id)
+        probs = predict_test(model, dataset)
+        save_atomically(path, lambda tmp: np.save(tmp, probs))
+    return probs
 
 
 def predict_image(model, image01: np.ndarray) -> np.ndarray:
     """The ten class probabilities for one (28, 28) image in 0-1.
 
     predict_on_batch runs the model's compiled predict step (traced on its first call):
-    under 1 ms for the 128-64 stack on 2 CPU cores, against 2-6 ms for an eager
-    model(x) and 50-110 ms for predict(), which builds a data pipeline on every call.
+    much faster than an eager model(x), and than predict(), which builds a data
+    pipeline on every call (README: "Measured on this project's machine").
     """
     batch = image01[np.newaxis, :, :, np.newaxis]
     return np.asarray(model.predict_on_batch(batch))[0]
-
-
-def percent(p: float) -> str:
-    """A probability as people read it: 92.1%, and never 0.0% or 100.0% for what is only nearly so."""
-    if p < 0.001:
-        return "<0.1%"
-    return ">99.9%" if p > 0.999 else f"{p:.1%}"
-
-
-def top_k(probs: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
-    """The k likeliest classes as (name, probability), likeliest first."""
-    return [(CLASS_NAMES[c], p) for c, p in top_classes(probs, k)]
-
-
-def probability_bars(probs: np.ndarray) -> go.Figure:
-    """One horizontal bar per class in the dataset's order, the predicted class in colour."""
-    top = int(np.argmax(probs))
-    fig = go.Figure(go.Bar(
-        x=probs, y=list(CLASS_NAMES), orientation="h",
-        marker_color=[OUTPUT_COLOR if i == top else IO_COLOR for i in range(len(CLASS_NAMES))],
-        text=[percent(p) for p in probs], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-    ))
-    fig.update_layout(
-        height=320, margin=dict(l=0, r=40, t=10, b=10), showlegend=False, **TRANSPARENT,
-        xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
-        yaxis=dict(autorange="reversed"),
-    )
-    return fig

@@ -1,7 +1,11 @@
-"""The run store: one SQLite database (WAL: one writer, many readers) plus a folder per run.
+"""The run store: the runs, their curves and scores in one database, and a folder per run.
 
-A run moves queued -> running -> finished | stopped | failed; a queued run can be
-cancelled; a run whose process died is marked interrupted by `reap_dead_runs`.
+SQLite in WAL mode (one writer, many readers) under $FMNIST_HOME; the tables and
+their migrations are in fmnist.schema, what a run is in fmnist.runs. The store
+only records: starting processes and telling which are alive is the worker's
+job (fmnist.worker), loading models the Keras side's (fmnist.prediction).
+Pages and the CLI get a store from `open_store`, the one place that chooses the
+database.
 """
 
 import json
@@ -10,204 +14,76 @@ import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fmnist.home import home_dir
+from fmnist import schema
+from fmnist.backends import check_setting
+from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
+from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
 
-ACTIVE = ("queued", "running")
-ENDED = ("finished", "stopped", "failed", "interrupted", "cancelled")
-# A queued run is created by one process and handed to its own worker a moment later.
-PID_GRACE_S = 30.0
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    spec_json TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    ended_at REAL,
-    pid INTEGER,
-    pid_started TEXT,
-    train_limit INTEGER,
-    params INTEGER NOT NULL,
-    epoch INTEGER NOT NULL DEFAULT 0,
-    step INTEGER NOT NULL DEFAULT 0,
-    steps_per_epoch INTEGER,
-    samples_per_s REAL,
-    updated_at REAL,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    test_loss REAL,
-    test_acc REAL,
-    train_s REAL,
-    best_val_acc REAL,
-    cv_mean REAL,
-    cv_std REAL,
-    error TEXT,
-    kind TEXT NOT NULL DEFAULT 'train',
-    parent_id INTEGER,
-    repeats INTEGER,
-    scores_json TEXT,
-    seeds_mean REAL,
-    seeds_std REAL
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    loss REAL, accuracy REAL, val_loss REAL, val_accuracy REAL,
-    seconds REAL,
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE TABLE IF NOT EXISTS batches (
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    loss REAL, accuracy REAL,
-    PRIMARY KEY (run_id, epoch, step)
-);
-"""
+DAMAGED = (
+    "It is not a Fashion-MNIST Studio run store, or it is damaged. It was left as it is: move it aside "
+    "(e.g. `mv {path} {path}.damaged`) and the app starts a new, empty store beside your run folders, "
+    "or restore a copy."
+)
 
 
-def add_missing_columns(db: sqlite3.Connection) -> None:
-    """Bring a store written by an older version up to SCHEMA (new columns only, so old runs keep loading)."""
-    have = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-    create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS runs"):SCHEMA.index(");")]
-    for line in create.splitlines()[2:]:
-        column = line.strip().rstrip(",")
-        if column and column.split()[0] not in have:
-            db.execute(f"ALTER TABLE runs ADD COLUMN {column}")
-    db.commit()
-
-
-class ModelFileError(RuntimeError):
-    """A run's model file is missing or unreadable."""
-
-
-@dataclass
-class Run:
-    id: int
-    name: str
-    spec: ModelSpec
-    status: str
-    created_at: float
-    started_at: float | None
-    ended_at: float | None
-    pid: int | None
-    pid_started: str | None
-    train_limit: int | None
-    params: int
-    epoch: int
-    step: int
-    steps_per_epoch: int | None
-    samples_per_s: float | None
-    updated_at: float | None
-    stop_requested: bool
-    test_loss: float | None
-    test_acc: float | None
-    train_s: float | None
-    best_val_acc: float | None
-    cv_mean: float | None
-    cv_std: float | None
-    error: str | None
-    kind: str  # "train", or a job on a run's spec: "cv" (k-fold) or "seeds" (repeat with N seeds)
-    parent_id: int | None
-    repeats: int | None
-    scores: list[float]
-    seeds_mean: float | None
-    seeds_std: float | None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Run":
-        data = dict(row)
-        data["spec"] = ModelSpec.from_dict(json.loads(data.pop("spec_json")))
-        data["stop_requested"] = bool(data["stop_requested"])
-        data["scores"] = json.loads(data.pop("scores_json") or "[]")
-        return cls(**data)
-
-    @property
-    def total_epochs(self) -> int:
-        return self.spec.epochs * (self.repeats or 1)
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    def fraction_done(self) -> float:
-        if self.status == "finished":
-            return 1.0
-        if not self.steps_per_epoch:
-            return 0.0
-        done = (max(self.epoch - 1, 0) + self.step / self.steps_per_epoch) / self.total_epochs
-        return min(max(done, 0.0), 1.0)
-
-    def eta_s(self) -> float | None:
-        """Seconds left at the current speed (None before the first update)."""
-        if not self.samples_per_s or not self.steps_per_epoch:
-            return None
-        samples_left = (1 - self.fraction_done()) * self.total_epochs * self.steps_per_epoch * self.spec.batch_size
-        return samples_left / self.samples_per_s
-
-    def summary(self) -> dict:
-        """The fields the CLI and the leaderboard print."""
-        return {
-            "run_id": self.id, "name": self.name, "status": self.status, "params": self.params,
-            "test_loss": self.test_loss, "test_acc": self.test_acc, "train_s": self.train_s,
-            "samples_per_s": self.samples_per_s, "best_val_acc": self.best_val_acc,
-            "cv_mean": self.cv_mean, "cv_std": self.cv_std, "seeds_mean": self.seeds_mean, "seeds_std": self.seeds_std,
-            "kind": self.kind, "parent_id": self.parent_id, "scores": self.scores,
-        }
+def store_problem(path: Path, error: sqlite3.Error) -> StoreError:
+    """One clear message for a database that cannot be used, naming the file and what to do."""
+    text = str(error)
+    if "not a database" in text or "malformed" in text:
+        advice = DAMAGED.format(path=path)
+    elif "full" in text:
+        advice = "The disk is full: free some space and try again."
+    elif "readonly" in text or "unable to open" in text:
+        advice = "Check that the folder exists and that you may write to it, or point FMNIST_HOME elsewhere."
+    else:
+        advice = "Try again; if it persists, check the file and the disk."
+    return StoreError(f"The run store {path} cannot be used ({text}). {advice}")
 
 
 def save_atomically(path: Path, write) -> None:
-    """write(tmp_path), then move it into place: readers never see half a file."""
+    """write(tmp_path), then move it into place: readers never see half a file, and a write that
+    fails (a full disk) leaves nothing behind and raises its real cause."""
     tmp = path.with_name("tmp-" + path.name)
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def process_started(pid: int) -> str | None:
-    """When a process started (boot id and clock ticks), so that a pid reused after a
-    reboot is not taken for the training that once had it. None where /proc is missing."""
     try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        ticks = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-    return f"{boot}:{ticks}"
-
-
-def process_alive(pid: int, started: str | None = None) -> bool:
-    """True while the process runs (a zombie, dead but not yet reaped, counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (not Linux): the kill check is all we have
-    if stat.rsplit(")", 1)[1].split()[0] == "Z":
-        return False
-    return started is None or process_started(pid) == started
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class RunStore:
     def __init__(self, home: Path | None = None):
         self.home = Path(home) if home else home_dir()
-        self.home.mkdir(parents=True, exist_ok=True)
+        if self.home.exists() and not self.home.is_dir():
+            raise StoreError(f"The run store's folder {self.home} is a file, not a folder: point FMNIST_HOME at a folder.")
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"The run store's folder {self.home} cannot be created ({e.strerror or e}).") from e
         self.db_path = self.home / "runs.sqlite"
-        db = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        except sqlite3.Error as e:
+            raise store_problem(self.db_path, e) from e
         try:
             db.execute("PRAGMA journal_mode=WAL")  # persistent: readers never block the writer
-            db.executescript(SCHEMA)
-            add_missing_columns(db)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                schema.migrate(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise store_problem(self.db_path, e) from e
+        except ValueError as e:  # a newer store
+            raise StoreError(f"The run store {self.db_path} cannot be used: {e}. It was left as it is.") from e
         finally:
             db.close()
 
@@ -218,33 +94,61 @@ class RunStore:
         Writers take the write lock up front (BEGIN IMMEDIATE) so that a
         read-then-write, like starting a queued run, cannot race another writer.
         """
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
         try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
             try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                db.close()
+        except (sqlite3.OperationalError, sqlite3.DatabaseError) as e:
+            if isinstance(e, sqlite3.IntegrityError | sqlite3.ProgrammingError):
                 raise
-        finally:
-            db.close()
+            raise store_problem(self.db_path, e) from e
 
     def run_dir(self, run_id: int) -> Path:
         return self.home / f"run-{run_id:05d}"
 
+    def model_path(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / "model.keras"
+
+    def probs_path(self, run_id: int) -> Path:
+        """The model's class probabilities for the 10,000 test images (float32, 10000×10)."""
+        return self.run_dir(run_id) / "test_probs.npy"
+
     # --- creating and reading runs ---
 
-    def create_run(self, spec: ModelSpec, name: str | None = None, train_limit: int | None = None, pid: int | None = None,
-                   kind: str = "train", parent_id: int | None = None, repeats: int | None = None) -> int:
+    def create_run(self, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
+                   pid: int | None = None, pid_started: str | None = None, kind: RunKind = RunKind.TRAIN,
+                   parent_id: int | None = None, repeats: int | None = None,
+                   owner: str | None = None, owner_name: str | None = None, owner_limit: int | None = None,
+                   space_json: str | None = None, backend_setting: str = "auto") -> int:
+        """A queued run; pid and pid_started name the process that will train it, when it is known already;
+        backend_setting is auto, tensorflow or jax (fmnist.backends).
+
+        With owner_limit, the owner may have at most that many runs queued or running: counted and
+        inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError).
+        """
+        check_setting(backend_setting)
         with self.connect() as db:
+            if owner_limit is not None:
+                marks = ", ".join("?" * len(ACTIVE))
+                active = db.execute(f"SELECT COUNT(*) FROM runs WHERE owner IS ? AND status IN ({marks})", (owner, *ACTIVE)).fetchone()[0]
+                if active >= owner_limit:
+                    raise LimitError(f"You have {active} trainings queued or running, the most one person may have "
+                                     f"({owner_limit}): wait for one to end, or stop one, then start this one.")
             cur = db.execute(
-                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, pid_started, kind, parent_id, repeats) "
-                "VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name or "", json.dumps(spec.to_dict()), time.time(), count_params(spec), train_limit,
-                 pid, pid and process_started(pid), kind, parent_id, repeats),
+                "INSERT INTO runs (name, spec_json, status, created_at, params, train_limit, pid, pid_started, kind, parent_id, repeats, "
+                "owner, owner_name, space_json, backend_setting) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name or "", json.dumps(spec.to_dict()), RunStatus.QUEUED, time.time(), count_params(spec), train_limit,
+                 pid, pid_started, RunKind(kind), parent_id, repeats, owner, owner_name, space_json, backend_setting),
             )
             run_id = cur.lastrowid
             if not name:
@@ -257,19 +161,38 @@ class RunStore:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return Run.from_row(row) if row else None
 
-    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[Run]:
-        self.reap_dead_runs()
-        # Filtered in SQL: the sidebar asks for the active runs every two seconds on every open tab.
-        statuses = tuple(statuses) if statuses is not None else None
-        where = "" if statuses is None else f"WHERE status IN ({', '.join('?' * len(statuses))})"
+    def list_runs(self, statuses: tuple[RunStatus, ...] | None = None) -> list[Run]:
+        """Runs in the order they were created; a read only (the worker marks dead runs: fmnist.worker.reap_dead_runs)."""
         with self.connect(write=False) as db:
-            rows = db.execute(f"SELECT * FROM runs {where} ORDER BY id", statuses or ()).fetchall()
+            if statuses is None:
+                rows = db.execute("SELECT * FROM runs ORDER BY id").fetchall()
+            else:
+                marks = ", ".join("?" * len(statuses))
+                rows = db.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY id", statuses).fetchall()
         return [Run.from_row(row) for row in rows]
 
     def epochs(self, run_id: int) -> list[dict]:
         with self.connect(write=False) as db:
             rows = db.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,)).fetchall()
         return [dict(r) for r in rows]
+
+    def epochs_of(self, run_ids: list[int]) -> dict[int, list[dict]]:
+        """Several runs' epoch rows in one read (a search's trials)."""
+        found = {run_id: [] for run_id in run_ids}
+        if not run_ids:
+            return found
+        with self.connect(write=False) as db:
+            rows = db.execute(f"SELECT * FROM epochs WHERE run_id IN ({', '.join('?' * len(run_ids))}) ORDER BY run_id, epoch",
+                              list(run_ids)).fetchall()
+        for row in rows:
+            found[row["run_id"]].append(dict(row))
+        return found
+
+    def children(self, parent_id: int) -> list[Run]:
+        """A job's or a search's runs (its parts, its trials), oldest first."""
+        with self.connect(write=False) as db:
+            rows = db.execute("SELECT * FROM runs WHERE parent_id = ? ORDER BY id", (parent_id,)).fetchall()
+        return [Run.from_row(row) for row in rows]
 
     def batches(self, run_id: int) -> list[dict]:
         with self.connect(write=False) as db:
@@ -284,60 +207,94 @@ class RunStore:
                 (run_id, run_id),
             ).fetchone())
 
-    # --- the queue ---
+    # --- the queue's records (the worker decides; these are its atomic steps) ---
 
-    def set_pid(self, run_id: int, pid: int) -> None:
+    def set_pid(self, run_id: int, pid: int, pid_started: str | None) -> None:
         with self.connect() as db:
-            db.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE id = ?", (pid, process_started(pid), run_id))
+            db.execute("UPDATE runs SET pid = ?, pid_started = ? WHERE id = ?", (pid, pid_started, run_id))
 
-    def try_start(self, run_id: int, max_parallel: int) -> bool:
-        """Move a queued run to running if it is first in the queue and a slot is free."""
+    def claim_slot(self, run_id: int, max_parallel: int, pid: int, pid_started: str | None) -> bool:
+        """In one transaction: move a queued run to running if it is first in the queue and fewer
+        than max_parallel runs are running.
+
+        Searches have a queue of their own, one running at a time: a search trains nothing itself,
+        its trials queue for training slots like every other run.
+        """
         with self.connect() as db:
-            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
-            first = db.execute("SELECT MIN(id) FROM runs WHERE status = 'queued'").fetchone()[0]
-            if running >= max_parallel or first != run_id:
+            row = db.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
                 return False
+            searches = RunKind(row["kind"]) == RunKind.SEARCH
+            same_queue = "kind = ?" if searches else "kind != ?"
+            running = db.execute(f"SELECT COUNT(*) FROM runs WHERE status = ? AND {same_queue}", (RunStatus.RUNNING, RunKind.SEARCH)).fetchone()[0]
+            first = db.execute(f"SELECT MIN(id) FROM runs WHERE status = ? AND {same_queue}", (RunStatus.QUEUED, RunKind.SEARCH)).fetchone()[0]
+            if running >= (1 if searches else max_parallel) or first != run_id:
+                return False
+            now = time.time()
             db.execute(
-                "UPDATE runs SET status = 'running', started_at = ?, updated_at = ?, pid = ?, pid_started = ? WHERE id = ?",
-                (time.time(), time.time(), os.getpid(), process_started(os.getpid()), run_id),
+                "UPDATE runs SET status = ?, started_at = ?, updated_at = ?, pid = ?, pid_started = ? WHERE id = ?",
+                (RunStatus.RUNNING, now, now, pid, pid_started, run_id),
             )
             return True
 
     def queue_position(self, run_id: int) -> int:
-        """1 for the next run to start."""
+        """1 for the next run to start (in its queue: searches have their own)."""
         with self.connect(write=False) as db:
-            return db.execute("SELECT COUNT(*) FROM runs WHERE status = 'queued' AND id <= ?", (run_id,)).fetchone()[0]
+            kind = db.execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone()["kind"]
+            same_queue = "kind = ?" if kind == RunKind.SEARCH else "kind != ?"
+            return db.execute(f"SELECT COUNT(*) FROM runs WHERE status = ? AND id <= ? AND {same_queue}",
+                              (RunStatus.QUEUED, run_id, RunKind.SEARCH)).fetchone()[0]
 
-    def reap_dead_runs(self) -> list[int]:
-        """Mark queued or running runs whose process is gone as interrupted."""
-        now = time.time()
-        with self.connect(write=False) as db:
-            rows = db.execute("SELECT id, pid, pid_started, created_at FROM runs WHERE status IN ('queued', 'running')").fetchall()
-        dead = [
-            r["id"] for r in rows
-            if (r["pid"] is None and now - r["created_at"] > PID_GRACE_S)
-            or (r["pid"] is not None and not process_alive(r["pid"], r["pid_started"]))
-        ]
-        if dead:
-            with self.connect() as db:
-                db.executemany(
-                    "UPDATE runs SET status = 'interrupted', ended_at = ?, error = ? WHERE id = ? AND status IN ('queued', 'running')",
-                    [(now, "its training process ended without finishing (server restart, kill or crash)", run_id) for run_id in dead],
-                )
-        return dead
+    def mark_interrupted(self, run_ids: list[int], reason: str) -> None:
+        """Runs whose process is gone; a run that ended meanwhile keeps its status."""
+        marks = ", ".join("?" * len(ACTIVE))
+        with self.connect() as db:
+            db.executemany(
+                f"UPDATE runs SET status = ?, ended_at = ?, error = ? WHERE id = ? AND status IN ({marks})",
+                [(RunStatus.INTERRUPTED, time.time(), reason, run_id, *ACTIVE) for run_id in run_ids],
+            )
 
-    def request_stop(self, run_id: int) -> str:
+    def request_stop(self, run_id: int) -> RunStatus:
         """Cancel a queued run, or ask a running one to stop at its next batch. Returns the new status."""
         with self.connect() as db:
             row = db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no run {run_id}")
-            if row["status"] == "queued":
-                db.execute("UPDATE runs SET status = 'cancelled', ended_at = ? WHERE id = ?", (time.time(), run_id))
-                return "cancelled"
-            if row["status"] == "running":
+            status = RunStatus(row["status"])
+            # A search's trials stop with it: the running one at its next batch, the queued ones at once.
+            db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE parent_id = ? AND kind = ? AND status = ?",
+                       (RunStatus.CANCELLED, time.time(), run_id, RunKind.TRIAL, RunStatus.QUEUED))
+            db.execute("UPDATE runs SET stop_requested = 1 WHERE parent_id = ? AND kind = ? AND status = ?",
+                       (run_id, RunKind.TRIAL, RunStatus.RUNNING))
+            if status == RunStatus.QUEUED:
+                db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE id = ?", (RunStatus.CANCELLED, time.time(), run_id))
+                return RunStatus.CANCELLED
+            if status == RunStatus.RUNNING:
                 db.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
-            return row["status"]
+            return status
+
+    def requeue(self, run_id: int) -> None:
+        """Queue an ended search again, to resume or extend it (its finished trials stay)."""
+        marks = ", ".join("?" * len(ACTIVE))
+        with self.connect() as db:
+            changed = db.execute(
+                f"UPDATE runs SET status = ?, ended_at = NULL, stop_requested = 0, error = NULL, pid = NULL, pid_started = NULL, "
+                f"created_at = ? WHERE id = ? AND kind = ? AND status NOT IN ({marks})",
+                (RunStatus.QUEUED, time.time(), run_id, RunKind.SEARCH, *ACTIVE),
+            ).rowcount
+        if not changed:
+            raise ValueError(f"run {run_id} is not an ended search")
+
+    def update_search(self, search_id: int, space_json: str | None = None, elapsed_s: float | None = None,
+                      best_val_acc: float | None = None) -> None:
+        """A search's space (an extended budget), the seconds it has run over all its sessions, its best trial's score."""
+        with self.connect() as db:
+            if space_json is not None:
+                db.execute("UPDATE runs SET space_json = ? WHERE id = ?", (space_json, search_id))
+            if elapsed_s is not None:
+                db.execute("UPDATE runs SET train_s = ?, updated_at = ? WHERE id = ?", (elapsed_s, time.time(), search_id))
+            if best_val_acc is not None:
+                db.execute("UPDATE runs SET best_val_acc = ? WHERE id = ?", (best_val_acc, search_id))
 
     def stop_requested(self, run_id: int) -> bool:
         with self.connect(write=False) as db:
@@ -358,6 +315,11 @@ class RunStore:
             )
             return bool(db.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
 
+    def record_engine(self, run_id: int, backend: str, device: str) -> None:
+        """The Keras backend and the device that train the run, as its training starts."""
+        with self.connect() as db:
+            db.execute("UPDATE runs SET backend = ?, device = ? WHERE id = ?", (backend, device, run_id))
+
     def record_epoch(self, run_id: int, epoch: int, logs: dict, seconds: float) -> None:
         with self.connect() as db:
             db.execute(
@@ -374,20 +336,21 @@ class RunStore:
         job = self.get(job_id)
         mean = float(np.mean(scores)) if scores else None
         std = float(np.std(scores)) if scores else None
-        prefix = {"cv": "cv", "seeds": "seeds"}[job.kind]
+        prefix = {RunKind.CV: "cv", RunKind.SEEDS: "seeds"}[job.kind]
         with self.connect() as db:
             db.execute("UPDATE runs SET scores_json = ? WHERE id = ?", (json.dumps(scores), job_id))
             for run_id in (job_id, job.parent_id):
                 db.execute(f"UPDATE runs SET {prefix}_mean = ?, {prefix}_std = ? WHERE id = ?", (mean, std, run_id))
 
-    def finish(self, run_id: int, status: str, **results) -> None:
+    def finish(self, run_id: int, status: RunStatus, **results) -> None:
         allowed = {"test_loss", "test_acc", "train_s", "samples_per_s", "error"}
-        assert status in ENDED and set(results) <= allowed, (status, results)
+        if RunStatus(status) not in ENDED or not set(results) <= allowed:
+            raise ValueError(f"a run ends as one of {', '.join(ENDED)} with {', '.join(sorted(allowed))}; got {status}, {sorted(results)}")
         columns = ", ".join(f"{key} = ?" for key in results)
         with self.connect() as db:
             db.execute(
                 f"UPDATE runs SET status = ?, ended_at = ?{', ' + columns if columns else ''} WHERE id = ?",
-                (status, time.time(), *results.values(), run_id),
+                (RunStatus(status), time.time(), *results.values(), run_id),
             )
 
     # --- managing runs ---
@@ -401,43 +364,52 @@ class RunStore:
         with self.connect() as db:
             rows = db.execute("SELECT id, status FROM runs WHERE id = ? OR parent_id = ?", (run_id, run_id)).fetchall()
             for row in rows:
-                if row["status"] in ACTIVE:
+                if RunStatus(row["status"]).active:
                     what = f"run {run_id}" if row["id"] == run_id else f"its job #{row['id']}"
                     raise RuntimeError(f"{what} is {row['status']}: stop it before deleting run {run_id}")
             db.execute("DELETE FROM runs WHERE id = ? OR parent_id = ?", (run_id, run_id))
         for row in rows:
             shutil.rmtree(self.run_dir(row["id"]), ignore_errors=True)
 
-    def model_path(self, run_id: int) -> Path:
-        return self.run_dir(run_id) / "model.keras"
 
-    def probs_path(self, run_id: int) -> Path:
-        """The model's class probabilities for the 10,000 test images (float32, 10000×10)."""
-        return self.run_dir(run_id) / "test_probs.npy"
+    # --- the people of a class (fmnist.access.sign_in_with_class_code) ---
 
-    def load_model(self, run_id: int):
-        """The run's Keras model (safe_mode on); ModelFileError if it is missing or corrupt."""
-        path = self.model_path(run_id)
-        if not path.is_file():
-            raise ModelFileError(f"run {run_id} has no model file ({path} is missing).")
-        import keras
+    def person(self, person_id: str) -> tuple[str, str] | None:
+        """(name as first written, password hash) of a class member, or None for a name nobody has taken."""
+        with self.connect(write=False) as db:
+            row = db.execute("SELECT name, password_hash FROM people WHERE id = ?", (person_id,)).fetchone()
+        return (row["name"], row["password_hash"]) if row else None
 
-        try:
-            return keras.saving.load_model(path, safe_mode=True)
-        except Exception as e:  # Keras raises many kinds for a damaged zip or config
-            raise ModelFileError(f"run {run_id}'s model file {path} is unreadable ({type(e).__name__}: {e}).") from e
+    def add_person(self, person_id: str, name: str, password_hash: str) -> None:
+        """The first sign-in under a name; a second one racing it loses (the name is taken)."""
+        with self.connect() as db:
+            db.execute("INSERT INTO people (id, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                       (person_id, name, password_hash, time.time()))
+
+    def forget_person(self, person_id: str) -> bool:
+        """Free a name (a forgotten password): the next sign-in under it sets a new one. Their runs stay theirs."""
+        with self.connect() as db:
+            db.execute("DELETE FROM sign_ins WHERE person_id = ?", (person_id,))
+            return db.execute("DELETE FROM people WHERE id = ?", (person_id,)).rowcount > 0
+
+    def add_sign_in(self, token: str, person_id: str, name: str, admin: bool) -> None:
+        with self.connect() as db:
+            db.execute("INSERT INTO sign_ins (token, person_id, name, admin, created_at) VALUES (?, ?, ?, ?, ?)",
+                       (token, person_id, name, int(admin), time.time()))
+
+    def signed_in(self, token: str) -> tuple[str, str, bool] | None:
+        """(person id, name, admin) of a live sign-in, or None once its person signed out."""
+        with self.connect(write=False) as db:
+            row = db.execute("SELECT person_id, name, admin FROM sign_ins WHERE token = ?", (token,)).fetchone()
+        return (row["person_id"], row["name"], bool(row["admin"])) if row else None
+
+    def sign_out(self, person_id: str) -> None:
+        """Ends all of the person's sign-ins: a tab left open elsewhere can no longer act."""
+        with self.connect() as db:
+            db.execute("DELETE FROM sign_ins WHERE person_id = ?", (person_id,))
 
 
-def run_to_watch(runs: list[Run], own_run_id: int | None) -> Run | None:
-    """The run a Train page shows: this session's while it is active, else the one
-    training now (so a second tab sees it live), else the next queued, else this
-    session's last run, else the newest."""
-    by_id = {run.id: run for run in runs}
-    own = by_id.get(own_run_id)
-    if own and own.active:
-        return own
-    for status in ("running", "queued"):
-        active = [run for run in runs if run.status == status]
-        if active:
-            return active[0]
-    return own or (runs[-1] if runs else None)
+def open_store(home: Path | None = None) -> RunStore:
+    """The run store the app and the CLI use: the one place that picks the database (SQLite under
+    $FMNIST_HOME today), so that another can be added without touching the pages."""
+    return RunStore(home)

@@ -199,7 +199,7 @@ def server_side_times(home: Path, repeats: int = 5) -> dict[str, float]:
     for _ in range(2):  # the second visit is the one a person makes most
         for title, path, _ in PAGES[1:] + PAGES[:1]:
             script = f"pages/{path or 'train'}.py"
-            switch[title] = timed(lambda: at.switch_page(script).run())
+            switch[title] = timed(lambda script=script: at.switch_page(script).run())
     assert not at.exception, at.exception
     return {"slider": statistics.median(slider), **switch}
 

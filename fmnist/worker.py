@@ -1,84 +1,211 @@
-"""Training processes and the queue between them.
+"""Training processes, the queue between them, and telling which are alive.
 
 Every run trains in a process of its own (`python -m fmnist train --run-id N`),
 so nothing a browser does can kill or freeze it. A queued run's process waits
 until it is first in line and fewer than FMNIST_MAX_PARALLEL runs (default 1)
-are training.
+are training. A run whose process is gone is marked interrupted by
+`reap_dead_runs`, which the pages and the CLI call before they show runs.
 """
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import psutil
+
+from fmnist.access import Person
+from fmnist.backends import default_setting
 from fmnist.models import ModelSpec
+from fmnist.runs import ACTIVE, RunKind, RunStatus
+from fmnist.search_space import SearchSpace, placeholder_spec, validate_space
 from fmnist.store import RunStore
 
 POLL_S = 0.5
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A queued run is created by one process and handed to its own worker a moment later.
+PID_GRACE_S = 30.0
+INTERRUPTED = "its training process ended without finishing (server restart, kill or crash)"
+JOB_NAMES = {RunKind.CV: "{k}-fold CV of #{id}", RunKind.SEEDS: "{k} seeds of #{id}"}
+REPEATS_RANGE = {RunKind.CV: (2, 20), RunKind.SEEDS: (1, 20)}
 
 
 def max_parallel() -> int:
     return max(1, int(os.environ.get("FMNIST_MAX_PARALLEL", "1")))
 
 
-JOB_NAMES = {"cv": "{k}-fold CV of #{id}", "seeds": "{k} seeds of #{id}"}
+# --- which processes are alive ---
+
+def process_started(pid: int) -> str | None:
+    """When a process started, so that a pid reused later (after a reboot) is not taken for
+    the training that once had it. None if there is no such process."""
+    try:
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except psutil.Error:
+        return None
 
 
-def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limit: int | None = None) -> int:
-    """Queue a run and start its own training process; returns the run id."""
-    run_id = store.create_run(spec, name=name, train_limit=train_limit)
-    start_process(store, run_id)
-    return run_id
+def process_alive(pid: int, started: str | None = None) -> bool:
+    """True while the process runs (a zombie, dead but not yet reaped, counts as dead) and,
+    when `started` is given, is the same process that started then."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or f"{process.create_time():.2f}" == started
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:  # another user's process: it exists
+        return started is None
 
 
-REPEATS_RANGE = {"cv": (2, 20), "seeds": (1, 20)}
+def this_process() -> tuple[int, str | None]:
+    pid = os.getpid()
+    return pid, process_started(pid)
 
 
-def create_job(store: RunStore, run_id: int, kind: str, repeats: int, pid: int | None = None) -> int:
-    """Queue a job on a run's spec and settings: k-fold cross-validation ("cv") or N seeds ("seeds")."""
-    run = store.get(run_id)
-    if run is None or run.kind != "train":
-        raise ValueError(f"no run {run_id} to repeat")
-    low, high = REPEATS_RANGE[kind]
-    if not low <= repeats <= high:
-        raise ValueError(f"{'folds' if kind == 'cv' else 'seeds'}: from {low} to {high}, got {repeats}")
-    name = JOB_NAMES[kind].format(k=repeats, id=run_id)
-    return store.create_run(run.spec, name=name, train_limit=run.train_limit, pid=pid, kind=kind, parent_id=run_id, repeats=repeats)
+def reap_dead_runs(store: RunStore) -> list[int]:
+    """Mark queued or running runs whose process is gone as interrupted; returns their ids."""
+    now = time.time()
+    dead = [
+        run.id for run in store.list_runs(statuses=ACTIVE)
+        if (run.pid is None and now - run.created_at > PID_GRACE_S)
+        or (run.pid is not None and not process_alive(run.pid, run.pid_started))
+    ]
+    if dead:
+        store.mark_interrupted(dead, INTERRUPTED)
+    return dead
 
 
-def launch_job(store: RunStore, run_id: int, kind: str, repeats: int) -> int:
-    job_id = create_job(store, run_id, kind, repeats)
-    start_process(store, job_id)
-    return job_id
+# --- the queue ---
 
-
-def start_process(store: RunStore, run_id: int) -> None:
-    log = open(store.run_dir(run_id) / "train.log", "ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fmnist", "train", "--run-id", str(run_id)],
-        cwd=PROJECT_ROOT, env={**os.environ, "FMNIST_HOME": str(store.home)},
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,  # outlives a Streamlit server restart or a Ctrl-C in its terminal
-    )
-    log.close()
-    store.set_pid(run_id, process.pid)
-    # Reap it when it ends, so a long-lived server does not collect zombies.
-    threading.Thread(target=process.wait, daemon=True).start()
+def try_start(store: RunStore, run_id: int, max_parallel: int) -> bool:
+    """Move a queued run to running, owned by this process, if it is first in line and a slot is free."""
+    return store.claim_slot(run_id, max_parallel, *this_process())
 
 
 def wait_for_slot(store: RunStore, run_id: int, on_wait=None) -> bool:
     """Block until the run may start (True) or it was cancelled meanwhile (False)."""
-    store.set_pid(run_id, os.getpid())
+    store.set_pid(run_id, *this_process())
     while True:
-        if store.try_start(run_id, max_parallel()):
+        if try_start(store, run_id, max_parallel()):
             return True
         run = store.get(run_id)
-        if run is None or run.status != "queued":
+        if run is None or run.status != RunStatus.QUEUED:
             return False
         if on_wait:
             on_wait(store.queue_position(run_id))
-        store.reap_dead_runs()
+        reap_dead_runs(store)
         time.sleep(POLL_S)
+
+
+# --- starting training processes ---
+
+def owner_fields(owner: Person | None, max_runs: int | None) -> dict:
+    """What the store records of who started a run, and the limit that applies to them (none for
+    this machine's own user or a teacher)."""
+    if owner is None or owner.id == "local":
+        return {}
+    return {"owner": owner.id, "owner_name": owner.name, "owner_limit": None if owner.admin else max_runs}
+
+
+def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
+           owner: Person | None = None, max_runs: int | None = None, backend_setting: str | None = None) -> int:
+    """Queue a run and start its own training process; returns the run id.
+    LimitError if the owner has max_runs queued or running already. backend_setting: auto, tensorflow
+    or jax; by default FMNIST_BACKEND's, else auto (ValueError if that holds something else)."""
+    run_id = store.create_run(spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting(),
+                              **owner_fields(owner, max_runs))
+    start_process(store, run_id)
+    return run_id
+
+
+def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: int | None = None,
+               pid_started: str | None = None, owner: Person | None = None, max_runs: int | None = None) -> int:
+    """Queue a job on a run's spec and settings: k-fold cross-validation (cv) or N seeds (seeds)."""
+    kind = RunKind(kind)
+    run = store.get(run_id)
+    if run is None or run.kind != RunKind.TRAIN:
+        raise ValueError(f"no run {run_id} to repeat")
+    low, high = REPEATS_RANGE[kind]
+    if not low <= repeats <= high:
+        raise ValueError(f"{'folds' if kind == RunKind.CV else 'seeds'}: from {low} to {high}, got {repeats}")
+    name = JOB_NAMES[kind].format(k=repeats, id=run_id)
+    # The backend that trained the run, so that the job's scores measure the same training.
+    return store.create_run(run.spec, name=name, train_limit=run.train_limit, pid=pid, pid_started=pid_started,
+                            kind=kind, parent_id=run_id, repeats=repeats, **owner_fields(owner, max_runs),
+                            backend_setting=run.backend or run.backend_setting or "auto")
+
+
+def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, owner: Person | None = None,
+               max_runs: int | None = None) -> int:
+    job_id = create_job(store, run_id, kind, repeats, owner=owner, max_runs=max_runs)
+    start_process(store, job_id)
+    return job_id
+
+
+# The folder that holds this fmnist package: a training process imports the same code as the app
+# that started it, whatever the current folder and whichever checkout pip installed last.
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def create_search(store: RunStore, space: SearchSpace, name: str | None = None, pid: int | None = None,
+                  pid_started: str | None = None, owner: Person | None = None, max_runs: int | None = None) -> int:
+    """Queue a search (a run of kind search holding its space); it waits for other searches to end."""
+    return store.create_run(placeholder_spec(space), name=name or "search", train_limit=space.images, kind=RunKind.SEARCH,
+                            pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()), **owner_fields(owner, max_runs),
+                            backend_setting=default_setting())
+
+
+def launch_search(store: RunStore, space: SearchSpace, name: str | None = None, owner: Person | None = None,
+                  max_runs: int | None = None) -> int:
+    search_id = create_search(store, space, name, owner=owner, max_runs=max_runs)
+    start_process(store, search_id)
+    return search_id
+
+
+def resume_search(store: RunStore, search_id: int, trials: int | None = None, minutes: float | None = None,
+                  start: bool = True) -> None:
+    """Queue an ended search again (stopped, interrupted, or finished with a new budget): its finished
+    trials stay, and its study goes on from them. trials and minutes, if given, replace its budget.
+    start=False leaves it to the caller's own process (the CLI)."""
+    search = store.get(search_id)
+    if search is None or search.kind != RunKind.SEARCH:
+        raise ValueError(f"no search {search_id}")
+    space = SearchSpace.from_dict(search.space)
+    if trials is not None or minutes is not None:
+        space = validate_space(replace(space, trials=trials if trials is not None else space.trials,
+                                       minutes=minutes if minutes is not None else space.minutes))
+        store.update_search(search_id, space_json=json.dumps(space.to_dict()))
+    store.requeue(search_id)
+    if start:
+        start_process(store, search_id)
+
+
+def spawn(store: RunStore, run_id: int, *command: str) -> subprocess.Popen:
+    """`python -m fmnist COMMAND` in the run's folder, logging to its train.log."""
+    run_dir = store.run_dir(run_id)
+    python_path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
+    with open(run_dir / "train.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fmnist", *command],
+            cwd=run_dir, env={**os.environ, "FMNIST_HOME": str(store.home), "PYTHONPATH": python_path},
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives a Streamlit server restart or a Ctrl-C in its terminal
+        )
+
+
+def start_process(store: RunStore, run_id: int) -> None:
+    """The run's own `python -m fmnist train --run-id N`."""
+    process = spawn(store, run_id, "train", "--run-id", str(run_id))
+    store.set_pid(run_id, process.pid, process_started(process.pid))
+    # Reap it when it ends, so a long-lived server does not collect zombies.
+    threading.Thread(target=process.wait, daemon=True).start()
+
+
+def start_search_helper(store: RunStore, search_id: int) -> subprocess.Popen:
+    """Another process that trains a running search's trials, so that as many train at once as the queue allows."""
+    return spawn(store, search_id, "search-helper", str(search_id))

@@ -8,13 +8,28 @@ import streamlit as st
 from fmnist.compare_charts import confusion_heatmap, difference_heatmap
 from fmnist.data import CLASS_NAMES
 from fmnist.evaluation import (
-    accuracy, cell_examples, change_summary, confusion_matrix, most_confused, per_class_scores,
-    test_metrics, test_probabilities, top_classes,
+    accuracy,
+    cell_examples,
+    change_summary,
+    confusion_matrix,
+    most_confused,
+    per_class_scores,
+    test_metrics,
+    top_classes,
 )
-from fmnist.leaderboard import best_run, training_runs
 from fmnist.imaging import enlarge
-from fmnist.store import ModelFileError
-from fmnist.ui import TRAIN_PAGE, dataset_or_message, enter_through_navigation, get_store, load_run_model, run_label
+from fmnist.leaderboard import best_run, training_runs
+from fmnist.runs import ModelFileError
+from fmnist.ui import (
+    INSIDE_PAGE,
+    INSIDE_REQUEST,
+    TRAIN_PAGE,
+    dataset_or_message,
+    enter_through_navigation,
+    get_store,
+    run_label,
+    run_probabilities,
+)
 
 GALLERY_STEP = 40
 PER_ROW = 8
@@ -26,7 +41,7 @@ NO_TOOLBAR = {"displayModeBar": False}
 @st.cache_data(max_entries=16, show_spinner=False)
 def predictions(home: str, run_id: int, modified_ns: int, _dataset) -> np.ndarray:
     """Keyed by the file's version, so a recomputed file is read anew. Raises ModelFileError."""
-    return test_probabilities(get_store(), run_id, _dataset, load_run_model)
+    return run_probabilities(run_id, _dataset)
 
 
 def run_predictions(run, dataset) -> np.ndarray | None:
@@ -117,10 +132,20 @@ def gallery_section(run_id: int, probs: np.ndarray, dataset) -> None:
     if len(shown):
         with st.container(key="eval_gallery"):
             gallery(shown, probs, dataset)
+        follow_on_inside(run_id, shown)
     if len(indices) > len(shown):
         more = min(GALLERY_STEP, len(indices) - len(shown))
         st.button(f"Show {more} more (of {len(indices) - len(shown)} left)", key="eval_more", on_click=show_more,
                   icon=":material/expand_more:")
+
+
+def follow_on_inside(run_id: int, shown: np.ndarray) -> None:
+    """One of the gallery's images through every layer of the model, on the Inside page."""
+    pick, go = st.columns([2, 3], vertical_alignment="bottom")
+    index = pick.selectbox("Follow an image through the network", shown.tolist(), format_func=lambda i: f"#{i}", key="eval_follow")
+    if go.button("Open it on Inside", icon=":material/route:", key="eval_inside"):
+        st.session_state[INSIDE_REQUEST] = {"run": run_id, "index": int(index)}
+        st.switch_page(INSIDE_PAGE)
 
 
 def comparison_section(run, cm: np.ndarray, scored: list, dataset) -> None:

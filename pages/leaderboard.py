@@ -4,12 +4,24 @@ from functools import partial
 
 import streamlit as st
 
+from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.charts import overlay_curves
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, train_seed_stacks, training_runs
+from fmnist.runs import LimitError, RunKind
 from fmnist.store import RunStore
+from fmnist.ui import (
+    TRAIN_PAGE,
+    acting_person,
+    active_runs,
+    current_person,
+    current_sharing,
+    enter_through_navigation,
+    get_store,
+    max_runs_per_person,
+    run_label,
+)
 from fmnist.worker import launch_job
-from fmnist.ui import TRAIN_PAGE, enter_through_navigation, get_store, run_label
 
 TABLE_KEY = "lb_table"
 SCORE = st.column_config.NumberColumn(format="%.4f")
@@ -36,6 +48,7 @@ def runs_table(table) -> list[int]:
             "test accuracy": SCORE, "test loss": SCORE, "best val accuracy": SCORE,
             "train time (s)": st.column_config.NumberColumn(format="%.1f"),
             "samples/s": st.column_config.NumberColumn(format="%.0f"),
+            "backend": st.column_config.TextColumn(help="the Keras backend that trained the run"),
             "params": st.column_config.NumberColumn(format="localized"),
             "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
         },
@@ -61,25 +74,44 @@ def confirm_delete(run_id: int | None) -> None:
     st.session_state.lb_confirm = run_id
 
 
+def as_owner(store: RunStore, run_id: int, action: str) -> bool:
+    """Whether the person acting now may `action` the run (checked in the callback, as it happens);
+    if not, the page says why and nothing changes."""
+    run = store.get(run_id)
+    try:
+        if run is None:
+            raise AccessError(f"Run #{run_id} no longer exists.")
+        check_may_manage(acting_person(), run, action)
+        return True
+    except AccessError as e:
+        st.session_state.lb_problem = str(e)
+        return False
+
+
 def rename(store: RunStore, run_id: int) -> None:
-    store.rename(run_id, st.session_state[f"lb_name_{run_id}"])
+    if as_owner(store, run_id, "rename"):
+        store.rename(run_id, st.session_state[f"lb_name_{run_id}"])
 
 
 def delete(store: RunStore, run_id: int) -> None:
     """Runs as a button callback, before the page draws, so the table no longer shows the run."""
-    try:
-        store.delete(run_id)
-        st.toast(f"Deleted run #{run_id}", icon=":material/delete:")
-    except RuntimeError as e:  # it was started again meanwhile
-        st.session_state.lb_problem = str(e)
+    if as_owner(store, run_id, "delete"):
+        try:
+            store.delete(run_id)
+            st.toast(f"Deleted run #{run_id}", icon=":material/delete:")
+        except RuntimeError as e:  # it was started again meanwhile
+            st.session_state.lb_problem = str(e)
     confirm_delete(None)
 
 
 def model_download(store: RunStore, run) -> None:
+    if run.kind == RunKind.TRIAL:
+        st.caption("A search's trial keeps no model: train the best one from the Search page.")
+        return
     if run.active:
         st.caption("The model can be downloaded once training ends.")
         return
-    if run.status not in ("finished", "stopped"):
+    if not run.status.has_model:
         st.caption(f"No model: the run {run.status}.")
         return
     problem = model_file_problem(store, run.id)
@@ -93,8 +125,11 @@ def model_download(store: RunStore, run) -> None:
     )
 
 
-def delete_button(run) -> None:
-    if run.active:
+def delete_button(run, mine: bool) -> None:
+    if not mine:
+        st.button("Delete", key=f"lb_delete_{run.id}", icon=":material/delete:", disabled=True)
+        st.caption(f"Started by {run.owner_name or LOCAL_ADMIN.name}: only they or a teacher may rename or delete it.")
+    elif run.active:
         st.button("Delete", key=f"lb_delete_{run.id}", icon=":material/delete:", disabled=True)
         st.caption(f"Run #{run.id} is {run.status}: stop it first (on Build & Train) to delete it.")
     else:
@@ -111,12 +146,14 @@ def confirm_deletion(store: RunStore, run) -> None:
 
 def manage(store: RunStore, run) -> None:
     with st.container(border=True):
-        st.markdown(f"**{run_label(run)}** · {run.status}")
+        st.markdown(f"**{run_label(run)}** · {run.status}" + (f" · by {run.owner_name}" if run.owner_name else ""))
+        person = current_person()
+        mine = person is not None and may_manage(person, run)
         name, files, remove = st.columns([2, 2, 1.2], vertical_alignment="bottom")
         with name:
             field, button = st.columns([3, 1], vertical_alignment="bottom")
             field.text_input("Name", value=run.name, key=f"lb_name_{run.id}")
-            button.button("Rename", key=f"lb_rename_{run.id}", on_click=rename, args=(store, run.id))
+            button.button("Rename", key=f"lb_rename_{run.id}", on_click=rename, args=(store, run.id), disabled=not mine)
         with files:
             model, csv = st.columns(2)
             with model:
@@ -126,14 +163,18 @@ def manage(store: RunStore, run) -> None:
                 mime="text/csv", icon=":material/download:", key=f"lb_csv_{run.id}", on_click="ignore",
             )
         with remove:
-            delete_button(run)
+            delete_button(run, mine)
         if st.session_state.get("lb_confirm") == run.id and not run.active:
             confirm_deletion(store, run)
         repeat_controls(store, run)
 
 
-def start_job(store: RunStore, run_id: int, kind: str, count_key: str) -> None:
-    job_id = launch_job(store, run_id, kind, st.session_state[count_key])
+def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> None:
+    try:
+        job_id = launch_job(store, run_id, kind, st.session_state[count_key], owner=acting_person(), max_runs=max_runs_per_person())
+    except (AccessError, LimitError) as e:
+        st.session_state.lb_problem = str(e)
+        return
     st.toast(f"Queued job #{job_id}: {store.get(job_id).name}", icon=":material/schedule:")
 
 
@@ -141,12 +182,12 @@ def job_status(store: RunStore, run_id: int) -> None:
     """This run's cross-validation and seed jobs: progress while they train, scores as folds end.
     It refreshes only while one of them is queued or training; the page runs again when they end
     (the sidebar notices), and draws it still."""
-    active = any(job.active for job in store.list_runs() if job.parent_id == run_id)
+    active = any(job.active for job in store.children(run_id))
     st.fragment(job_lines, run_every=2.0 if active else None)(store, run_id)
 
 
 def job_lines(store: RunStore, run_id: int) -> None:
-    jobs = [job for job in store.list_runs() if job.parent_id == run_id]
+    jobs = store.children(run_id)
     for job in jobs[-3:]:
         scores = ", ".join(f"{s:.4f}" for s in job.scores) or "none yet"
         if job.active:
@@ -158,16 +199,16 @@ def job_lines(store: RunStore, run_id: int) -> None:
 
 def repeat_controls(store: RunStore, run) -> None:
     """Cross-validation (the seed's 'cross validation score') and the spread over seeds, run by the engine."""
-    if run.status not in ("finished", "stopped"):
+    if not run.status.has_model or run.kind != RunKind.TRAIN:
         return
     folds, cv, seeds, repeat = st.columns([1, 1.4, 1, 1.6], vertical_alignment="bottom")
     folds.number_input("Folds", 2, 10, 5, key=f"lb_folds_{run.id}")
     cv.button("Cross-validate", key=f"lb_cv_{run.id}", icon=":material/view_week:", on_click=start_job,
-              args=(store, run.id, "cv", f"lb_folds_{run.id}"),
+              args=(store, run.id, RunKind.CV, f"lb_folds_{run.id}"),
               help="Stratified k-fold on the training images with this run's settings: mean ± std of the held-out folds' accuracy.")
     seeds.number_input("Seeds", 2, 10, 3, key=f"lb_seeds_{run.id}")
     repeat.button("Repeat with seeds", key=f"lb_repeat_{run.id}", icon=":material/casino:", on_click=start_job,
-                  args=(store, run.id, "seeds", f"lb_seeds_{run.id}"),
+                  args=(store, run.id, RunKind.SEEDS, f"lb_seeds_{run.id}"),
                   help="Train these settings again with other seeds: the test accuracy's spread from chance alone.")
     job_status(store, run.id)
 
@@ -177,11 +218,16 @@ def seed_table(store: RunStore, runs: list) -> None:
     st.caption("The seed notebook trained four dense stacks for ten epochs with Adam on all 60,000 images. "
                "Train them here with the same settings and see how close the figures come.")
     if st.button("Train the seed's four stacks", icon=":material/replay:", key="lb_seed_train"):
-        queued = train_seed_stacks(store)
+        try:
+            queued, limited = train_seed_stacks(store, owner=acting_person(), max_runs=max_runs_per_person())
+        except AccessError as e:
+            queued, limited = [], str(e)
         if queued:
             st.success(f"Queued {', '.join(f'#{r}' for r in queued)}: they train one after another, "
                        "each a few minutes. This table fills in as they finish.", icon=":material/schedule:")
-        else:
+        if limited:
+            st.error(limited, icon=":material/block:")
+        elif not queued:
             st.info("The four stacks are already queued or training.", icon=":material/schedule:")
         runs = training_runs(store.list_runs())
     st.dataframe(
@@ -196,12 +242,18 @@ def seed_table(store: RunStore, runs: list) -> None:
 enter_through_navigation()
 st.title("Leaderboard")
 store = get_store()
-runs = training_runs(store.list_runs())
+active_runs(store)  # marks runs whose process died
+all_runs = store.list_runs()
+runs = training_runs(all_runs)
+trials = [run for run in all_runs if run.kind == RunKind.TRIAL]
+if trials and st.toggle(f"Show the searches' trials ({len(trials)})", key="lb_trials",
+                        help="scored on validation accuracy only: a trial never sees the test set"):
+    runs = runs + trials
 if not runs:
     st.info("No runs yet. Train your first model on the Build & Train page: pick a preset and press **Start training**.")
     st.page_link(TRAIN_PAGE, label="Build & Train", icon=":material/model_training:")
 else:
-    table = leaderboard_table(runs)
+    table = leaderboard_table(runs, with_owner=current_sharing().signs_in)
     keep_ticks_on_their_runs([int(r) for r in table["run"]])
     st.caption("Best test accuracy first; click a column header to sort. Tick runs to compare, rename, download or delete them.")
     selected = runs_table(table)
@@ -213,4 +265,4 @@ else:
         st.subheader("Ticked runs")
         for run_id in selected:
             manage(store, by_id[run_id])
-seed_table(store, runs)
+seed_table(store, training_runs(all_runs))

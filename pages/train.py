@@ -3,26 +3,65 @@
 import pandas as pd
 import streamlit as st
 
+from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
+from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import curve_data, curve_spec, stack_diagram
 from fmnist.models import (
-    ACTIVATIONS, KERNEL_SIZES, LR_SCHEDULES, MAX_CONV_BLOCKS, MAX_LAYERS, PRESET_EXPECTED, PRESETS, WIDTH_RANGE,
-    ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, cpu_has_bfloat16, summary_rows, validate,
+    ACTIVATIONS,
+    KERNEL_SIZES,
+    LR_SCHEDULES,
+    MAX_CONV_BLOCKS,
+    MAX_LAYERS,
+    PRESET_EXPECTED,
+    PRESETS,
+    WIDTH_RANGE,
+    ConvBlock,
+    DenseLayer,
+    ModelSpec,
+    SpecError,
+    count_params,
+    cpu_has_bfloat16,
+    summary_rows,
+    validate,
 )
-from fmnist.store import run_to_watch
+from fmnist.runs import LimitError, Run, RunKind, RunStatus
 from fmnist.ui import (
-    LEADERBOARD_PAGE, SIDEBAR_QUIET, activity, dataset_or_message, enter_through_navigation, get_store, open_store,
-    page_drawn_for, run_label,
+    LEADERBOARD_PAGE,
+    SEARCH_PAGE,
+    SIDEBAR_QUIET,
+    acting_person,
+    active_runs,
+    activity,
+    cached_store,
+    current_person,
+    dataset_or_message,
+    enter_through_navigation,
+    get_store,
+    max_runs_per_person,
+    page_drawn_for,
+    run_label,
+    store_errors_shown,
 )
 from fmnist.worker import launch
 
 DEFAULT_PRESET = "Seed D: 128-64"
+ALL_IMAGES = 60000
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
-TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, 60000]
+TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, ALL_IMAGES]
 FILTER_CHOICES = [8, 16, 32, 64, 128]
 LIVE_EVERY_S = 1.0  # the live curves refresh at least once a second while a run trains
 METRICS = ("loss", "accuracy")
 
+
+# Each training setting of the spec and the widget that holds it.
+SETTING_WIDGETS = {
+    "epochs": "build_epochs", "batch_size": "build_batch_size", "learning_rate": "build_lr", "val_split": "build_val_split",
+    "lr_schedule": "build_lr_schedule", "augment": "build_augment", "mixed_precision": "build_mixed_precision",
+    "seed": "build_seed", "early_stopping": "build_early_stopping", "patience": "build_patience", "checkpoint": "build_checkpoint",
+}
+# What a person chose for these stays when they pick another preset.
+KEPT_ACROSS_PRESETS = ("seed", "early_stopping", "patience", "checkpoint")
 
 def apply_preset():
     """Fill every control from the chosen preset (a Streamlit on_change callback)."""
@@ -41,9 +80,9 @@ def apply_preset():
     for i, block in enumerate(spec.conv):
         state[f"build_filters_{i}"], state[f"build_kernel_{i}"] = block.filters, block.kernel_size
         state[f"build_pool_{i}"], state[f"build_conv_norm_{i}"], state[f"build_conv_dropout_{i}"] = block.pool, block.batch_norm, block.dropout
-    state.build_epochs, state.build_batch_size, state.build_lr = spec.epochs, spec.batch_size, spec.learning_rate
-    state.build_val_split, state.build_lr_schedule, state.build_augment = spec.val_split, spec.lr_schedule, spec.augment
-    state.build_mixed_precision = spec.mixed_precision
+    for field, key in SETTING_WIDGETS.items():
+        if field not in KEPT_ACROSS_PRESETS:
+            state[key] = getattr(spec, field)
 
 
 def preset_label(name: str) -> str:
@@ -51,21 +90,31 @@ def preset_label(name: str) -> str:
     return f"{name} · {expected}" if expected else name
 
 
-SETTING_DEFAULTS = {
-    "build_epochs": 10, "build_batch_size": 32, "build_lr": 0.001, "build_val_split": 0.1, "build_seed": 0,
-    "build_limit": 60000, "build_early_stopping": False, "build_patience": 3, "build_checkpoint": False,
-    "build_lr_schedule": "constant", "build_augment": False, "build_mixed_precision": False,
-}
-
-
 def init_state():
     """Defaults live in session state, not in the widgets, so that a value kept from
-    an earlier visit (see keep_widget_state) never clashes with a widget default."""
+    an earlier visit (see keep_widget_state) never clashes with a widget default.
+    They are the spec's own defaults."""
     if "build_layers" not in st.session_state:
         st.session_state.build_preset = DEFAULT_PRESET
         apply_preset()
-    for key, value in SETTING_DEFAULTS.items():
-        st.session_state.setdefault(key, value)
+    defaults = ModelSpec(layers=())
+    for field, key in SETTING_WIDGETS.items():
+        st.session_state.setdefault(key, getattr(defaults, field))
+    st.session_state.setdefault("build_limit", ALL_IMAGES)
+    if "build_backend" not in st.session_state:
+        try:
+            st.session_state.build_backend = default_setting()
+        except ValueError as e:  # a bad FMNIST_BACKEND: said once, and the page starts from auto
+            st.session_state.build_backend = "auto"
+            st.session_state.backend_problem = str(e)
+
+
+def backend_control(spec: ModelSpec | None) -> str:
+    """The Keras backend that will train the run; auto picks the fastest for the stack on screen."""
+    if problem := st.session_state.pop("backend_problem", None):
+        st.warning(f"{problem}: runs start on auto until you choose.", icon=":material/warning:")
+    return st.selectbox("Engine (Keras backend)", SETTINGS, key="build_backend", format_func=lambda s: setting_label(s, spec),
+                        help="auto: JAX for dense stacks, TensorFlow with conv blocks or augmentation (faster on a CPU)")
 
 
 def layer_controls() -> list[DenseLayer]:
@@ -126,7 +175,8 @@ def training_controls() -> dict:
         help="Train on the first N of the 60,000 images: fewer is faster, for a quick try.",
     )
     cols = st.columns(2, vertical_alignment="center")
-    settings["early_stopping"] = cols[0].checkbox("Early stopping", key="build_early_stopping", help="stop when validation loss stops improving and keep the best weights")
+    settings["early_stopping"] = cols[0].checkbox("Early stopping", key="build_early_stopping",
+                                                  help="stop when validation loss stops improving and keep the best weights")
     settings["patience"] = cols[1].number_input("Patience (epochs)", 1, 20, key="build_patience", disabled=not settings["early_stopping"])
     settings["augment"] = st.checkbox("Augment: random shifts and left-right flips", key="build_augment",
                                       help="each epoch sees slightly different images: less overfitting, slower to learn")
@@ -136,8 +186,9 @@ def training_controls() -> dict:
              "on a CPU with bfloat16 instructions, at about the same accuracy")
     if settings["mixed_precision"] and cpu_has_bfloat16() is False:
         st.warning("This CPU has no bfloat16 instructions: mixed precision will train slower, not faster.", icon=":material/warning:")
-    settings["checkpoint"] = st.checkbox("Use the best epoch's weights (checkpoint)", key="build_checkpoint", help="saves the weights of the epoch with the best validation loss and evaluates those")
-    return settings, (None if limit == 60000 else limit)
+    settings["checkpoint"] = st.checkbox("Use the best epoch's weights (checkpoint)", key="build_checkpoint",
+                                         help="saves the weights of the epoch with the best validation loss and evaluates those")
+    return settings, (None if limit == ALL_IMAGES else limit)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -147,17 +198,38 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def start_run(spec: ModelSpec, name: str, limit: int | None):
+def start_run(spec: ModelSpec, name: str, limit: int | None, backend_setting: str):
     store = get_store()
     if dataset_or_message() is None:
         return
-    run_id = launch(store, spec, name=name or None, train_limit=limit)
+    try:
+        run_id = launch(store, spec, name=name or None, train_limit=limit, owner=acting_person(), max_runs=max_runs_per_person(),
+                        backend_setting=backend_setting)
+    except (AccessError, LimitError) as e:
+        st.error(str(e), icon=":material/block:")
+        return
     st.session_state.watch_run = run_id
-    ahead = [r for r in store.list_runs(statuses=("queued", "running")) if r.id < run_id]
+    ahead = [r for r in active_runs(store) if r.id < run_id]
     if ahead:
-        st.info(f"Run #{run_id} is queued behind {', '.join(f'#{r.id}' for r in ahead)}: it starts when the machine is free.", icon=":material/schedule:")
+        st.info(f"Run #{run_id} is queued behind {', '.join(f'#{r.id}' for r in ahead)}: it starts when the machine is free.",
+                icon=":material/schedule:")
     else:
         st.toast(f"Run #{run_id} started", icon=":material/rocket_launch:")
+
+
+def run_to_watch(runs: list[Run], own_run_id: int | None) -> Run | None:
+    """The run this page shows: this session's while it is active, else the one
+    training now (so a second tab sees it live), else the next queued, else this
+    session's last run, else the newest."""
+    by_id = {run.id: run for run in runs}
+    own = by_id.get(own_run_id)
+    if own and own.active:
+        return own
+    for status in (RunStatus.RUNNING, RunStatus.QUEUED):
+        active = [run for run in runs if run.status == status]
+        if active:
+            return active[0]
+    return own or (runs[-1] if runs else None)
 
 
 def show_progress(run):
@@ -168,11 +240,14 @@ def show_progress(run):
 
 
 def show_result(run, store):
-    if run.status in ("failed", "interrupted"):
+    if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
         st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
+    if run.kind == RunKind.TRIAL:
+        st.page_link(SEARCH_PAGE, label=f"A trial of search #{run.parent_id}: scored on validation accuracy only, never on the test set",
+                     icon=":material/travel_explore:")
     if run.scores:
-        label = "Fold accuracies" if run.kind == "cv" else "Test accuracy per seed"
-        mean, std = (run.cv_mean, run.cv_std) if run.kind == "cv" else (run.seeds_mean, run.seeds_std)
+        label = "Fold accuracies" if run.kind == RunKind.CV else "Test accuracy per seed"
+        mean, std = (run.cv_mean, run.cv_std) if run.kind == RunKind.CV else (run.seeds_mean, run.seeds_std)
         st.markdown(f"{label} ({len(run.scores)}/{run.repeats}): " + ", ".join(f"{s:.4f}" for s in run.scores)
                     + f" → **{mean:.4f} ± {std:.4f}**")
     if run.test_acc is not None:
@@ -202,43 +277,64 @@ def cached_summary(spec: ModelSpec) -> pd.DataFrame:
 def cached_curves(home: str, run_id: int, points: tuple[int, int], steps_per_epoch: int | None) -> tuple[list, dict]:
     """A run's epoch rows and its curves' data per metric, read again only when the run has new
     points (`points`: its epoch and batch row counts), and once for all the tabs that watch it."""
-    store = open_store(home)
+    store = cached_store(home)
     epochs, batches = store.epochs(run_id), store.batches(run_id)
     return epochs, {metric: curve_data(epochs, batches, steps_per_epoch, metric) for metric in METRICS}
 
 
+@store_errors_shown
 def live_panel():
     """The watched run's progress and curves. They refresh every LIVE_EVERY_S while a run is queued
     or training, and not at all otherwise: each page run decides (a page run clears the browser's
     refresh timers, and a fragment drawn without run_every sets none), so a run that has ended
     costs nothing to look at. When runs start or end the page runs again (ui.activity_changed):
     from the panel's own refresh while it refreshes, from the sidebar's while it stands still."""
-    runs = get_store().list_runs()
-    live = any(run.active for run in runs)  # then the watched run is one of them (run_to_watch)
+    store = get_store()
+    active_runs(store)  # marks runs whose process died, so none shows 'running' forever
+    runs = store.list_runs()
+    # Live while any run is active, a search's too (its trials come and go): the rule the
+    # sidebar follows (ui.sidebar_status), so that exactly one of the two refreshes.
+    live = any(run.active for run in runs)
     page_drawn_for(runs)
     if not live and st.session_state.pop(SIDEBAR_QUIET, False):
         st.rerun()  # the runs ended after the sidebar saw them: a page run again, with the sidebar refreshing
-    st.fragment(live_view, run_every=LIVE_EVERY_S if live else None)(activity(runs))
+    st.fragment(store_errors_shown(live_view), run_every=LIVE_EVERY_S if live else None)(activity(runs))
 
 
 def live_view(drawn_for: tuple):
     """`drawn_for`: the active runs when the page drew the panel (a fragment's refreshes keep its arguments)."""
     store = get_store()
+    active_runs(store)  # marks runs whose process died, so none shows 'running' forever
     runs = store.list_runs()
     if activity(runs) != drawn_for:
         st.rerun()  # a run started or ended: the page draws itself again, the panel with it
+    # A search trains nothing itself: its trials are what trains, and they show here like any run.
+    runs = [run for run in runs if run.kind != RunKind.SEARCH]
     run = run_to_watch(runs, st.session_state.get("watch_run"))
     if run is None:
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
         return
     head, button = st.columns([5, 1], vertical_alignment="center")
-    head.markdown(f"#### {run_label(run)} · {run.status}")
-    if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", help="ends at the next batch and keeps what it learnt"):
-        store.request_stop(run.id)
-        st.toast(f"Stopping run #{run.id}…")
-    if run.status == "queued":
+    engine = engine_label(run)
+    head.markdown(f"#### {run_label(run)} · {run.status}" + (f" · {engine}" if engine else ""))
+    if run.device:
+        head.caption(f"Trains on {engine} · {run.device}")
+    person = current_person()
+    if person is None:  # this panel reruns on its own, past the app's sign-in: say it here
+        st.error("You are signed out (here or in another tab): reload the page to sign in again.", icon=":material/lock:")
+        return
+    mine = may_manage(person, run)
+    stop_help = "ends at the next batch and keeps what it learnt" if mine else f"started by {run.owner_name or LOCAL_ADMIN.name}"
+    if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", disabled=not mine, help=stop_help):
+        try:
+            check_may_manage(acting_person(), run, "stop")  # checked as it happens, not only as the button was drawn
+            store.request_stop(run.id)
+            st.toast(f"Stopping run #{run.id}…")
+        except AccessError as e:
+            st.error(str(e), icon=":material/lock:")
+    if run.status == RunStatus.QUEUED:
         st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
-    elif run.status == "running":
+    elif run.status == RunStatus.RUNNING:
         show_progress(run)
     epochs, data = cached_curves(str(store.home), run.id, store.point_counts(run.id), run.steps_per_epoch)
     for column, metric in zip(st.columns(2), METRICS):
@@ -271,8 +367,9 @@ with picture:
         st.plotly_chart(cached_diagram(spec), key="stack_diagram", config={"displayModeBar": False})
         st.dataframe(cached_summary(spec), hide_index=True, width="stretch")
     name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout")
+    backend_setting = backend_control(spec)
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=spec is None, key="start"):
-        start_run(spec, name, limit)
+        start_run(spec, name, limit, backend_setting)
 
 st.divider()
 live_panel()

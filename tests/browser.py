@@ -23,12 +23,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(home: Path, port: int) -> subprocess.Popen:
+def start_streamlit(home: Path, port: int, address: str | None = "127.0.0.1", extra_args=(), env=None) -> subprocess.Popen:
+    """`streamlit run streamlit_app.py` on the port; address None leaves it to the project's config;
+    env: more environment variables for the server and the trainings it starts."""
     log = open(home.parent / "streamlit.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", *(["--server.address", address] if address else []),
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra_args],
+        cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -47,6 +49,11 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def app_idle(page, timeout: float = 60000) -> None:
+    """Wait until the app's script run is over (Streamlit marks it on the app's root element)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout)
+
+
 def set_slider(page, label: str, value: str) -> None:
     """Move a Streamlit slider with the keyboard as a person would: Home, then the right
     arrow until the slider shows `value` (each key press reruns the app, so look before pressing on)."""
@@ -56,6 +63,7 @@ def set_slider(page, label: str, value: str) -> None:
     thumb.press("Home")
     for _ in range(100):
         page.wait_for_timeout(250)
+        app_idle(page)  # the rerun a key press started is over: what the slider shows is settled
         if shown.inner_text() == value:
             return
         thumb.press("ArrowRight")

@@ -8,20 +8,23 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, wait_until
 from fmnist.data import CLASS_NAMES
+from fmnist.evaluation import percent
 from fmnist.imaging import prepare
 from fmnist.models import dense_spec
-from fmnist.prediction import percent, predict_image
+from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 from fmnist.training import train_run
+from fmnist.worker import try_start
+
+from helpers import APP, wait_until
 
 PAGE = "pages/classify.py"
 
 
 def train(store: RunStore, spec, limit: int, dataset) -> int:
     run_id = store.create_run(spec, train_limit=limit)
-    assert store.try_start(run_id, max_parallel=1)
+    assert try_start(store, run_id, max_parallel=1)
     summary = train_run(store, run_id, dataset)
     assert summary["status"] == "finished", store.get(run_id).error
     return run_id
@@ -54,7 +57,7 @@ def shown_prediction(at) -> tuple[str, str]:
 
 def expected_prediction(store: RunStore, run_id: int, image: Image.Image) -> tuple[str, str]:
     """What the library says the run's model predicts for the image, as the page should show it."""
-    probs = predict_image(store.load_model(run_id), prepare(image).image01)
+    probs = predict_image(load_model(store, run_id), prepare(image).image01)
     return CLASS_NAMES[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
 
 
@@ -203,6 +206,7 @@ def test_a_missing_or_corrupt_model_file_is_a_clear_message(app, trained):
 def test_the_warm_up_loads_the_best_model_before_the_first_visit(trained, monkeypatch):
     """What the server does in the background once its first page is drawn (ui.warm_up_in_background):
     the first visit to Classify then finds the best model loaded."""
+    import fmnist.prediction
     from fmnist import ui
 
     store, _, better = trained
@@ -210,7 +214,7 @@ def test_the_warm_up_loads_the_best_model_before_the_first_visit(trained, monkey
     ui.cached_model.clear()
     ui.warm_up()
     loads = []
-    monkeypatch.setattr(RunStore, "load_model", lambda self, run_id: loads.append(run_id))
+    monkeypatch.setattr(fmnist.prediction, "load_model", lambda store, run_id: loads.append(run_id))
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page(PAGE).run()
     assert not at.exception, at.exception

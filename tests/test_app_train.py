@@ -3,10 +3,12 @@
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, ml_modules_after, wait_until
 from fmnist.models import dense_spec
 from fmnist.store import RunStore
 from fmnist.ui import get_dataset
+from fmnist.worker import try_start
+
+from helpers import APP, ml_modules_after, wait_until
 
 SEED_PARAMS = {
     "Seed A: 64-128-64-32": "69,226",
@@ -90,8 +92,38 @@ def test_start_creates_a_run_that_trains_in_its_own_process(app):
     assert any(run.name in m.value for m in app.markdown), "the live panel shows the new run"
     done = wait_until(lambda: (r := store.get(run.id)).status in ("finished", "failed") and r, timeout=120, message="the run to end")
     assert done.status == "finished", done.error
+    assert (done.backend_setting, done.backend) == ("auto", "jax"), "auto trains a dense stack on JAX"
     app.run()
     assert any(m.label == "Test accuracy" for m in app.metric)
+    assert any(m.value.endswith("· finished · JAX") for m in app.markdown), "the run's header names its backend"
+    assert any(done.device in c.value for c in app.caption)
+
+
+def test_the_engine_setting_says_what_auto_picks_and_goes_with_the_run(app):
+    engine = app.selectbox(key="build_backend")
+    assert engine.value == "auto" and engine.format_func("auto") == "auto (JAX for this stack)"
+    app.selectbox(key="build_preset").set_value("Small CNN").run()
+    assert app.selectbox(key="build_backend").format_func("auto") == "auto (TensorFlow for this stack)"
+    app.selectbox(key="build_preset").set_value("Seed C: 64-32").run()
+    app.selectbox(key="build_backend").set_value("tensorflow").run()
+    app.select_slider(key="build_limit").set_value(1000).run()
+    app.slider(key="build_epochs").set_value(1).run()
+    app.button(key="start").click().run()
+    assert not app.exception, app.exception
+    store = RunStore()
+    [run] = store.list_runs()
+    assert run.backend_setting == "tensorflow"
+    done = wait_until(lambda: (r := store.get(run.id)).status in ("finished", "failed") and r, timeout=120, message="the run to end")
+    assert done.status == "finished" and done.backend == "tensorflow", done.error
+
+
+def test_a_bad_fmnist_backend_is_said_and_the_page_starts_from_auto(home, monkeypatch):
+    monkeypatch.setenv("FMNIST_BACKEND", "cuda")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="build_backend").value == "auto"
+    assert any("FMNIST_BACKEND: one of auto, tensorflow, jax, got 'cuda'" in w.value for w in at.warning)
 
 
 def test_a_second_start_while_one_trains_is_queued_and_says_so(app):
@@ -176,8 +208,8 @@ def test_mixed_precision_warns_only_on_a_cpu_without_bfloat16(app, monkeypatch, 
 def test_a_run_whose_process_died_shows_why(app):
     store = RunStore()
     run_id = store.create_run(dense_spec([32]), name="crashed")
-    store.try_start(run_id, 1)
-    store.set_pid(run_id, 2**22 + 7)  # no such process
+    try_start(store, run_id, 1)
+    store.set_pid(run_id, 2**22 + 7, None)  # no such process
     app.run()
     assert any("interrupted" in e.value and "ended without finishing" in e.value for e in app.error)
     assert store.get(run_id).status == "interrupted"
@@ -214,7 +246,7 @@ def write_epoch(store: RunStore, run_id: int, epoch: int, steps: int = 10) -> No
 def training_run(store: RunStore) -> int:
     """A run in its training process (this one: alive, so it is not taken for interrupted)."""
     run_id = store.create_run(dense_spec([32], epochs=5), name="watched")
-    assert store.try_start(run_id, max_parallel=1)
+    assert try_start(store, run_id, max_parallel=1)
     return run_id
 
 
@@ -244,8 +276,9 @@ def test_a_training_runs_panel_refreshes_every_second_and_shows_new_points(home,
 
 
 def test_an_ended_runs_panel_stands_still_and_is_built_once(home, monkeypatch):
-    import fmnist.charts
     import streamlit as st
+
+    import fmnist.charts
 
     store = RunStore()
     run_id = training_run(store)

@@ -4,13 +4,14 @@ click a confusion-matrix cell and see exactly its images."""
 import numpy as np
 import pytest
 from playwright.sync_api import expect
-
-from browser import CHROMIUM, screenshot, start_streamlit, free_port
-from conftest import wait_until
-from fmnist.data import CLASS_NAMES
-from fmnist.store import RunStore
 from test_browser_train import open_app
 from test_evaluation import train_tiny
+
+from fmnist.data import CLASS_NAMES
+from fmnist.store import RunStore
+
+from browser import CHROMIUM, free_port, screenshot, start_streamlit
+from helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
 
@@ -113,7 +114,7 @@ def test_compare_two_runs_then_click_a_confusion_cell(server, browser, dataset):
     wait_for_curves(page, list(labels.values()))
     for run in (narrow, wide):
         # Polled, not expect(): while React redraws the boxes a field can briefly exist twice.
-        wait_until(lambda: page.locator(f".st-key-lb_name_{run.id} input").evaluate_all("els => els.map(e => e.value)") == [run.name],
+        wait_until(lambda run=run: page.locator(f".st-key-lb_name_{run.id} input").evaluate_all("els => els.map(e => e.value)") == [run.name],
                    timeout=30, message=f"run {run.id}'s name in its rename field")
     screenshot(page, "leaderboard-compare")
 

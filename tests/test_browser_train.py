@@ -5,11 +5,12 @@ from dataclasses import replace
 
 import pytest
 
-from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
-from conftest import wait_until
 from fmnist.models import PRESETS, count_params, dense_spec, stack_name
 from fmnist.store import RunStore
-from fmnist.worker import launch
+from fmnist.worker import launch, try_start
+
+from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
+from helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
 
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reas
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser") / "home"
     port = free_port()
-    process = start_streamlit(home, port)
+    # TensorFlow: 40 epochs of 128-64 then take long enough to press Stop (JAX could finish first).
+    process = start_streamlit(home, port, env={"FMNIST_BACKEND": "tensorflow"})
     yield f"http://127.0.0.1:{port}", home
     for run in RunStore(home).list_runs(statuses=("queued", "running")):
         RunStore(home).request_stop(run.id)
@@ -74,7 +76,8 @@ def test_build_train_live_stop_and_a_second_tab(server, browser):
     assert run.status == "running" and [layer.units for layer in run.spec.layers] == [128, 64]
     assert run.train_limit == 20000 and run.spec.epochs == 40
 
-    page.get_by_role("button", name="Stop", exact=True).click()
+    # In the page, not the header's own "Stop" that Streamlit shows while a rerun is slow.
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("· stopped").wait_for(timeout=30000)
     page.get_by_text("Test accuracy").wait_for(timeout=30000)
     screenshot(page, "train-stopped")
@@ -116,7 +119,7 @@ def test_pick_small_cnn_train_it_and_find_it_on_the_leaderboard(server, browser)
 def ended_run(store: RunStore) -> int:
     """A run that trained two epochs and finished, written to the store as the engine writes it."""
     run_id = store.create_run(dense_spec([32], epochs=2), name="ended long ago")
-    assert store.try_start(run_id, max_parallel=1)
+    assert try_start(store, run_id, max_parallel=1)
     for epoch in (1, 2):
         store.record_progress(run_id, epoch, 10, 10, 1000.0, [(epoch, 10, 0.5 / epoch, 0.8)])
         store.record_epoch(run_id, epoch, {"loss": 0.5 / epoch, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.78}, 1.0)
@@ -143,7 +146,7 @@ def test_an_ended_run_stands_still_until_a_run_starts_elsewhere(server, browser)
     resent = [frame for frame in received if isinstance(frame, bytes) and b'"batches"' in frame]
     assert not resent, "the ended run's curves were sent again"
 
-    run_id = launch(store, dense_spec([32], epochs=30), name="started elsewhere", train_limit=20000)
+    run_id = launch(store, dense_spec([32], epochs=30), name="started elsewhere", train_limit=20000, backend_setting="tensorflow")
     try:
         page.get_by_text("· running").wait_for(timeout=60000)
         seen = wait_until(lambda: live_points(page), timeout=60, message="live points of the new run")

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def test_help_lists_every_command():

@@ -5,9 +5,12 @@ import json
 import pytest
 
 from fmnist.data import to_model_input
-from fmnist.models import ConvBlock, DenseLayer, ModelSpec, PRESETS, SpecError, build_model, count_params, dense_spec, stack_name, summary_rows, validate
+from fmnist.models import PRESETS, ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, dense_spec, stack_name, summary_rows, validate
+from fmnist.network import build_model
+from fmnist.prediction import load_model
 from fmnist.store import RunStore
 from fmnist.training import train_run
+from fmnist.worker import try_start
 
 CONV_SPECS = {
     "small cnn": PRESETS["Small CNN"],
@@ -76,11 +79,11 @@ def test_a_tiny_cnn_trains_on_a_subset(home, dataset, schedule):
                      augment=schedule == "cosine", lr_schedule=schedule)
     store = RunStore()
     run_id = store.create_run(validate(spec), train_limit=3000)
-    store.try_start(run_id, 1)
+    try_start(store, run_id, 1)
     summary = train_run(store, run_id, dataset)
     assert summary["status"] == "finished", store.get(run_id).error
     assert summary["test_acc"] > 0.6
-    reloaded = store.load_model(run_id)
+    reloaded = load_model(store, run_id)
     assert [layer.name for layer in reloaded.layers][:2] == (["augment_shift", "augment_flip"] if spec.augment else ["conv_1", "pool_1"])
 
 
@@ -90,11 +93,11 @@ def test_mixed_precision_trains_in_bfloat16_and_predicts_float32_probabilities(h
     spec = validate(ModelSpec(conv=(ConvBlock(8),), layers=(DenseLayer(32, dropout=0.1),), epochs=2, batch_size=64, mixed_precision=True))
     store = RunStore()
     run_id = store.create_run(spec, train_limit=3000)
-    store.try_start(run_id, 1)
+    try_start(store, run_id, 1)
     summary = train_run(store, run_id, dataset)
     assert summary["status"] == "finished", store.get(run_id).error
     assert summary["test_acc"] > 0.6
-    reloaded = store.load_model(run_id)
+    reloaded = load_model(store, run_id)
     compute = {layer.name: layer.compute_dtype for layer in reloaded.layers}
     assert (compute["conv_1"], compute["dense_1"], compute["output"]) == ("bfloat16", "bfloat16", "float32")
     assert all(weight.dtype == "float32" for weight in reloaded.weights)

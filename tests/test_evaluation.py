@@ -1,20 +1,31 @@
 """Confusion matrix, per-class scores and the cell gallery (library), their figures, and the Evaluate page."""
 
 import shutil
+from functools import partial
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, ml_modules_after
+from fmnist import evaluation
 from fmnist.compare_charts import confusion_heatmap, difference_heatmap
 from fmnist.data import CLASS_NAMES
-from fmnist import evaluation
 from fmnist.evaluation import (
-    accuracy, cell_examples, change_summary, confusion_matrix, per_class_scores, read_probabilities, top_classes,
+    accuracy,
+    cell_examples,
+    change_summary,
+    confusion_matrix,
+    per_class_scores,
+    read_probabilities,
+    top_classes,
 )
 from fmnist.models import dense_spec
-from fmnist.store import ModelFileError, RunStore
+from fmnist.prediction import load_model, probabilities_on_test_set
+from fmnist.runs import ModelFileError
+from fmnist.store import RunStore
+from fmnist.worker import try_start
+
+from helpers import APP, ml_modules_after
 
 SHIRT, COAT, PULLOVER, TROUSER = (CLASS_NAMES.index(name) for name in ("Shirt", "Coat", "Pullover", "Trouser"))
 
@@ -24,7 +35,7 @@ def train_tiny(store: RunStore, dataset, widths, name: str, epochs: int = 1) -> 
     from fmnist.training import train_run
 
     run_id = store.create_run(dense_spec(widths, epochs=epochs), name=name, train_limit=3000)
-    assert store.try_start(run_id, max_parallel=1)
+    assert try_start(store, run_id, max_parallel=1)
     summary = train_run(store, run_id, dataset)
     assert summary["status"] == "finished", store.get(run_id).error
     return run_id
@@ -42,7 +53,7 @@ def fake_probs(labels: np.ndarray, right: float, seed: int) -> np.ndarray:
 def scored_run(store: RunStore, probs: np.ndarray, labels: np.ndarray, name: str) -> int:
     """A finished run without a model: its scores and test_probs.npy, as training leaves them."""
     run_id = store.create_run(dense_spec([32], epochs=1), name=name)
-    store.try_start(run_id, max_parallel=1)
+    try_start(store, run_id, max_parallel=1)
     test_loss, test_acc = evaluation.test_metrics(probs, labels)  # module-qualified: pytest collects test_* names
     np.save(store.probs_path(run_id), probs)
     store.finish(run_id, "finished", test_loss=test_loss, test_acc=test_acc, train_s=1.0)
@@ -164,18 +175,18 @@ def test_probabilities_are_computed_once_from_the_model_and_kept(trained, datase
     path = trained.probs_path(run.id)
     stored = np.load(path, allow_pickle=False)
     path.unlink()
-    probs = evaluation.test_probabilities(trained, run.id, dataset, trained.load_model)
+    probs = probabilities_on_test_set(trained, run.id, dataset, partial(load_model, trained))
     np.testing.assert_allclose(probs, stored, atol=1e-5)
     np.testing.assert_allclose(np.load(path, allow_pickle=False), stored, atol=1e-5)
 
     def must_not_load(run_id):
         raise AssertionError("the model was loaded although its predictions are stored")
 
-    np.testing.assert_array_equal(evaluation.test_probabilities(trained, run.id, dataset, must_not_load), probs)
+    np.testing.assert_array_equal(probabilities_on_test_set(trained, run.id, dataset, must_not_load), probs)
     trained.model_path(run.id).unlink()
     path.write_bytes(b"damaged")
     with pytest.raises(ModelFileError):
-        evaluation.test_probabilities(trained, run.id, dataset, trained.load_model)
+        probabilities_on_test_set(trained, run.id, dataset, partial(load_model, trained))
 
 
 # --- the figures ---

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, examples_per_class, to_model_input
+from fmnist.evaluation import percent, top_k
 from fmnist.imaging import NOISE_LEVEL, EmptyImageError, ImageError, enlarge, open_image, prepare, preview
 from fmnist.models import dense_spec
-from fmnist.prediction import percent, predict_image, probability_bars, top_k
+from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 from fmnist.training import train_run
+from fmnist.worker import try_start
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +24,10 @@ def model(tmp_path_factory, dataset):
     """A real small model (64 units, 2 epochs on 5,000 images: about 0.79 test accuracy)."""
     store = RunStore(tmp_path_factory.mktemp("imaging") / "home")
     run_id = store.create_run(dense_spec([64], epochs=2), train_limit=5000)
-    assert store.try_start(run_id, max_parallel=1)
+    assert try_start(store, run_id, max_parallel=1)
     summary = train_run(store, run_id, dataset)
     assert summary["status"] == "finished", store.get(run_id).error
-    return store.load_model(run_id)
+    return load_model(store, run_id)
 
 
 @pytest.fixture(scope="module")

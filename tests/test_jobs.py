@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli, wait_until
 from fmnist.data import stratified_folds
 from fmnist.models import dense_spec
 from fmnist.store import RunStore
 from fmnist.training import run_job, train_run
-from fmnist.worker import create_job, launch_job
+from fmnist.worker import create_job, launch_job, try_start
+
+from helpers import run_cli, wait_until
 
 
 def test_stratified_folds_are_disjoint_complete_and_balanced():
@@ -28,7 +29,7 @@ def test_stratified_folds_are_disjoint_complete_and_balanced():
 def trained_run(home, dataset):
     store = RunStore()
     run_id = store.create_run(dense_spec([64], epochs=1), train_limit=1500)
-    store.try_start(run_id, 1)
+    try_start(store, run_id, 1)
     assert train_run(store, run_id, dataset)["status"] == "finished"
     return store, run_id
 
@@ -36,7 +37,7 @@ def trained_run(home, dataset):
 def test_cross_validation_scores_each_fold_and_puts_mean_and_std_on_the_run(trained_run, dataset):
     store, run_id = trained_run
     job_id = create_job(store, run_id, "cv", 3)
-    assert store.try_start(job_id, 1)
+    assert try_start(store, job_id, 1)
     summary = run_job(store, job_id, dataset)
     assert summary["status"] == "finished", store.get(job_id).error
     scores = summary["scores"]
@@ -50,7 +51,7 @@ def test_cross_validation_scores_each_fold_and_puts_mean_and_std_on_the_run(trai
 def test_seed_spread(trained_run, dataset):
     store, run_id = trained_run
     job_id = create_job(store, run_id, "seeds", 2)
-    store.try_start(job_id, 1)
+    try_start(store, job_id, 1)
     summary = run_job(store, job_id, dataset)
     assert summary["status"] == "finished", store.get(job_id).error
     run = store.get(run_id)

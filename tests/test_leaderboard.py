@@ -8,13 +8,15 @@ import zipfile
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_evaluation import train_tiny
 
-from conftest import APP, wait_until
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, training_runs
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, dense_spec
-from fmnist.store import RunStore, process_alive
-from test_evaluation import train_tiny
+from fmnist.store import RunStore
+from fmnist.worker import process_alive, try_start
+
+from helpers import APP, wait_until
 
 SEED_D = (128, 64)
 
@@ -23,7 +25,7 @@ def finished_run(store: RunStore, widths, name: str, test_acc: float | None, epo
                  status: str = "finished") -> int:
     """A run as training leaves it (curves, scores), without a model file."""
     run_id = store.create_run(dense_spec(widths, epochs=epochs), name=name, train_limit=limit)
-    store.try_start(run_id, max_parallel=10)
+    try_start(store, run_id, max_parallel=10)
     for epoch in range(1, epochs + 1):
         store.record_progress(run_id, epoch, 50, 100, 2000.0, [(epoch, 50, 1.0 / epoch, 0.5 + epoch / 10)])
         store.record_epoch(run_id, epoch, {"loss": 0.9 / epoch, "accuracy": 0.6 + epoch / 20,
@@ -36,7 +38,7 @@ def finished_run(store: RunStore, widths, name: str, test_acc: float | None, epo
 def running_run(store: RunStore, name: str) -> int:
     """A run that trains now: this test process stands in for its training process."""
     run_id = store.create_run(dense_spec([16], epochs=5), name=name)
-    assert store.try_start(run_id, max_parallel=10)
+    assert try_start(store, run_id, max_parallel=10)
     return run_id
 
 
@@ -173,12 +175,15 @@ def test_the_table_shows_every_run_with_its_figures(home):
     store = RunStore()
     low = finished_run(store, [32], "low", 0.70)
     high = finished_run(store, [64, 32], "high", 0.85)
+    store.record_engine(high, "jax", "some CPU")
+    store.record_engine(low, "tensorflow", "some CPU")
     at = open_leaderboard()
     table = at.dataframe[0].value
     assert table["run"].tolist() == [high, low] and table["name"].tolist() == ["high", "low"]
+    assert table["backend"].tolist() == ["JAX", "TensorFlow"]
     assert table["test accuracy"].tolist() == pytest.approx([0.85, 0.70])
     assert table["best"].tolist() == ["★", ""]
-    assert {"CV score", "train time (s)", "samples/s", "status", "created"} <= set(table.columns)
+    assert {"CV score", "train time (s)", "samples/s", "backend", "status", "created"} <= set(table.columns)
     assert any("Tick runs" in i.value for i in at.info), "nothing ticked: no curves yet"
 
 
@@ -288,7 +293,7 @@ def test_train_the_seed_stacks_queues_each_once_in_its_own_process(home):
             store.request_stop(run.id)
         store.finish(blocker, "stopped")
     for run in queued:
-        wait_until(lambda: not process_alive(run.pid), timeout=60, message=f"run {run.id}'s process to end")
+        wait_until(lambda run=run: not process_alive(run.pid), timeout=60, message=f"run {run.id}'s process to end")
     assert {store.get(run.id).status for run in queued} == {"cancelled"}
 
 

@@ -6,9 +6,18 @@ import numpy as np
 import pytest
 
 from fmnist.models import (
-    PRESETS, SEED_STACKS, DenseLayer, ModelSpec, SpecError, build_model, count_params, dense_spec,
-    stack_name, summary_rows, with_training,
+    PRESETS,
+    SEED_STACKS,
+    DenseLayer,
+    ModelSpec,
+    SpecError,
+    count_params,
+    dense_spec,
+    stack_name,
+    summary_rows,
+    with_training,
 )
+from fmnist.network import build_model
 
 SEED_PARAMS = {
     (64, 128, 64, 32): 69_226,

@@ -7,7 +7,7 @@ import tomllib
 
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP, ROOT
+from helpers import APP, ROOT
 
 
 def config() -> dict:

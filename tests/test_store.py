@@ -5,7 +5,10 @@ import sys
 import pytest
 
 from fmnist.models import PRESETS
-from fmnist.store import ModelFileError, RunStore, process_alive
+from fmnist.prediction import load_model
+from fmnist.runs import ModelFileError
+from fmnist.store import RunStore
+from fmnist.worker import process_alive, reap_dead_runs, try_start
 
 SPEC = PRESETS["Seed D: 128-64"]
 
@@ -30,18 +33,18 @@ def test_create_and_read_a_run(home):
 def test_queue_starts_runs_in_order_within_the_parallel_limit(home):
     store = RunStore()
     first, second = store.create_run(SPEC), store.create_run(SPEC)
-    assert not store.try_start(second, max_parallel=1), "the second run may not jump the queue"
-    assert store.try_start(first, max_parallel=1)
+    assert not try_start(store, second, max_parallel=1), "the second run may not jump the queue"
+    assert try_start(store, first, max_parallel=1)
     assert store.queue_position(second) == 1
-    assert not store.try_start(second, max_parallel=1), "one training at a time by default"
-    assert store.try_start(second, max_parallel=2)
+    assert not try_start(store, second, max_parallel=1), "one training at a time by default"
+    assert try_start(store, second, max_parallel=2)
     assert [r.status for r in store.list_runs()] == ["running", "running"]
 
 
 def test_stop_cancels_a_queued_run_and_flags_a_running_one(home):
     store = RunStore()
     running, queued = store.create_run(SPEC), store.create_run(SPEC)
-    store.try_start(running, max_parallel=1)
+    try_start(store, running, max_parallel=1)
     assert store.request_stop(queued) == "cancelled"
     assert store.get(queued).status == "cancelled"
     assert store.request_stop(running) == "running"
@@ -54,16 +57,16 @@ def test_stop_cancels_a_queued_run_and_flags_a_running_one(home):
 def test_runs_whose_process_died_are_marked_interrupted(home, monkeypatch):
     store = RunStore()
     alive = store.create_run(SPEC)  # this test process stands in for a live trainer
-    store.try_start(alive, max_parallel=2)
+    try_start(store, alive, max_parallel=2)
     crashed = store.create_run(SPEC, pid=dead_pid())
-    store.try_start(crashed, max_parallel=2)
-    store.set_pid(crashed, dead_pid())
+    try_start(store, crashed, max_parallel=2)
+    store.set_pid(crashed, dead_pid(), None)
     never_started = store.create_run(SPEC)
     queued_dead = store.create_run(SPEC, pid=dead_pid())
 
-    assert store.reap_dead_runs() == [crashed, queued_dead], "a run without a pid gets a grace period"
-    monkeypatch.setattr("fmnist.store.PID_GRACE_S", -1.0)
-    assert store.reap_dead_runs() == [never_started]
+    assert reap_dead_runs(store) == [crashed, queued_dead], "a run without a pid gets a grace period"
+    monkeypatch.setattr("fmnist.worker.PID_GRACE_S", -1.0)
+    assert reap_dead_runs(store) == [never_started]
     statuses = {r.id: r.status for r in store.list_runs()}
     assert statuses == {alive: "running", crashed: "interrupted", never_started: "interrupted", queued_dead: "interrupted"}
     assert "ended without finishing" in store.get(crashed).error
@@ -82,7 +85,7 @@ def test_zombie_process_counts_as_dead():
 def test_epochs_batches_and_finish(home):
     store = RunStore()
     run_id = store.create_run(SPEC)
-    store.try_start(run_id, max_parallel=1)
+    try_start(store, run_id, max_parallel=1)
     store.record_progress(run_id, 1, 5, 10, 900.0, [(1, 5, 1.2, 0.6)])
     store.record_epoch(run_id, 1, {"loss": 1.0, "accuracy": 0.7, "val_loss": 0.9, "val_accuracy": 0.72}, 2.0)
     store.record_epoch(run_id, 2, {"loss": 0.8, "accuracy": 0.75, "val_loss": 0.85, "val_accuracy": 0.70}, 2.0)
@@ -97,8 +100,8 @@ def test_epochs_batches_and_finish(home):
 
 def test_list_runs_by_status(home):
     store = RunStore()
-    running, queued, finished = (store.create_run(SPEC, pid=1) for _ in range(3))  # pid 1: alive
-    assert store.try_start(running, max_parallel=1)
+    running, queued, finished = (store.create_run(SPEC) for _ in range(3))
+    assert try_start(store, running, max_parallel=1)
     store.finish(finished, "finished")
     assert [(r.id, r.status) for r in store.list_runs(statuses=("queued", "running"))] == [(running, "running"), (queued, "queued")]
     assert [r.id for r in store.list_runs(statuses=("finished",))] == [finished]
@@ -109,7 +112,7 @@ def test_list_runs_by_status(home):
 def test_rename_and_delete(home):
     store = RunStore()
     run_id = store.create_run(SPEC)
-    store.try_start(run_id, max_parallel=1)
+    try_start(store, run_id, max_parallel=1)
     with pytest.raises(RuntimeError, match="stop it"):
         store.delete(run_id)
     store.finish(run_id, "stopped")
@@ -123,10 +126,10 @@ def test_missing_or_corrupt_model_file_is_reported(home):
     store = RunStore()
     run_id = store.create_run(SPEC)
     with pytest.raises(ModelFileError, match="missing"):
-        store.load_model(run_id)
+        load_model(store, run_id)
     store.model_path(run_id).write_bytes(b"this is not a keras zip")
     with pytest.raises(ModelFileError, match="unreadable"):
-        store.load_model(run_id)
+        load_model(store, run_id)
 
 
 def write_progress(home: str, run_id: int, points: int) -> None:
@@ -138,7 +141,7 @@ def write_progress(home: str, run_id: int, points: int) -> None:
 def test_one_writer_and_several_readers_at_once(home):
     store = RunStore()
     run_id = store.create_run(SPEC)
-    store.try_start(run_id, max_parallel=1)
+    try_start(store, run_id, max_parallel=1)
     writer = multiprocessing.get_context("spawn").Process(target=write_progress, args=(str(store.home), run_id, 400))
     writer.start()
     seen = []
@@ -157,11 +160,11 @@ def test_one_writer_and_several_readers_at_once(home):
 def test_a_reused_pid_does_not_keep_a_dead_run_running(home):
     store = RunStore()
     run_id = store.create_run(SPEC)
-    store.try_start(run_id, max_parallel=1)
+    try_start(store, run_id, max_parallel=1)
     # As after a reboot: the pid now belongs to another process, started at another time.
     with store.connect() as db:
-        db.execute("UPDATE runs SET pid_started = 'another-boot:123' WHERE id = ?", (run_id,))
-    assert store.reap_dead_runs() == [run_id]
+        db.execute("UPDATE runs SET pid_started = '1000000000.00' WHERE id = ?", (run_id,))
+    assert reap_dead_runs(store) == [run_id]
 
 
 def test_a_store_from_before_jobs_and_pid_tokens_still_opens(home):

@@ -5,16 +5,18 @@ import signal
 
 import numpy as np
 
-from conftest import wait_until
 from fmnist.models import dense_spec
+from fmnist.prediction import load_model
 from fmnist.store import RunStore
 from fmnist.training import train_run
-from fmnist.worker import launch
+from fmnist.worker import launch, try_start
+
+from helpers import wait_until
 
 
 def start(store: RunStore, spec, limit: int) -> int:
     run_id = store.create_run(spec, train_limit=limit)
-    assert store.try_start(run_id, max_parallel=1)
+    assert try_start(store, run_id, max_parallel=1)
     return run_id
 
 
@@ -39,7 +41,7 @@ def test_short_training_learns_streams_and_saves(home, dataset):
     probs = np.load(store.probs_path(run_id))
     assert probs.shape == (10000, 10)
     assert np.mean(probs.argmax(1) == dataset.y_test) == summary["test_acc"]
-    model = store.load_model(run_id)
+    model = load_model(store, run_id)
     from fmnist.data import to_model_input
 
     reloaded = model.predict(to_model_input(dataset.x_test[:64]), verbose=0)

@@ -1,0 +1,143 @@
+"""What a run is: its status, its kind and the record the store keeps of it.
+
+Pure Python: the store, the worker, the pages and the CLI share these without
+importing each other (or Keras).
+"""
+
+import enum
+import json
+from dataclasses import dataclass
+
+from fmnist.models import ModelSpec
+
+
+class RunStatus(enum.StrEnum):
+    """queued -> running -> finished | stopped | failed; a queued run can be cancelled;
+    a run whose process died is interrupted. The values are what the store holds."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+    PRUNED = "pruned"  # a search's trial that its validation curve showed not worth finishing
+
+    @property
+    def active(self) -> bool:
+        return self in ACTIVE
+
+    @property
+    def has_model(self) -> bool:
+        """A finished or stopped run saved what it learnt."""
+        return self in (RunStatus.FINISHED, RunStatus.STOPPED)
+
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+ENDED = tuple(status for status in RunStatus if status not in ACTIVE)
+
+
+class RunKind(enum.StrEnum):
+    TRAIN = "train"  # one model, scored on the test set
+    CV = "cv"  # k-fold cross-validation of a run's spec, scored on the held-out folds
+    SEEDS = "seeds"  # a run's spec again with N seeds: the test accuracy's spread
+    SEARCH = "search"  # a search over a space of specs (fmnist.search); its trials are its children
+    TRIAL = "trial"  # one configuration a search tried, scored on validation accuracy only
+
+
+class LimitError(RuntimeError):
+    """A person has as many trainings queued or running as they may; the message says so."""
+
+
+class ModelFileError(RuntimeError):
+    """A run's model file is missing or unreadable."""
+
+
+@dataclass
+class Run:
+    id: int
+    name: str
+    spec: ModelSpec
+    status: RunStatus
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    pid: int | None
+    pid_started: str | None
+    train_limit: int | None
+    params: int
+    epoch: int
+    step: int
+    steps_per_epoch: int | None
+    samples_per_s: float | None
+    updated_at: float | None
+    stop_requested: bool
+    test_loss: float | None
+    test_acc: float | None
+    train_s: float | None
+    best_val_acc: float | None
+    cv_mean: float | None
+    cv_std: float | None
+    error: str | None
+    kind: RunKind
+    parent_id: int | None
+    repeats: int | None
+    scores: list[float]
+    seeds_mean: float | None
+    seeds_std: float | None
+    owner: str | None  # who started it (fmnist.access.Person.id); None: this machine's own user
+    owner_name: str | None
+    space_json: str | None  # a search's space (fmnist.search_space.SearchSpace as JSON)
+    backend_setting: str | None  # what the run asked for: auto, tensorflow or jax
+    backend: str | None  # the Keras backend that trained it, once it started
+    device: str | None  # the CPU's model name, or the GPU's name when it trained on one
+
+    @classmethod
+    def from_row(cls, row) -> "Run":
+        """From a database row as a mapping of column names to values."""
+        data = dict(row)
+        data["spec"] = ModelSpec.from_dict(json.loads(data.pop("spec_json")))
+        data["status"] = RunStatus(data["status"])
+        data["kind"] = RunKind(data["kind"])
+        data["stop_requested"] = bool(data["stop_requested"])
+        data["scores"] = json.loads(data.pop("scores_json") or "[]")
+        return cls(**data)
+
+    @property
+    def space(self) -> dict | None:
+        return json.loads(self.space_json) if self.space_json else None
+
+    @property
+    def total_epochs(self) -> int:
+        return self.spec.epochs * (self.repeats or 1)
+
+    @property
+    def active(self) -> bool:
+        return self.status.active
+
+    def fraction_done(self) -> float:
+        if self.status == RunStatus.FINISHED:
+            return 1.0
+        if not self.steps_per_epoch:
+            return 0.0
+        done = (max(self.epoch - 1, 0) + self.step / self.steps_per_epoch) / self.total_epochs
+        return min(max(done, 0.0), 1.0)
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the current speed (None before the first update)."""
+        if not self.samples_per_s or not self.steps_per_epoch:
+            return None
+        samples_left = (1 - self.fraction_done()) * self.total_epochs * self.steps_per_epoch * self.spec.batch_size
+        return samples_left / self.samples_per_s
+
+    def summary(self) -> dict:
+        """The fields the CLI and the leaderboard print (plain strings, ready for JSON)."""
+        return {
+            "run_id": self.id, "name": self.name, "status": str(self.status), "params": self.params,
+            "test_loss": self.test_loss, "test_acc": self.test_acc, "train_s": self.train_s,
+            "samples_per_s": self.samples_per_s, "best_val_acc": self.best_val_acc,
+            "cv_mean": self.cv_mean, "cv_std": self.cv_std, "seeds_mean": self.seeds_mean, "seeds_std": self.seeds_std,
+            "kind": str(self.kind), "parent_id": self.parent_id, "scores": self.scores, "owner": self.owner_name,
+            "backend": self.backend, "device": self.device,
+        }
