@@ -128,7 +128,8 @@ def train_round(args, home: Path, browser, url: str, condition: str, meter: CpuM
         page.get_by_text("· finished").first.wait_for(timeout=30000)
         assert page.evaluate(LIVE_POINTS) > 0, "a watching tab shows no live points"
         close(page)
-    return {"samples_per_s": summary["samples_per_s"], "server_cpu": server_cpu, "browser_cpu": browser_cpu}
+    return {"samples_per_s": summary["samples_per_s"], "server_cpu": server_cpu, "browser_cpu": browser_cpu,
+            "engine": f"{summary.get('backend') or 'tensorflow'} on {summary.get('device') or 'the CPU'}"}
 
 
 def idle_cpu(browser, url: str, meter: CpuMeter, seconds: float) -> list[dict]:
@@ -270,7 +271,8 @@ def main(argv=None) -> int:
         try:
             meter = CpuMeter(server.pid)
             # Untimed: warms the disk cache, decodes the dataset into the home, lets the server warm up.
-            train_round(args, home, browser, url, "one tab", meter, "warm-up")
+            warm = train_round(args, home, browser, url, "one tab", meter, "warm-up")
+            print(f"trained by: {warm['engine']} (the default engine, as `python -m fmnist train` picks it)", flush=True)
             rounds = {condition: [] for condition in CONDITIONS}
             for r in range(args.rounds):
                 order = CONDITIONS[r % 3:] + CONDITIONS[:r % 3]
