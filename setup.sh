@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what Fashion-MNIST Studio needs, skipping what is already there:
 # the pinned Python packages, the Fashion-MNIST dataset (Debian's package
-# dataset-fashion-mnist) and, with --test, Chromium for the browser tests; with --gpu, the CUDA
-# builds of TensorFlow and JAX for a machine with an NVIDIA GPU (requirements-gpu.txt).
+# dataset-fashion-mnist) and, with --test, Chromium for the browser tests and PostgreSQL for the
+# store's tests; with --gpu, the CUDA builds of TensorFlow and JAX for a machine with an NVIDIA GPU
+# (requirements-gpu.txt).
 # Uses the python3 on PATH: activate a virtual environment first to keep the packages apart.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +16,8 @@ fi
 if [ "${1:-}" = "--test" ]; then
   requirements=requirements-dev.txt
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium fonts-liberation)
+  # The store's tests start a PostgreSQL 15 server of their own (tests/servers.py).
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || apt_packages+=(postgresql)
 fi
 
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -1,13 +1,15 @@
 """Searches' studies: where Optuna keeps them, and what a search found so far.
 
-The studies live in Optuna's journal-file storage in $FMNIST_HOME: an append-only log with a
-file lock, safe for several processes at once (Optuna documents that SQLite storage is not safe
-for concurrent trial processes), from which a search killed half-way resumes. No Keras here:
-the Search page reads studies; fmnist.search runs them.
+With the run store in SQLite (FMNIST_DB unset), the studies live in Optuna's journal-file storage
+in $FMNIST_HOME: an append-only log with a file lock, safe for several processes at once (Optuna
+documents that SQLite storage is not safe for concurrent trial processes), from which a search
+killed half-way resumes. With the run store on PostgreSQL, in the same database (Optuna's
+RDBStorage, its own tables beside the store's), where trials on other machines reach them. No
+Keras here: the Search page reads studies; fmnist.search runs them.
 """
 
 import optuna
-from optuna.storages import JournalStorage
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
@@ -23,8 +25,12 @@ WARMUP_EPOCHS = 1
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def storage(store: RunStore) -> JournalStorage:
-    return JournalStorage(JournalFileBackend(str(store.home / "searches.journal")))
+def storage(store: RunStore) -> BaseStorage:
+    if store.database.is_sqlite:
+        return JournalStorage(JournalFileBackend(str(store.home / "searches.journal")))
+    if store.study_storage is None:  # one per store: RDBStorage checks its tables when it is made
+        store.study_storage = RDBStorage(store.database.url_text(), engine_kwargs={"pool_pre_ping": True})
+    return store.study_storage
 
 
 def study_name(search_id: int) -> str:

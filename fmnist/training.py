@@ -21,6 +21,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from fmnist.data import Dataset, load_dataset, stratified_folds, to_model_input
+from fmnist.database import StoreUnreachable
 from fmnist.evaluation import test_metrics
 from fmnist.keras_start import device_name
 from fmnist.models import ModelSpec
@@ -300,6 +301,8 @@ def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, prog
             run_id, ended_status(store, run_id), test_loss=test_loss, test_acc=test_acc, train_s=train_s,
             samples_per_s=trained_samples / train_s if train_s else None,
         )
+    except StoreUnreachable:  # nowhere to record it: the process ends, and the run is marked interrupted
+        raise
     except Exception as e:  # the run records why it failed; the process exits cleanly
         store.finish(run_id, RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
     return store.get(run_id).summary()
@@ -320,6 +323,8 @@ def train_trial(store: RunStore, run_id: int, trial, dataset: Dataset) -> tuple[
         trained_samples = round(len(x) * (1 - run.spec.val_split)) * epochs_done
         store.finish(run_id, status, train_s=train_s, samples_per_s=trained_samples / train_s if train_s else None)
         return status, reporter.best
+    except StoreUnreachable:  # nowhere to record it: the process ends, and the run is marked interrupted
+        raise
     except Exception as e:  # recorded on the trial; the search goes on
         store.finish(run_id, RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
         return RunStatus.FAILED, None
@@ -362,6 +367,8 @@ def run_job(store: RunStore, job_id: int, dataset: Dataset | None = None, progre
             scores.append(test_metrics(probs, y_score)[1])
             store.record_scores(job_id, scores)
         store.finish(job_id, ended_status(store, job_id), train_s=train_s)
+    except StoreUnreachable:  # nowhere to record it: the process ends, and the run is marked interrupted
+        raise
     except Exception as e:  # the job records why it failed; the process exits cleanly
         store.finish(job_id, RunStatus.FAILED, error=f"{type(e).__name__}: {e}")
     return store.get(job_id).summary()

@@ -22,6 +22,7 @@ from fmnist.access import (
     sign_in_with_class_code,
 )
 from fmnist.data import DatasetError, load_dataset
+from fmnist.database import DB_ENV
 from fmnist.evaluation import read_probabilities
 from fmnist.home import StoreError, home_dir
 from fmnist.models import stack_name
@@ -100,8 +101,13 @@ def store_errors_shown(function):
     return shown
 
 
-@st.cache_resource
 def cached_store(home: str) -> RunStore:
+    """The store with its folders in home, on FMNIST_DB's database (or SQLite in home)."""
+    return store_for(home, os.environ.get(DB_ENV, ""))
+
+
+@st.cache_resource
+def store_for(home: str, database: str) -> RunStore:
     return open_store(Path(home))
 
 

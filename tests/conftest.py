@@ -36,3 +36,25 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL 15 server for the session (tests/servers.py); each test asks it for a database."""
+    from servers import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, monkeypatch):
+    """The run store on each database in turn: FMNIST_DB unset (SQLite in FMNIST_HOME), then a fresh
+    PostgreSQL database. Child processes inherit the choice. Returns the URL, or None for SQLite."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("FMNIST_DB", raising=False)
+        return None
+    url = request.getfixturevalue("postgres").new_database()
+    monkeypatch.setenv("FMNIST_DB", url)
+    return url

@@ -1,3 +1,6 @@
+"""The run store's own suite: every test that needs a database runs on SQLite and on a real PostgreSQL
+(the `database` fixture, tests/conftest.py)."""
+
 import multiprocessing
 import subprocess
 import sys
@@ -7,6 +10,7 @@ import pytest
 from fmnist.models import PRESETS
 from fmnist.prediction import load_model
 from fmnist.runs import ModelFileError
+from fmnist.schema import runs
 from fmnist.store import RunStore
 from fmnist.worker import process_alive, reap_dead_runs, try_start
 
@@ -19,7 +23,7 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_create_and_read_a_run(home):
+def test_create_and_read_a_run(home, database):
     store = RunStore()
     run_id = store.create_run(SPEC, train_limit=500)
     run = store.get(run_id)
@@ -30,7 +34,7 @@ def test_create_and_read_a_run(home):
     assert store.get(run_id + 1) is None
 
 
-def test_queue_starts_runs_in_order_within_the_parallel_limit(home):
+def test_queue_starts_runs_in_order_within_the_parallel_limit(home, database):
     store = RunStore()
     first, second = store.create_run(SPEC), store.create_run(SPEC)
     assert not try_start(store, second, max_parallel=1), "the second run may not jump the queue"
@@ -41,7 +45,7 @@ def test_queue_starts_runs_in_order_within_the_parallel_limit(home):
     assert [r.status for r in store.list_runs()] == ["running", "running"]
 
 
-def test_stop_cancels_a_queued_run_and_flags_a_running_one(home):
+def test_stop_cancels_a_queued_run_and_flags_a_running_one(home, database):
     store = RunStore()
     running, queued = store.create_run(SPEC), store.create_run(SPEC)
     try_start(store, running, max_parallel=1)
@@ -54,7 +58,7 @@ def test_stop_cancels_a_queued_run_and_flags_a_running_one(home):
         store.request_stop(999)
 
 
-def test_runs_whose_process_died_are_marked_interrupted(home, monkeypatch):
+def test_runs_whose_process_died_are_marked_interrupted(home, database, monkeypatch):
     store = RunStore()
     alive = store.create_run(SPEC)  # this test process stands in for a live trainer
     try_start(store, alive, max_parallel=2)
@@ -82,7 +86,7 @@ def test_zombie_process_counts_as_dead():
     process.wait()
 
 
-def test_epochs_batches_and_finish(home):
+def test_epochs_batches_and_finish(home, database):
     store = RunStore()
     run_id = store.create_run(SPEC)
     try_start(store, run_id, max_parallel=1)
@@ -98,7 +102,7 @@ def test_epochs_batches_and_finish(home):
     assert store.point_counts(run_id + 1) == (0, 0)
 
 
-def test_list_runs_by_status(home):
+def test_list_runs_by_status(home, database):
     store = RunStore()
     running, queued, finished = (store.create_run(SPEC) for _ in range(3))
     assert try_start(store, running, max_parallel=1)
@@ -109,7 +113,7 @@ def test_list_runs_by_status(home):
     assert [r.id for r in store.list_runs()] == [running, queued, finished]
 
 
-def test_rename_and_delete(home):
+def test_rename_and_delete(home, database):
     store = RunStore()
     run_id = store.create_run(SPEC)
     try_start(store, run_id, max_parallel=1)
@@ -138,7 +142,7 @@ def write_progress(home: str, run_id: int, points: int) -> None:
         store.record_progress(run_id, 1, step, points, 100.0, [(1, step, 1.0 / step, 0.5)])
 
 
-def test_one_writer_and_several_readers_at_once(home):
+def test_one_writer_and_several_readers_at_once(home, database):
     store = RunStore()
     run_id = store.create_run(SPEC)
     try_start(store, run_id, max_parallel=1)
@@ -157,13 +161,13 @@ def test_one_writer_and_several_readers_at_once(home):
     assert len(store.batches(run_id)) == 400 and store.get(run_id).step == 400
 
 
-def test_a_reused_pid_does_not_keep_a_dead_run_running(home):
+def test_a_reused_pid_does_not_keep_a_dead_run_running(home, database):
     store = RunStore()
     run_id = store.create_run(SPEC)
     try_start(store, run_id, max_parallel=1)
     # As after a reboot: the pid now belongs to another process, started at another time.
     with store.connect() as db:
-        db.execute("UPDATE runs SET pid_started = '1000000000.00' WHERE id = ?", (run_id,))
+        db.execute(runs.update().where(runs.c.id == run_id).values(pid_started="1000000000.00"))
     assert reap_dead_runs(store) == [run_id]
 
 
@@ -185,7 +189,7 @@ def test_a_store_from_before_jobs_and_pid_tokens_still_opens(home):
     assert (run.name, run.kind, run.test_acc, run.scores, run.pid_started) == ("old", "train", 0.88, [], None)
 
 
-def test_deleting_a_run_deletes_its_jobs(home):
+def test_deleting_a_run_deletes_its_jobs(home, database):
     store = RunStore()
     run_id = store.create_run(SPEC)
     store.finish(run_id, "finished")
