@@ -3,6 +3,7 @@ own suite runs on both databases (tests/test_store.py); this is the URL, the sch
 (a server that is not there, one restarted under a training) and the searches' studies beside the runs."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -101,16 +102,33 @@ def test_postgres_restarted_mid_training_the_run_goes_on_and_a_longer_outage_int
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and len(store.epochs(summary["run_id"])) == 3
 
-    monkeypatch.setenv("FMNIST_DB_WAIT_S", "1")  # the training gives up after a second without its database
-    training = train_in_background("--epochs", "20", "--limit", "6000")
-    wait_until(lambda: any(run.step > 0 for run in store.list_runs(statuses=("running",))), timeout=120, message="training")
+    # A longer outage: a writer (standing in for a training's process) gives up after FMNIST_DB_WAIT_S,
+    # its process ends, and the reaper marks its run interrupted once the store is back.
+    writer = subprocess.Popen([sys.executable, "-c", WRITER], cwd=ROOT, env={**os.environ, "FMNIST_DB_WAIT_S": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: any(run.step > 0 for run in store.list_runs(statuses=("running",))), timeout=60, message="the writer")
     postgres.stop()
     try:
-        _, err = training.communicate(timeout=120)
-        assert training.returncode == 2 and "cannot be reached" in err and "Traceback" not in err, err
+        _, err = writer.communicate(timeout=60)
+        assert writer.returncode == 1 and "StoreUnreachable" in err and "cannot be reached" in err, err
     finally:
         postgres.start()
     wait_until(lambda: run_cli("runs").returncode == 0, timeout=30, message="the reaper")  # the CLI marks dead runs
     statuses = {run.name: (run.status, run.test_acc) for run in RunStore().list_runs()}
     assert statuses["finished before"] == ("finished", 0.88), "a finished run is never lost"
-    assert [status for name, (status, _) in statuses.items() if name not in ("finished before",)] == ["finished", "interrupted"]
+    assert [status for name, (status, _) in statuses.items() if name != "finished before"] == ["finished", "interrupted"]
+
+
+# A process that claims a queued run and writes its progress as a training does, until it cannot.
+WRITER = """
+from fmnist.models import dense_spec
+from fmnist.store import RunStore
+from fmnist.worker import try_start
+store = RunStore()
+run_id = store.create_run(dense_spec([16]), name="writer")
+try_start(store, run_id, max_parallel=None)
+step = 0
+while True:
+    step += 1
+    store.record_progress(run_id, 1, step, 1000, 100.0, [(1, step, 1.0, 0.5)])
+"""
