@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Fashion-MNIST Studio needs, skipping what is already there:
 # the pinned Python packages, the Fashion-MNIST dataset (Debian's package
-# dataset-fashion-mnist) and, with --test, Chromium for the browser tests and PostgreSQL for the
-# store's tests; with --gpu, the CUDA builds of TensorFlow and JAX for a machine with an NVIDIA GPU
-# (requirements-gpu.txt).
+# dataset-fashion-mnist) and, with --test, Chromium for the browser tests and PostgreSQL and Ray for
+# the cluster tests; with --cluster, Ray (requirements-cluster.txt: a head, a worker, or an app that
+# sends its runs to one); with --gpu, the CUDA builds of TensorFlow and JAX for a machine with an
+# NVIDIA GPU (requirements-gpu.txt).
 # Uses the python3 on PATH: activate a virtual environment first to keep the packages apart.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,11 +14,16 @@ apt_packages=()
 if [ -z "${FMNIST_DATA:-}" ] && [ ! -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
   apt_packages+=(dataset-fashion-mnist)
 fi
+extra_requirements=()
 if [ "${1:-}" = "--test" ]; then
   requirements=requirements-dev.txt
+  extra_requirements=(-r requirements-cluster.txt)
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium fonts-liberation)
   # The store's tests start a PostgreSQL 15 server of their own (tests/servers.py).
   [ -x /usr/lib/postgresql/15/bin/initdb ] || apt_packages+=(postgresql)
+fi
+if [ "${1:-}" = "--cluster" ]; then
+  requirements=requirements-cluster.txt
 fi
 
 if [ ${#apt_packages[@]} -gt 0 ]; then
@@ -38,6 +44,6 @@ if [ "${1:-}" = "--gpu" ]; then
   grep -v '^tensorflow-cpu==' requirements.txt > "${TMPDIR:-/tmp}/fmnist-requirements-gpu.txt"
   "${pip_install[@]}" -r "${TMPDIR:-/tmp}/fmnist-requirements-gpu.txt" -r requirements-gpu.txt
 else
-  "${pip_install[@]}" -r "$requirements"
+  "${pip_install[@]}" -r "$requirements" "${extra_requirements[@]}"
 fi
 "${pip_install[@]}" --no-deps --no-build-isolation -e .

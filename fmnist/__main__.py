@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from fmnist import cluster  # noqa: E402
 from fmnist.backends import BACKENDS, SETTING_ENV, SETTINGS, default_setting, resolve  # noqa: E402
 from fmnist.bench import CASES, run_bench  # noqa: E402
 from fmnist.data import DatasetError  # noqa: E402
@@ -36,7 +38,7 @@ from fmnist.models import (  # noqa: E402
 )
 from fmnist.runs import RunKind, RunStatus  # noqa: E402
 from fmnist.store import RunStore, open_store  # noqa: E402
-from fmnist.worker import create_job, reap_dead_runs, this_process, wait_for_slot  # noqa: E402
+from fmnist.worker import create_job, reap_dead_runs, stop_run, submit, this_process, wait_for_slot  # noqa: E402
 
 
 def positive_int(text: str) -> int:
@@ -137,6 +139,21 @@ def backend_for(run) -> str:
     return resolve(spec, run.backend_setting)
 
 
+def missing_gpu(backend: str) -> str | None:
+    """In a run's Ray job that asked for a GPU: why it cannot have one, when Keras finds none on its node."""
+    from fmnist.backends import LABELS, cpu_name
+    from fmnist.keras_start import device_name
+
+    asked = cluster.in_cluster_job() and cluster.resource_setting(cluster.GPUS_ENV, 0.0) > 0
+    if not asked or device_name(backend) != cpu_name():
+        return None
+    import socket
+
+    return (f"the run asked the cluster for a GPU ({cluster.GPUS_ENV}), but {LABELS[backend]} finds none on its node "
+            f"{socket.gethostname()} (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}): install the "
+            f"CUDA builds there (./setup.sh --gpu), or set {cluster.GPUS_ENV}=0 to train on CPUs")
+
+
 def train_in_this_process(store: RunStore, run_id: int) -> dict:
     if not wait_for_slot(store, run_id, on_wait=print_queued):
         return store.get(run_id).summary()
@@ -146,11 +163,19 @@ def train_in_this_process(store: RunStore, run_id: int) -> dict:
 
     run = store.get(run_id)
     kind = run.kind
-    start_keras(backend_for(run))
+    backend = start_keras(backend_for(run))
+    missing = missing_gpu(backend)
+    if missing:
+        store.finish(run_id, RunStatus.FAILED, error=missing)
+        return store.get(run_id).summary()
     if kind == RunKind.SEARCH:
         from fmnist.search import run_search
 
         return run_search(store, run_id, on_trial=print_trial)
+    if kind == RunKind.TRIAL:  # a search's trial, as its own Ray job (fmnist.search.run_on_cluster)
+        from fmnist.search import train_submitted_trial
+
+        return train_submitted_trial(store, run_id)
     from fmnist.training import run_job, train_run
 
     run = train_run if kind == RunKind.TRAIN else run_job
@@ -161,19 +186,48 @@ def train_in_this_process(store: RunStore, run_id: int) -> dict:
         progress.close()
 
 
+def train_here_or_on_cluster(store: RunStore, run_id: int) -> dict:
+    """Train a run this command created: in this process, or with FMNIST_RAY_ADDRESS set as a Ray job
+    whose progress this process shows until it ends (a search runs here either way; its trials go
+    to the cluster)."""
+    head = cluster.current()
+    if head is None or store.get(run_id).kind == RunKind.SEARCH:
+        return train_in_this_process(store, run_id)
+    submit(store, head, run_id)
+    progress, said_queued = ProgressBar(), False
+    try:
+        while (run := store.get(run_id)).active:
+            if run.status == RunStatus.QUEUED and not said_queued:
+                print(f"run {run_id}: queued on the cluster ({head.address}, Ray job {run.cluster_job})", file=sys.stderr)
+                said_queued = True
+            elif run.status == RunStatus.RUNNING and run.steps_per_epoch:
+                progress(run.epoch, run.total_epochs, run.step, run.steps_per_epoch, run.samples_per_s or 0.0)
+            reap_dead_runs(store)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print(f"\nrun {run_id} goes on on the cluster: `python -m fmnist stop {run_id}` stops it", file=sys.stderr)
+        raise
+    finally:
+        progress.close()
+    return store.get(run_id).summary()
+
+
 def cmd_train(args) -> int:
     store = open_store()
+    if args.run_id is None:
+        cluster.current()  # a cluster that cannot be reached refuses before anything is written
     if args.run_id is not None:
         run = store.get(args.run_id)
         if run is None or run.status != RunStatus.QUEUED:
             print(f"run {args.run_id} is not queued", file=sys.stderr)
             return 2
         run_id = args.run_id
+        summary = train_in_this_process(store, run_id)  # the app's training process, or a run's Ray job
     else:
         pid, started = this_process()
         run_id = store.create_run(spec_from_args(args), name=args.name or args.preset, train_limit=args.limit, pid=pid, pid_started=started,
                                   backend_setting=args.backend or default_setting())
-    summary = train_in_this_process(store, run_id)
+        summary = train_here_or_on_cluster(store, run_id)
     if summary["status"] == RunStatus.FAILED:
         print(f"run {run_id} failed: {store.get(run_id).error}", file=sys.stderr)
     print(json.dumps(summary))
@@ -216,9 +270,10 @@ def cmd_runs(args) -> int:
 def cmd_job(args) -> int:
     kind, repeats = (RunKind.CV, args.folds) if args.command == "cv" else (RunKind.SEEDS, args.n)
     store = open_store()
+    cluster.current()
     pid, started = this_process()
     job_id = create_job(store, args.run_id, kind, repeats, pid=pid, pid_started=started)
-    summary = train_in_this_process(store, job_id)
+    summary = train_here_or_on_cluster(store, job_id)
     print(json.dumps(summary))
     return 0 if RunStatus(summary["status"]).has_model else 1
 
@@ -300,7 +355,7 @@ def cmd_search_helper(args) -> int:
 
 def cmd_stop(args) -> int:
     try:
-        status = open_store().request_stop(args.run_id)
+        status = stop_run(open_store(), args.run_id)
     except KeyError as e:
         print(e.args[0], file=sys.stderr)
         return 2
@@ -320,7 +375,7 @@ def cmd_seed_table(args) -> int:
         pid, started = this_process()
         run_id = store.create_run(spec, name=name, train_limit=args.limit, pid=pid, pid_started=started, backend_setting=default_setting())
         print(f"{name}: run {run_id}", file=sys.stderr)
-        summary = train_in_this_process(store, run_id)
+        summary = train_here_or_on_cluster(store, run_id)
         rows.append({
             "stack": "-".join(map(str, widths)), "params": summary["params"],
             "test_loss": summary["test_loss"], "test_acc": summary["test_acc"],
@@ -393,6 +448,10 @@ def cmd_serve(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.cluster:
+        from fmnist.cluster_bench import main as cluster_bench
+
+        return cluster_bench()
     if args.watch:
         from fmnist.watch_bench import main as watch_bench
 
@@ -539,6 +598,8 @@ def main(argv=None) -> int:
     bench.add_argument("--repeats", type=positive_int, default=3, help="rounds: each side trains each case once a round")
     bench.add_argument("--watch", action="store_true",
                        help="instead: training alone against watched in Chromium, idle CPU, page times (python -m fmnist.watch_bench)")
+    bench.add_argument("--cluster", action="store_true",
+                       help="instead: 8 short runs on the local queue, then on the Ray head at FMNIST_RAY_ADDRESS: wall time, time to first batch")
     bench.add_argument("--side", choices=("bare", "engine"), help=argparse.SUPPRESS)  # one side, in its own process
     bench.add_argument("--backend", choices=BACKENDS, default="tensorflow", help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
@@ -554,7 +615,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (DatasetError, StoreError, ValueError, PermissionError) as e:  # SpecError and SharingConfigError are ValueErrors
+    except (DatasetError, StoreError, cluster.ClusterError, ValueError, PermissionError) as e:  # SpecError and SharingConfigError are ValueErrors
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -92,6 +92,7 @@ class Run:
     backend_setting: str | None  # what the run asked for: auto, tensorflow or jax
     backend: str | None  # the Keras backend that trained it, once it started
     device: str | None  # the CPU's model name, or the GPU's name when it trained on one
+    cluster_job: str | None  # the Ray job it was submitted as (fmnist.cluster); None: a local process
 
     @classmethod
     def from_row(cls, row) -> "Run":
@@ -115,6 +116,10 @@ class Run:
     @property
     def active(self) -> bool:
         return self.status.active
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.cluster_job is not None
 
     def fraction_done(self) -> float:
         if self.status == RunStatus.FINISHED:

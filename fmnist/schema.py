@@ -128,8 +128,14 @@ def to_version_4(db: Connection) -> None:
     ddl(db, "ALTER TABLE runs ADD COLUMN device TEXT")
 
 
+def to_version_5(db: Connection) -> None:
+    """The Ray job a run was submitted as (its submission id), when runs go to a Ray cluster; NULL for a
+    local process, as every run before."""
+    ddl(db, "ALTER TABLE runs ADD COLUMN cluster_job TEXT")
+
+
 # MIGRATIONS[i] takes a store from version i to version i + 1.
-MIGRATIONS = (to_version_1, to_version_2, to_version_3, to_version_4)
+MIGRATIONS = (to_version_1, to_version_2, to_version_3, to_version_4, to_version_5)
 VERSION = len(MIGRATIONS)
 
 
@@ -207,6 +213,7 @@ runs = sa.Table(
     sa.Column("backend_setting", sa.Text),
     sa.Column("backend", sa.Text),
     sa.Column("device", sa.Text),
+    sa.Column("cluster_job", sa.Text),
 )
 
 epochs = sa.Table(

@@ -11,15 +11,17 @@ test set.
 import logging
 import time
 
+import optuna
 from optuna.trial import TrialState
 
+from fmnist import cluster
 from fmnist.data import Dataset, load_dataset
 from fmnist.runs import RunKind, RunStatus
 from fmnist.search_space import SearchSpace, suggest
 from fmnist.store import RunStore
 from fmnist.studies import best_value, budget_left, fail_stale_trials, open_study, search_summary
 from fmnist.training import train_trial
-from fmnist.worker import max_parallel, start_search_helper, wait_for_slot
+from fmnist.worker import POLL_S, max_parallel, reap_dead_runs, start_process, start_search_helper, wait_for_slot
 
 # Every trial builds a new model, so TensorFlow traces its step anew each time, as it should:
 # its warning about retracing only clutters a search's log.
@@ -43,22 +45,67 @@ def trial_loop(store: RunStore, search_id: int, study, space: SearchSpace, datas
             study.tell(trial, state=TrialState.FAIL)
             return
         status, best = train_trial(store, run_id, trial, dataset)
-        if status == RunStatus.FINISHED and best is not None:
-            study.tell(trial, best)
-        elif status == RunStatus.PRUNED:
-            study.tell(trial, state=TrialState.PRUNED)
-        else:  # failed, or stopped half-way: not a result to compare
-            study.tell(trial, state=TrialState.FAIL)
-        store.update_search(search_id, best_val_acc=best_value(study))
-        if on_trial:
-            on_trial(store.get(run_id), best)
+        tell(store, search_id, study, trial, status, best, on_trial)
+
+
+def tell(store: RunStore, search_id: int, study, trial, status: RunStatus, best: float | None, on_trial=None) -> None:
+    """A trial's end, told to the study: its score, pruned, or (failed, stopped half-way) no result to compare."""
+    if status == RunStatus.FINISHED and best is not None:
+        study.tell(trial, best)
+    elif status == RunStatus.PRUNED:
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+    store.update_search(search_id, best_val_acc=best_value(study))
+    if on_trial:
+        on_trial(store.get(trial.user_attrs["run_id"]), best)
+
+
+def run_on_cluster(store: RunStore, search_id: int, study, space: SearchSpace, head: "cluster.Cluster", elapsed, on_trial=None) -> None:
+    """Ask, submit, tell: each trial a Ray job of its own (`python -m fmnist train --run-id N`, which
+    reports its epochs to the study and is pruned there), as many in flight as the cluster trains at
+    once, until the budget is spent or someone stops the search; then wait for those in flight."""
+    search = store.get(search_id)
+    owner = {"owner": search.owner, "owner_name": search.owner_name}
+    at_once, in_flight = head.runs_at_once(), {}
+    while True:
+        reap_dead_runs(store)  # a trial whose job died ends as interrupted, and is told as failed
+        for run_id, trial in list(in_flight.items()):
+            run = store.get(run_id)
+            if not run.active:
+                del in_flight[run_id]
+                tell(store, search_id, study, trial, run.status, run.best_val_acc, on_trial)
+        search = store.get(search_id)
+        going_on = search.status == RunStatus.RUNNING and not search.stop_requested
+        while going_on and len(in_flight) < at_once and budget_left(space, store, search_id, elapsed()):
+            trial = study.ask()
+            run_id = store.create_run(suggest(space, trial), name=f"trial {trial.number + 1} of #{search_id}", train_limit=space.images,
+                                      kind=RunKind.TRIAL, parent_id=search_id, **owner)
+            trial.set_user_attr("run_id", run_id)
+            in_flight[run_id] = trial
+            start_process(store, run_id)
+        if not in_flight:
+            return
+        time.sleep(POLL_S)
+
+
+def train_submitted_trial(store: RunStore, run_id: int) -> dict:
+    """A trial's own Ray job: train it, reporting each epoch to its study (which may prune it); the
+    search's process tells the study how it ended. Returns the trial's summary."""
+    run = store.get(run_id)
+    search = store.get(run.parent_id)
+    study = open_study(store, search.id, SearchSpace.from_dict(search.space))
+    [asked] = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.user_attrs.get("run_id") == run_id]
+    train_trial(store, run_id, optuna.trial.Trial(study, asked._trial_id), load_dataset())
+    return store.get(run_id).summary()
 
 
 def run_search(store: RunStore, search_id: int, dataset: Dataset | None = None, on_trial=None, prune: bool = True) -> dict:
     """Run a search the queue has started until its budget is spent or someone stops it, with as
     many trials at once as the run queue allows (FMNIST_MAX_PARALLEL: a helper process for each
-    more). on_trial(run, value), if given, hears this process's trials as they end. Returns the
-    search's summary."""
+    more), or with FMNIST_RAY_ADDRESS set as many as the Ray cluster trains at once (run_on_cluster).
+    on_trial(run, value), if given, hears this process's trials as they end. Returns the search's
+    summary."""
     search = store.get(search_id)
     started, before = time.monotonic(), search.train_s or 0.0
 
@@ -70,11 +117,15 @@ def run_search(store: RunStore, search_id: int, dataset: Dataset | None = None, 
         space = SearchSpace.from_dict(search.space)
         study = open_study(store, search_id, space, prune=prune)
         fail_stale_trials(study)
-        dataset = dataset or load_dataset()
-        helpers = [start_search_helper(store, search_id) for _ in range(max_parallel() - 1)]
-        trial_loop(store, search_id, study, space, dataset, elapsed, on_trial)
-        for helper in helpers:
-            helper.wait()
+        head = cluster.current()
+        if head is not None:
+            run_on_cluster(store, search_id, study, space, head, elapsed, on_trial)
+        else:
+            dataset = dataset or load_dataset()
+            helpers = [start_search_helper(store, search_id) for _ in range(max_parallel() - 1)]
+            trial_loop(store, search_id, study, space, dataset, elapsed, on_trial)
+            for helper in helpers:
+                helper.wait()
         status = RunStatus.STOPPED if store.stop_requested(search_id) else RunStatus.FINISHED
         store.finish(search_id, status, train_s=elapsed())
     except Exception as e:  # the search records why it failed; its finished trials stay

@@ -198,6 +198,11 @@ class RunStore:
         with self.connect() as db:
             db.execute(runs.update().where(runs.c.id == run_id).values(pid=pid, pid_started=pid_started))
 
+    def set_cluster_job(self, run_id: int, submission_id: str) -> None:
+        """The Ray job that trains the run (fmnist.cluster), recorded before it is submitted."""
+        with self.connect() as db:
+            db.execute(runs.update().where(runs.c.id == run_id).values(cluster_job=submission_id))
+
     @with_retries
     def claim_slot(self, run_id: int, max_parallel: int | None, pid: int, pid_started: str | None) -> bool:
         """In one transaction: move a queued run to running if it is first in the queue and fewer

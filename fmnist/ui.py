@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from fmnist import cluster
 from fmnist.access import (
     LOCAL_ADMIN,
     AccessError,
@@ -361,9 +362,32 @@ def sidebar_panel(quiet: bool) -> None:
         if not quiet:  # a quiet sidebar's bar would stand still: the page below shows the progress
             st.progress(run.fraction_done(), text=f"epoch {run.epoch}/{run.total_epochs}")
     if queued:
-        st.caption("Queued: " + ", ".join(f"#{r.id}" for r in queued))
+        st.caption(("Queued on the cluster: " if any(r.on_cluster for r in queued) else "Queued: ")
+                   + ", ".join(f"#{r.id}" for r in queued))
     if active and not quiet:
         st.page_link(TRAIN_PAGE, label="Watch it live", icon=":material/monitoring:")
+    where_runs_train_line(cluster.address() or "")
+
+
+def where_runs_train_line(head: str) -> None:
+    """Where runs train: this machine, or the Ray cluster with its size and load and a link to Ray's dashboard."""
+    text, problem = cluster_status(head)
+    if problem:
+        st.warning(problem, icon=":material/cloud_off:")
+        return
+    st.caption(f"Runs train on: {text}")
+    if head:
+        st.markdown(f"[Ray dashboard]({head})")
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def cluster_status(head: str) -> tuple[str | None, str | None]:
+    """(where runs train, None), or (None, why the cluster cannot be reached); asked of Ray at most
+    every ten seconds, however many tabs refresh their sidebars."""
+    try:
+        return cluster.where_runs_train(), None
+    except cluster.ClusterError as e:
+        return None, str(e)
 
 
 def keep_keras_between_runs() -> None:

@@ -5,6 +5,10 @@ so nothing a browser does can kill or freeze it. A queued run's process waits
 until it is first in line and fewer than FMNIST_MAX_PARALLEL runs (default 1)
 are training. A run whose process is gone is marked interrupted by
 `reap_dead_runs`, which the pages and the CLI call before they show runs.
+
+With FMNIST_RAY_ADDRESS set, the same process is a Ray job instead (fmnist.cluster):
+Ray's queue decides when it starts, and Ray's job status whether it lives. A search
+itself stays a local process (it only asks Optuna and tells it); its trials are jobs.
 """
 
 import json
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import psutil
 
+from fmnist import cluster
 from fmnist.access import Person
 from fmnist.backends import default_setting
 from fmnist.models import ModelSpec
@@ -68,30 +73,54 @@ def this_process() -> tuple[int, str | None]:
 
 
 def reap_dead_runs(store: RunStore) -> list[int]:
-    """Mark queued or running runs whose process is gone as interrupted; returns their ids."""
+    """Mark queued or running runs whose process (or Ray job) is gone as interrupted; returns their ids."""
     now = time.time()
+    active = store.list_runs(statuses=ACTIVE)
     dead = [
-        run.id for run in store.list_runs(statuses=ACTIVE)
-        if (run.pid is None and now - run.created_at > PID_GRACE_S)
-        or (run.pid is not None and not process_alive(run.pid, run.pid_started))
+        run.id for run in active if not run.on_cluster and (
+            (run.pid is None and now - run.created_at > PID_GRACE_S)
+            or (run.pid is not None and not process_alive(run.pid, run.pid_started)))
     ]
     if dead:
         store.mark_interrupted(dead, INTERRUPTED)
-    return dead
+    return dead + reap_cluster_runs(store, [run for run in active if run.on_cluster])
+
+
+def reap_cluster_runs(store: RunStore, runs: list) -> list[int]:
+    """Cluster runs whose Ray job failed, was stopped, ended without ending its run (its node died, the
+    job was killed) or is unknown to the cluster: interrupted, with Ray's reason. Nothing is marked
+    while the cluster cannot be reached: its runs may well be training."""
+    if not runs:
+        return []
+    try:
+        head = cluster.current()
+        if head is None:  # a store shared with a cluster, opened without its address: cannot tell
+            return []
+        dead, states = [], head.job_states([run.cluster_job for run in runs])
+        for run in runs:
+            state, message = states[run.cluster_job]
+            if state in cluster.ALIVE or (state == "UNKNOWN" and time.time() - run.created_at < PID_GRACE_S):
+                continue
+            store.mark_interrupted([run.id], f"its Ray job {run.cluster_job} {state.lower()}" + (f": {message}" if message else ""))
+            dead.append(run.id)
+        return dead
+    except cluster.ClusterError:
+        return []
 
 
 # --- the queue ---
 
-def try_start(store: RunStore, run_id: int, max_parallel: int) -> bool:
+def try_start(store: RunStore, run_id: int, max_parallel: int | None) -> bool:
     """Move a queued run to running, owned by this process, if it is first in line and a slot is free."""
     return store.claim_slot(run_id, max_parallel, *this_process())
 
 
 def wait_for_slot(store: RunStore, run_id: int, on_wait=None) -> bool:
-    """Block until the run may start (True) or it was cancelled meanwhile (False)."""
+    """Block until the run may start (True) or it was cancelled meanwhile (False). A run's Ray job
+    starts at once: the cluster's queue already decided."""
     store.set_pid(run_id, *this_process())
     while True:
-        if try_start(store, run_id, max_parallel()):
+        if try_start(store, run_id, None if cluster.in_cluster_job() else max_parallel()):
             return True
         run = store.get(run_id)
         if run is None or run.status != RunStatus.QUEUED:
@@ -117,6 +146,7 @@ def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limi
     """Queue a run and start its own training process; returns the run id.
     LimitError if the owner has max_runs queued or running already. backend_setting: auto, tensorflow
     or jax; by default FMNIST_BACKEND's, else auto (ValueError if that holds something else)."""
+    cluster.current()  # a cluster that cannot be reached refuses (ClusterError) before anything is written
     run_id = store.create_run(spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting(),
                               **owner_fields(owner, max_runs))
     start_process(store, run_id)
@@ -142,6 +172,7 @@ def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: i
 
 def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, owner: Person | None = None,
                max_runs: int | None = None) -> int:
+    cluster.current()
     job_id = create_job(store, run_id, kind, repeats, owner=owner, max_runs=max_runs)
     start_process(store, job_id)
     return job_id
@@ -162,6 +193,7 @@ def create_search(store: RunStore, space: SearchSpace, name: str | None = None, 
 
 def launch_search(store: RunStore, space: SearchSpace, name: str | None = None, owner: Person | None = None,
                   max_runs: int | None = None) -> int:
+    cluster.current()  # its trials go there
     search_id = create_search(store, space, name, owner=owner, max_runs=max_runs)
     start_process(store, search_id)
     return search_id
@@ -199,11 +231,42 @@ def spawn(store: RunStore, run_id: int, *command: str) -> subprocess.Popen:
 
 
 def start_process(store: RunStore, run_id: int) -> None:
-    """The run's own `python -m fmnist train --run-id N`."""
+    """The run's own `python -m fmnist train --run-id N`: a Ray job with FMNIST_RAY_ADDRESS set
+    (a search's own process stays here), else a local process."""
+    head = cluster.current()
+    if head is not None and store.get(run_id).kind != RunKind.SEARCH:
+        submit(store, head, run_id)
+        return
     process = spawn(store, run_id, "train", "--run-id", str(run_id))
     store.set_pid(run_id, process.pid, process_started(process.pid))
     # Reap it when it ends, so a long-lived server does not collect zombies.
     threading.Thread(target=process.wait, daemon=True).start()
+
+
+def submit(store: RunStore, head: "cluster.Cluster", run_id: int) -> None:
+    """Submit a queued run as a Ray job; the job's id is recorded first, so that the reaper never
+    finds a job without its run. A refused submission (ClusterError) fails the run, saying why."""
+    submission_id = cluster.new_submission_id(run_id)
+    store.set_cluster_job(run_id, submission_id)
+    try:
+        cpus, gpus = head.resources_per_run()
+        head.submit(run_id, store.home, submission_id, cpus, gpus)
+    except cluster.ClusterError as e:
+        store.finish(run_id, RunStatus.FAILED, error=str(e))
+        raise
+
+
+def stop_run(store: RunStore, run_id: int) -> RunStatus:
+    """Stop a run (fmnist.store.RunStore.request_stop): a running one at its next batch, keeping what
+    it learnt; a queued one at once, and its Ray job with it when it waits in the cluster's queue
+    (a search's queued trials too). KeyError for no such run."""
+    waiting = [run for run in [store.get(run_id), *store.children(run_id)]
+               if run is not None and run.on_cluster and run.status == RunStatus.QUEUED]
+    status = store.request_stop(run_id)
+    head = cluster.current() if waiting else None
+    for run in waiting if head is not None else ():
+        head.stop(run.cluster_job)
+    return status
 
 
 def start_search_helper(store: RunStore, search_id: int) -> subprocess.Popen:

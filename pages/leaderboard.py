@@ -6,6 +6,7 @@ import streamlit as st
 
 from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.charts import overlay_curves
+from fmnist.cluster import ClusterError
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, train_seed_stacks, training_runs
 from fmnist.runs import LimitError, RunKind
@@ -172,7 +173,7 @@ def manage(store: RunStore, run) -> None:
 def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> None:
     try:
         job_id = launch_job(store, run_id, kind, st.session_state[count_key], owner=acting_person(), max_runs=max_runs_per_person())
-    except (AccessError, LimitError) as e:
+    except (AccessError, LimitError, ClusterError) as e:
         st.session_state.lb_problem = str(e)
         return
     st.toast(f"Queued job #{job_id}: {store.get(job_id).name}", icon=":material/schedule:")
@@ -220,7 +221,7 @@ def seed_table(store: RunStore, runs: list) -> None:
     if st.button("Train the seed's four stacks", icon=":material/replay:", key="lb_seed_train"):
         try:
             queued, limited = train_seed_stacks(store, owner=acting_person(), max_runs=max_runs_per_person())
-        except AccessError as e:
+        except (AccessError, ClusterError) as e:
             queued, limited = [], str(e)
         if queued:
             st.success(f"Queued {', '.join(f'#{r}' for r in queued)}: they train one after another, "

@@ -11,7 +11,7 @@ from fmnist.runs import LimitError, RunKind, RunStatus
 from fmnist.search_charts import accuracy_vs_size, best_so_far, importance_bars, trials_table, validation_curves
 from fmnist.search_space import BATCH_SIZES, FILTER_CHOICES, SearchSpace, describe_size, validate_space
 from fmnist.studies import best_trial_run, delete_search, importances, load_study, parallel_coordinates
-from fmnist.worker import launch, launch_search, resume_search
+from fmnist.worker import launch, launch_search, resume_search, stop_run
 
 WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01]
@@ -88,7 +88,7 @@ def controls(store, search) -> None:
     if search.active:
         if stop.button("Stop search", key="search_stop", icon=":material/stop_circle:", disabled=not mine,
                        help="the trial that trains ends at its next batch; finished trials stay"):
-            act(store, search, "stop", lambda: store.request_stop(search.id))
+            act(store, search, "stop", lambda: stop_run(store, search.id))
     else:
         if resume.button("Resume", key="search_resume", icon=":material/play_arrow:", disabled=not mine,
                          help="go on from the trials it has, with its budget (raise Trials or Minutes on the left to extend it)"):

@@ -6,6 +6,7 @@ import streamlit as st
 from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import curve_data, curve_spec, stack_diagram
+from fmnist.cluster import ClusterError
 from fmnist.models import (
     ACTIVATIONS,
     KERNEL_SIZES,
@@ -42,7 +43,7 @@ from fmnist.ui import (
     run_label,
     store_errors_shown,
 )
-from fmnist.worker import launch
+from fmnist.worker import launch, stop_run
 
 DEFAULT_PRESET = "Seed D: 128-64"
 ALL_IMAGES = 60000
@@ -205,12 +206,14 @@ def start_run(spec: ModelSpec, name: str, limit: int | None, backend_setting: st
     try:
         run_id = launch(store, spec, name=name or None, train_limit=limit, owner=acting_person(), max_runs=max_runs_per_person(),
                         backend_setting=backend_setting)
-    except (AccessError, LimitError) as e:
+    except (AccessError, LimitError, ClusterError) as e:
         st.error(str(e), icon=":material/block:")
         return
     st.session_state.watch_run = run_id
     ahead = [r for r in active_runs(store) if r.id < run_id]
-    if ahead:
+    if store.get(run_id).on_cluster:
+        st.toast(f"Run #{run_id} sent to the cluster", icon=":material/rocket_launch:")
+    elif ahead:
         st.info(f"Run #{run_id} is queued behind {', '.join(f'#{r.id}' for r in ahead)}: it starts when the machine is free.",
                 icon=":material/schedule:")
     else:
@@ -328,11 +331,13 @@ def live_view(drawn_for: tuple):
     if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", disabled=not mine, help=stop_help):
         try:
             check_may_manage(acting_person(), run, "stop")  # checked as it happens, not only as the button was drawn
-            store.request_stop(run.id)
+            stop_run(store, run.id)
             st.toast(f"Stopping run #{run.id}…")
         except AccessError as e:
             st.error(str(e), icon=":material/lock:")
-    if run.status == RunStatus.QUEUED:
+    if run.status == RunStatus.QUEUED and run.on_cluster:
+        st.info("Queued on the cluster: it starts when Ray has room for it.", icon=":material/schedule:")
+    elif run.status == RunStatus.QUEUED:
         st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
     elif run.status == RunStatus.RUNNING:
         show_progress(run)

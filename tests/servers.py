@@ -1,14 +1,17 @@
-"""Real servers the tests start themselves, once per test session: a PostgreSQL 15 server (Debian's
-`postgresql`) in a temporary folder, on a free port of 127.0.0.1, behind a password. Nothing of the
-machine's own PostgreSQL is touched."""
+"""Real servers the cluster tests start themselves, once per test session: a PostgreSQL 15 server
+(Debian's `postgresql`) and a Ray head, each in a temporary folder, on a free port of 127.0.0.1,
+behind a password or token. Nothing of the machine's own PostgreSQL or Ray is touched."""
 
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+
+from helpers import wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -75,3 +78,63 @@ class PostgresServer:
             self.stop("immediate")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class RayHead:
+    """`ray start --head` on 127.0.0.1 with token authentication and a temporary folder of its own
+    (never Ray's default /tmp/ray, which another Ray on the machine may use)."""
+
+    def __init__(self, num_cpus: int = 2):
+        self.folder = Path(tempfile.mkdtemp(prefix="fmnist-ray-"))
+        self.port, self.dashboard_port = free_port(), free_port()
+        self.token = secrets.token_hex(32)
+        self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+        self.ray = str(Path(sys.executable).with_name("ray"))
+        subprocess.run(
+            [self.ray, "start", "--head", f"--num-cpus={num_cpus}", "--num-gpus=0", "--disable-usage-stats",
+             "--node-ip-address=127.0.0.1", f"--port={self.port}", "--dashboard-host=127.0.0.1",
+             f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.folder}", "--include-dashboard=true",
+             f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+             f"--metrics-export-port={free_port()}"],
+            check=True, capture_output=True, text=True, env=self.env, timeout=120,
+        )
+        self.address = f"http://127.0.0.1:{self.dashboard_port}"
+        wait_until(self.answers, timeout=60, every=0.5, message="the Ray dashboard to answer")
+
+    def answers(self) -> bool:
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.address}/api/version", headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def ray_cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([self.ray, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
+
+    def processes(self) -> list:
+        """The head's processes: those whose command line names its own temporary folder."""
+        import psutil
+
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            if any(str(self.folder) in part for part in process.info["cmdline"] or ()):
+                found.append(process)
+        return found
+
+    def close(self) -> None:
+        """Ends this head's processes only (`ray stop` would end every Ray on the machine)."""
+        import psutil
+
+        processes = self.processes()
+        for process in processes:
+            try:
+                process.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(processes, timeout=5)
+        for process in alive:
+            process.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
