@@ -71,7 +71,7 @@ class ClusterSummary:
 
     def describe(self) -> str:
         return (f"Ray cluster at {self.address}: {self.nodes} node{'s' * (self.nodes != 1)}, {self.cpus:g} CPUs, "
-                f"{self.gpus:g} GPUs, {self.jobs_running} job{'s' * (self.jobs_running != 1)} running")
+                f"{self.gpus:g} GPU{'s' * (self.gpus != 1)}, {self.jobs_running} job{'s' * (self.jobs_running != 1)} running")
 
 
 def quiet_submissions() -> None:

@@ -84,14 +84,14 @@ class RayHead:
     """`ray start --head` on 127.0.0.1 with token authentication and a temporary folder of its own
     (never Ray's default /tmp/ray, which another Ray on the machine may use)."""
 
-    def __init__(self, num_cpus: int = 2):
+    def __init__(self, num_cpus: int = 2, num_gpus: int = 0):
         self.folder = Path(tempfile.mkdtemp(prefix="fmnist-ray-"))
         self.port, self.dashboard_port = free_port(), free_port()
         self.token = secrets.token_hex(32)
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
         self.ray = str(Path(sys.executable).with_name("ray"))
         subprocess.run(
-            [self.ray, "start", "--head", f"--num-cpus={num_cpus}", "--num-gpus=0", "--disable-usage-stats",
+            [self.ray, "start", "--head", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}", "--disable-usage-stats",
              "--node-ip-address=127.0.0.1", f"--port={self.port}", "--dashboard-host=127.0.0.1",
              f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.folder}", "--include-dashboard=true",
              f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",

@@ -3,6 +3,8 @@ folder) and a real PostgreSQL run store, both started by the tests (tests/server
 own launch path sends runs there as Ray jobs; the Train page shows their curves from PostgreSQL;
 stop, `ray job stop` and a search's trials behave as the README says."""
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -21,7 +23,7 @@ from servers import free_port
 def ray_head():
     from servers import RayHead
 
-    head = RayHead(num_cpus=2)
+    head = RayHead(num_cpus=2, num_gpus=1)  # a GPU the machine does not have: what a run that asks for one meets
     yield head
     head.close()
 
@@ -34,6 +36,7 @@ def on_cluster(home, ray_head, postgres, monkeypatch):
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)
     monkeypatch.setenv("FMNIST_RAY_CPUS", "1")
+    monkeypatch.setenv("FMNIST_RAY_GPUS", "0")
     store = RunStore()
     yield store
     for run in store.list_runs(statuses=ACTIVE):
@@ -64,7 +67,7 @@ def test_runs_from_the_train_page_train_as_ray_jobs_at_once_stop_and_die_as_the_
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert not at.exception, at.exception
-    assert any(c.value.startswith(f"Runs train on: Ray cluster at {ray_head.address}: 1 node, 2 CPUs, 0 GPUs")
+    assert any(c.value.startswith(f"Runs train on: Ray cluster at {ray_head.address}: 1 node, 2 CPUs, 1 GPU, ")
                for c in at.sidebar.caption), [c.value for c in at.sidebar.caption]
     assert any(ray_head.address in m.value and "Ray dashboard" in m.value for m in at.sidebar.markdown)
 
@@ -115,6 +118,18 @@ def test_a_search_runs_its_trials_as_ray_jobs(on_cluster):
     study = load_study(store, search_id)
     assert sorted(t.user_attrs["run_id"] for t in study.trials) == [t.id for t in trials]
     assert all(t.state.name == "COMPLETE" and t.intermediate_values for t in study.trials), "each job reported its epochs to the study"
+
+
+def test_the_cli_follows_a_cluster_run_that_asked_for_a_gpu_its_node_lacks(on_cluster, monkeypatch):
+    monkeypatch.delenv("FMNIST_RAY_GPUS")  # the default: a GPU, since the cluster says it has one
+    assert cluster.current().resources_per_run() == (1.0, 1.0)
+    result = run_cli("train", "--layers", "16", "--epochs", "1", "--limit", "1000", timeout=180)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "queued on the cluster" in result.stderr
+    [run] = on_cluster.list_runs()
+    assert run.on_cluster and run.status == RunStatus.FAILED and run.spec.layers[0].units == 16
+    assert "asked the cluster for a GPU (FMNIST_RAY_GPUS), but JAX finds none on its node" in run.error, run.error
+    assert f"run {run.id} failed: " in result.stderr and json.loads(result.stdout.splitlines()[-1])["status"] == "failed"
 
 
 def test_an_unreachable_ray_address_is_one_message_and_queues_nothing(home, monkeypatch):
