@@ -49,6 +49,11 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
+def app_idle(page, timeout: float = 60000) -> None:
+    """Wait until the app's script run is over (Streamlit marks it on the app's root element)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout)
+
+
 def set_slider(page, label: str, value: str) -> None:
     """Move a Streamlit slider with the keyboard as a person would: Home, then the right
     arrow until the slider shows `value` (each key press reruns the app, so look before pressing on)."""
@@ -58,6 +63,7 @@ def set_slider(page, label: str, value: str) -> None:
     thumb.press("Home")
     for _ in range(100):
         page.wait_for_timeout(250)
+        app_idle(page)  # the rerun a key press started is over: what the slider shows is settled
         if shown.inner_text() == value:
             return
         thumb.press("ArrowRight")

@@ -13,7 +13,7 @@ from fmnist.imaging import open_image, prepare
 from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 
-from browser import CHROMIUM, free_port, screenshot, start_streamlit
+from browser import CHROMIUM, app_idle, free_port, screenshot, start_streamlit
 from helpers import run_cli, wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
@@ -54,11 +54,6 @@ def shown_image(panel, caption: str):
     return panel.get_by_test_id("stImageContainer").filter(has_text=caption).locator("img")
 
 
-def idle(page):
-    """Wait until the app's script run is over (Streamlit marks it on the app's root element)."""
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=60000)
-
-
 def shown_prediction(panel) -> str | None:
     value = panel.get_by_test_id("stMetric").filter(has_text="Prediction").get_by_test_id("stMetricValue")
     return value.inner_text() if value.count() else None
@@ -68,13 +63,13 @@ def wait_for_prediction(panel, expected):
     """Every stroke or upload reruns the page, so an earlier prediction may show for a moment.
     expected() is asked again each time: the canvas may still be committing the last stroke."""
     wait_until(lambda: shown_prediction(panel) == expected(), timeout=60, every=0.25, message="the page's prediction to match the library's")
-    idle(panel.page)
+    app_idle(panel.page)
 
 
 def prediction_gone(panel, screenshot_name: str) -> None:
     """No prediction is shown (an earlier one fades out when the rerun ends); then a screenshot."""
     panel.get_by_test_id("stMetric").wait_for(state="detached", timeout=60000)
-    idle(panel.page)
+    app_idle(panel.page)
     screenshot(panel.page, screenshot_name)
 
 
@@ -168,10 +163,11 @@ def test_a_random_test_image_next_to_its_true_label(server, browser):
     url, _ = server
     page = open_classify(browser, url)
     panel = open_tab(page, "Try a test image")
-    panel.get_by_role("button", name="Pick a random test image").click()
+    # The page's first run loads TensorFlow and the model: on a busy machine that takes a while.
+    panel.get_by_role("button", name="Pick a random test image").click(timeout=90000)
     true_label = panel.get_by_test_id("stMetric").filter(has_text="True label").get_by_test_id("stMetricValue")
     true_label.wait_for(timeout=60000)
-    idle(page)
+    app_idle(page)
     assert true_label.inner_text() == CLASS_NAMES[0], "the first class is chosen at first"
     assert shown_prediction(panel) in CLASS_NAMES
     original, seen = non_black(shown_image(panel, "Test image #")), non_black(shown_image(panel, "What the model sees"))
