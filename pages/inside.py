@@ -254,7 +254,7 @@ def tsne_or_progress(run, dataset):
 def projection_view(run, dataset) -> None:
     method = st.segmented_control("Method", list(METHODS), format_func=METHODS.get, key="inside_method", required=True,
                                   default=PCA, help="PCA: a linear projection, at once. t-SNE: keeps neighbours together; "
-                                  "computed once per run in the background (under a minute) and kept with the run.")
+                                  "computed once per run in the background, and kept with the run.")
     try:
         probs = run_probabilities(run.id, dataset)
         if method == PCA:
