@@ -11,7 +11,6 @@ from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem
 from fmnist.runs import LimitError, RunKind
 from fmnist.store import RunStore
 from fmnist.ui import (
-    TRAIN_PAGE,
     acting_person,
     active_runs,
     current_person,
@@ -19,6 +18,7 @@ from fmnist.ui import (
     enter_through_navigation,
     get_store,
     max_runs_per_person,
+    no_runs_yet,
     run_label,
 )
 from fmnist.worker import launch_job
@@ -250,8 +250,7 @@ if trials and st.toggle(f"Show the searches' trials ({len(trials)})", key="lb_tr
                         help="scored on validation accuracy only: a trial never sees the test set"):
     runs = runs + trials
 if not runs:
-    st.info("No runs yet. Train your first model on the Build & Train page: pick a preset and press **Start training**.")
-    st.page_link(TRAIN_PAGE, label="Build & Train", icon=":material/model_training:")
+    no_runs_yet("No runs yet. Train your first model on the Build & Train page: pick a preset and press **Start training**.")
 else:
     table = leaderboard_table(runs, with_owner=current_sharing().signs_in)
     keep_ticks_on_their_runs([int(r) for r in table["run"]])
