@@ -396,7 +396,7 @@ def cmd_bench(args) -> int:
     if args.watch:
         from fmnist.watch_bench import main as watch_bench
 
-        return watch_bench([])
+        return watch_bench(["--rounds", str(args.repeats)])
     if args.side:  # one side of the bench, in a process of its own (fmnist.bench starts them)
         from fmnist.keras_start import start_keras
 
