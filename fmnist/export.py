@@ -144,6 +144,19 @@ def quiet_converters():
         logger.setLevel(level)
 
 
+def convert(model: keras.Model, variant: Variant, path: Path, calibration: np.ndarray) -> None:
+    """Keras' own model.export to the variant's format at path; ExportError naming the op (and its
+    layer) that the converter refuses."""
+    options = litert_options(variant.quantize, calibration) if variant.format == "litert" else {}
+    try:
+        with quiet_converters():
+            model.export(str(path), format=KERAS_FORMATS[variant.format], verbose=False, input_signature=SIGNATURE, **options)
+    except Exception as e:  # each converter raises its own kinds: the message says which op or why
+        raise conversion_error(variant, e, model) from e
+    if variant.format == "onnx":
+        check_onnx_ops(path, variant, model)
+
+
 # --- each export in its own runtime ---
 
 def one_at_a_time(predict, images: np.ndarray) -> tuple[np.ndarray, float]:
@@ -212,16 +225,6 @@ class Exporter:
         picked = np.random.default_rng(0).choice(len(dataset.x_train), CALIBRATION_IMAGES, replace=False)
         self.calibration = to_model_input(dataset.x_train[np.sort(picked)])
 
-    def convert(self, variant: Variant, path: Path) -> None:
-        options = litert_options(variant.quantize, self.calibration) if variant.format == "litert" else {}
-        try:
-            with quiet_converters():
-                self.float32.export(str(path), format=KERAS_FORMATS[variant.format], verbose=False, input_signature=SIGNATURE, **options)
-        except Exception as e:  # each converter raises its own kinds: the message says which op or why
-            raise conversion_error(variant, e, self.float32) from e
-        if variant.format == "onnx":
-            check_onnx_ops(path, variant, self.float32)
-
     def check(self, variant: Variant, path: Path) -> tuple[dict, dict]:
         """(the check's fields, the export's input and output names), from the export run in its runtime."""
         try:
@@ -250,7 +253,7 @@ class Exporter:
             raise ExportError(f"the run's folder cannot hold exports: {folder} ({e.strerror or e}).") from e
         try:
             made = work / variant.file_name(self.run_id)
-            self.convert(variant, made)
+            convert(self.float32, variant, made, self.calibration)
             check, io = self.check(variant, made)
             card = build_card(self.run, variant, made.name, check, io, self.version)
             write_card(card, made)
