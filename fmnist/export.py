@@ -12,6 +12,7 @@ its check has run: a conversion or check that fails leaves nothing behind.
 """
 
 import contextlib
+import functools
 import logging
 import re
 import shutil
@@ -47,19 +48,50 @@ KERAS_FORMATS = {"onnx": "onnx", "litert": "litert", "saved_model": "tf_saved_mo
 CALIBRATION_IMAGES = 300
 
 
-def float32_copy(model: keras.Model) -> keras.Model:
-    """The model computing in float32, with its weights (already float32 in a mixed-precision model).
-    Keras' ONNX export needs the float32 policy, and a bfloat16 graph would carry casts into every
-    format; the check then shows how far float32 answers are from the bfloat16 model's."""
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
+# The app's augmentation layers (fmnist.models.layer_plan): they pass an image through unchanged when
+# predicting, but Keras' ONNX and SavedModel exports call the model without training=False, and
+# these layers' calls default to training, so an export would shift and flip every image it is given.
+AUGMENTATION = ("RandomTranslation", "RandomFlip")
 
+
+def inference_copy(model: keras.Model) -> keras.Model:
+    """The model as it predicts, for export: computing in float32, with its weights (already float32
+    in a mixed-precision model), without augmentation layers. Keras' ONNX export needs the float32
+    policy, and a bfloat16 graph would carry casts into every format; the check then shows how far
+    float32 answers are from the bfloat16 model's."""
     def in_float32(layer):
         return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
 
-    copy = keras.models.clone_model(model, clone_function=in_float32)
-    copy.set_weights(model.get_weights())
+    predicting = [layer for layer in model.layers if type(layer).__name__ not in AUGMENTATION]
+    if len(predicting) == len(model.layers) and all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    if not isinstance(model, keras.Sequential):  # not one of the app's own models: copied as it is, in float32
+        copy = keras.models.clone_model(model, clone_function=in_float32)
+        copy.set_weights(model.get_weights())
+        return copy
+    copy = keras.Sequential([keras.Input(model.inputs[0].shape[1:]), *(in_float32(layer) for layer in predicting)], name=model.name)
+    for ours, theirs in zip(copy.layers, predicting):
+        ours.set_weights(theirs.get_weights())
     return copy
+
+
+@functools.cache
+def teach_tf2onnx_erfc() -> None:
+    """tf2onnx 1.17 cannot convert TensorFlow's Erfc, which Keras' gelu activation computes on
+    TensorFlow (tf.nn.gelu): register a conversion, erfc(x) = 1 - erf(x), through tf2onnx's own
+    handler registry (ONNX has Erf from opset 9). Once per process."""
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    @tf_op("Erfc")
+    class Erfc:
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):
+            node.type = "Erf"
+            one = ctx.make_const(utils.make_name("erfc_one"), np.array(1, utils.map_onnx_to_numpy_type(ctx.get_dtype(node.input[0]))))
+            complement = ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name(node.name),
+                                                       inputs=[one.output[0], node.output[0]])
+            ctx.copy_shape(node.output[0], complement.output[0])
 
 
 def compute_dtype(model: keras.Model) -> str:
@@ -148,6 +180,8 @@ def convert(model: keras.Model, variant: Variant, path: Path, calibration: np.nd
     """Keras' own model.export to the variant's format at path; ExportError naming the op (and its
     layer) that the converter refuses."""
     options = litert_options(variant.quantize, calibration) if variant.format == "litert" else {}
+    if variant.format == "onnx":
+        teach_tf2onnx_erfc()
     try:
         with quiet_converters():
             model.export(str(path), format=KERAS_FORMATS[variant.format], verbose=False, input_signature=SIGNATURE, **options)
@@ -221,7 +255,7 @@ class Exporter:
         self.version = model_version(store, run_id)
         self.images, self.labels = to_model_input(dataset.x_test[:CHECK_IMAGES]), dataset.y_test[:CHECK_IMAGES]
         self.keras_probs, self.keras_ms = one_at_a_time(self.model.predict_on_batch, self.images)
-        self.float32 = float32_copy(self.model)
+        self.predicting = inference_copy(self.model)
         picked = np.random.default_rng(0).choice(len(dataset.x_train), CALIBRATION_IMAGES, replace=False)
         self.calibration = to_model_input(dataset.x_train[np.sort(picked)])
 
@@ -253,7 +287,7 @@ class Exporter:
             raise ExportError(f"the run's folder cannot hold exports: {folder} ({e.strerror or e}).") from e
         try:
             made = work / variant.file_name(self.run_id)
-            convert(self.float32, variant, made, self.calibration)
+            convert(self.predicting, variant, made, self.calibration)
             check, io = self.check(variant, made)
             card = build_card(self.run, variant, made.name, check, io, self.version)
             write_card(card, made)

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 
 import keras
 import numpy as np
@@ -25,7 +26,7 @@ from streamlit.testing.v1 import AppTest
 
 from fmnist.__main__ import main
 from fmnist.data import CLASS_NAMES
-from fmnist.export import Exporter, float32_copy
+from fmnist.export import Exporter, convert, inference_copy, run_onnx
 from fmnist.export_formats import (
     VARIANTS,
     ExportError,
@@ -42,7 +43,7 @@ from fmnist.export_formats import (
 )
 from fmnist.imaging import open_image, prepare
 from fmnist.model_card import CHECK_IMAGES, read_card
-from fmnist.models import PRESETS, ConvBlock, DenseLayer, ModelSpec, validate
+from fmnist.models import PRESETS, ConvBlock, DenseLayer, ModelSpec, dense_spec, validate
 from fmnist.network import build_model
 from fmnist.prediction import predict_image
 from fmnist.runs import ModelFileError, RunStatus
@@ -129,14 +130,25 @@ def test_int8_is_a_quarter_of_the_size_and_loses_at_most_two_accuracy_points(exp
     assert check["size_bytes"] < float32["size_bytes"] / 3 < cards["litert-float16"]["check"]["size_bytes"]
 
 
-def test_a_mixed_precision_model_is_exported_from_a_float32_copy_with_the_same_weights():
-    model = build_model(PRESETS["Small CNN"])  # bfloat16 compute, float32 weights
-    copied = float32_copy(model)
+def test_an_export_is_made_from_the_model_as_it_predicts_float32_and_without_augmentation():
+    model = build_model(replace(PRESETS["Small CNN"], augment=True))  # bfloat16 compute, float32 weights, random shifts and flips
+    copied = inference_copy(model)
     assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in model.layers}
     assert {layer.dtype_policy.name for layer in copied.layers} == {"float32"}
-    for ours, theirs in zip(copied.get_weights(), model.get_weights()):
-        np.testing.assert_array_equal(ours, theirs)
-    assert float32_copy(copied) is copied, "a float32 model is exported as it is"
+    kept = [layer for layer in model.layers if type(layer).__name__ not in ("RandomTranslation", "RandomFlip")]
+    assert [layer.name for layer in copied.layers] == [layer.name for layer in kept] and len(kept) == len(model.layers) - 2
+    for ours, theirs in zip(copied.layers, kept):
+        for weight, original in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+            np.testing.assert_array_equal(weight, original)
+    assert inference_copy(copied) is copied, "a float32 model without augmentation is exported as it is"
+
+
+def test_gelu_converts_to_onnx_though_tf2onnx_has_no_erfc(exported, tmp_path):
+    _, _, exporter, _ = exported
+    model = build_model(dense_spec([16], activation="gelu", augment=True))
+    convert(inference_copy(model), Variant("onnx"), tmp_path / "gelu.onnx", exporter.calibration)
+    probs, _, _ = run_onnx(tmp_path / "gelu.onnx", exporter.images[:200])
+    np.testing.assert_allclose(probs, model.predict(exporter.images[:200], verbose=0), atol=1e-5)
 
 
 # --- what is kept: the card, the files, the download ---
@@ -185,7 +197,7 @@ def test_an_op_the_converter_refuses_is_named_with_its_layer_and_nothing_is_kept
     image = keras.Input((28, 28, 1))
     odd = keras.Model(image, keras.layers.Dense(10, activation="softmax")(InverseErf(name="inverse_erf")(keras.layers.Flatten()(image))))
     stand_in = copy.copy(exporter)
-    stand_in.float32 = odd
+    stand_in.predicting = odd
     before = sorted(p.name for p in exports_dir(store, run_id).iterdir())
     with pytest.raises(ExportError, match=r"does not support the op Erfinv in layer inverse_erf.*Nothing was written"):
         stand_in.export(variant_by_key(key))
