@@ -209,12 +209,12 @@ def exports_table(cards: dict[str, dict]) -> pd.DataFrame:
     rows = [{
         "format": card["format_label"],
         "accuracy": card["check"]["accuracy"],
-        "Keras accuracy": card["check"]["keras_accuracy"],
+        "Keras": card["check"]["keras_accuracy"],
         "drop (points)": 100 * card["check"]["accuracy_drop"],
         "same class": card["check"]["argmax_agreement"],
-        "largest prob. difference": card["check"]["max_prob_diff"],
-        "size (bytes)": card["check"]["size_bytes"],
-        "ms per image": card["check"]["ms_per_image"],
-        "Keras ms per image": card["check"]["keras_ms_per_image"],
+        "max prob. diff.": card["check"]["max_prob_diff"],
+        "bytes": card["check"]["size_bytes"],
+        "ms/image": card["check"]["ms_per_image"],
+        "Keras ms/image": card["check"]["keras_ms_per_image"],
     } for card in cards.values()]
     return pd.DataFrame(rows)

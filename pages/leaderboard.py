@@ -199,11 +199,13 @@ def export_controls(store: RunStore, run) -> None:
             st.rerun()  # draws its download and its check
     if kept:
         st.dataframe(exports_table(kept), hide_index=True, width="stretch", key=f"lb_exports_{run.id}", column_config={
-            "accuracy": SCORE, "Keras accuracy": SCORE, "drop (points)": st.column_config.NumberColumn(format="%+.2f"),
-            "same class": st.column_config.NumberColumn(format="percent"),
-            "largest prob. difference": st.column_config.NumberColumn(format="%.1e"),
-            "size (bytes)": st.column_config.NumberColumn(format="localized"),
-            "ms per image": st.column_config.NumberColumn(format="%.3f"), "Keras ms per image": st.column_config.NumberColumn(format="%.3f"),
+            "accuracy": SCORE, "Keras": st.column_config.NumberColumn(format="%.4f", help="the Keras model's accuracy on the same images"),
+            "drop (points)": st.column_config.NumberColumn(format="%+.2f", help="the Keras model's accuracy minus the export's"),
+            "same class": st.column_config.NumberColumn(format="percent", help="images for which the export picks the Keras model's class"),
+            "max prob. diff.": st.column_config.NumberColumn(format="%.1e", help="the largest difference in any class probability"),
+            "bytes": st.column_config.NumberColumn(format="localized", help="the export's size"),
+            "ms/image": st.column_config.NumberColumn(format="%.3f", help="one image at a time, in the export's runtime"),
+            "Keras ms/image": st.column_config.NumberColumn(format="%.3f"),
         })
         st.caption("Each zip holds the model and its model card: the input it expects (28×28 grayscale, a light item on black, "
                    "0–1), the classes in order, this check. The README shows how to classify a photo with onnxruntime alone.")
