@@ -119,7 +119,7 @@ def test_a_float_export_gives_the_keras_models_answers_in_its_own_runtime(export
     assert check["ms_per_image"] > 0 and check["keras_ms_per_image"] > 0
 
 
-def test_int8_is_a_quarter_of_the_size_and_loses_at_most_two_accuracy_points(exported):
+def test_int8_is_under_a_third_of_the_size_and_loses_at_most_two_accuracy_points(exported):
     store, run_id, exporter, cards = exported
     path = kept_path(store, run_id, Variant("litert", "int8"))
     probs = run_in_own_runtime(Variant("litert", "int8"), path, exporter.images)
