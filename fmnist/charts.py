@@ -179,13 +179,31 @@ def focus_range(values: list[float], pad: float = 0.3) -> list[float]:
 
 
 LIVE_SERIES = ("train (per batch)", "train", "validation")
+# The per-batch line's most points on the live charts. A long run streams thousands; every
+# refresh sends them all to each tab watching and the browser draws them again (README, "The app").
+LIVE_BATCH_POINTS = 400
+
+
+def thinned(x: np.ndarray, y: np.ndarray, most: int = LIVE_BATCH_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most `most` points: the means of runs of 2, 4, 8… consecutive points (the line's shape,
+    less of its noise). The runs start at the first point and keep their length as points arrive,
+    so a live line does not shift between refreshes, only when the run length doubles."""
+    size = 1
+    while len(x) > most * size:
+        size *= 2
+    if size == 1:
+        return x, y
+    starts = np.arange(0, len(x), size)
+    counts = np.diff(np.append(starts, len(x)))
+    return np.add.reduceat(x, starts) / counts, np.add.reduceat(y, starts) / counts
+
 
 
 def curve_data(epochs: list[dict], batches: list[dict], steps_per_epoch: int | None, metric: str) -> pd.DataFrame:
     """One row per point of a metric's curves: epoch (x), value and series (LIVE_SERIES)."""
     parts = []
     if steps_per_epoch:
-        x, y = batch_points(batches, metric, steps_per_epoch)
+        x, y = thinned(*batch_points(batches, metric, steps_per_epoch))
         parts.append(pd.DataFrame({"epoch": x, "value": y, "series": LIVE_SERIES[0]}))
     for key, name in ((metric, "train"), (f"val_{metric}", "validation")):
         x, y = epoch_points(epochs, key)

@@ -135,6 +135,20 @@ def dataset_or_message():
     return dataset
 
 
+def dataset_or_stop():
+    """The dataset, or the page ends after showing how to get it."""
+    dataset = dataset_or_message()
+    if dataset is None:
+        st.stop()
+    return dataset
+
+
+def no_runs_yet(message: str) -> None:
+    """A page that needs a trained run, with none to show: why, and the way to Build & Train."""
+    st.info(message, icon=":material/info:")
+    st.page_link(TRAIN_PAGE, label="Build & Train", icon=":material/model_training:")
+
+
 # --- models: the Keras side loads only on the pages and paths that need one ---
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)

@@ -2,7 +2,8 @@
 
 Starts `streamlit run streamlit_app.py` on a free 127.0.0.1 port with a temporary FMNIST_HOME (the
 app's own .streamlit/config.toml applies), then trains the same model with `python -m fmnist train`
-alone, with one Chromium tab on Build & Train watching it, and with two tabs, in alternating rounds,
+alone, with one Chromium tab on Build & Train watching it, and with two tabs (opened, and settled, before
+the training starts, as when a person opens the page and then trains), in alternating rounds,
 and prints the median samples/s and the watched/alone ratios. Then, with nothing training: the
 server's and the browser's CPU with one tab idle on each page, the time of a page switch and of a
 slider move as the browser shows them, and the first Classify visit after a fresh server start.
@@ -116,6 +117,8 @@ def train_command(args, name: str) -> list[str]:
 def train_round(args, home: Path, browser, url: str, condition: str, meter: CpuMeter, name: str) -> dict:
     """One training from the command line while `condition`'s tabs watch it; its samples/s and the CPU around it."""
     pages = [open_tab(browser, url) for _ in range(TABS[condition])]
+    if pages:  # the tabs have finished loading, as when a person opens the page and then starts a training
+        pages[0].wait_for_timeout(SETTLE_S * 1000)
     meter.start()
     process = subprocess.Popen(train_command(args, name), cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home)},
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -254,6 +257,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=8, help="epochs of the 256-128 stack per round (default 8)")
     parser.add_argument("--limit", type=int, help="training images per round (default all 60,000)")
     parser.add_argument("--idle-s", type=float, default=20.0, help="seconds of CPU measured per idle page (default 20)")
+    parser.add_argument("--training-only", action="store_true", help="only the rounds of training, alone and watched")
     args = parser.parse_args(argv)
     if not os.path.exists(CHROMIUM):
         print(f"needs Debian's Chromium at {CHROMIUM} (./setup.sh --test)", file=sys.stderr)
@@ -288,6 +292,8 @@ def main(argv=None) -> int:
                 print(f"  {condition:>8}: {median(speeds):8,.0f} ({', '.join(f'{s:,.0f}' for s in speeds)})"
                       f" · {median(speeds) / alone:.3f} · server {median([x['server_cpu'] for x in rounds[condition]]):.2f}"
                       f" · browser {median([x['browser_cpu'] for x in rounds[condition]]):.2f} core", flush=True)
+            if args.training_only:
+                return 0
 
             print(f"\nCPU with one tab idle on each page, nothing training ({args.idle_s:.0f} s each, {SETTLE_S} s after it "
                   "showed), cores:")

@@ -23,10 +23,10 @@ from fmnist.runs import ModelFileError
 from fmnist.ui import (
     INSIDE_PAGE,
     INSIDE_REQUEST,
-    TRAIN_PAGE,
-    dataset_or_message,
+    dataset_or_stop,
     enter_through_navigation,
     get_store,
+    no_runs_yet,
     run_label,
     run_probabilities,
 )
@@ -172,13 +172,10 @@ st.title("Evaluate")
 store = get_store()
 scored = sorted((r for r in training_runs(store.list_runs()) if r.test_acc is not None), key=lambda r: -r.test_acc)
 if not scored:
-    st.info("No run has test results yet. Train a model on the Build & Train page; it is evaluated on the "
-            "10,000 test images when training ends.", icon=":material/info:")
-    st.page_link(TRAIN_PAGE, label="Build & Train", icon=":material/model_training:")
+    no_runs_yet("No run has test results yet. Train a model on the Build & Train page; it is evaluated on the "
+                "10,000 test images when training ends.")
     st.stop()
-dataset = dataset_or_message()
-if dataset is None:
-    st.stop()
+dataset = dataset_or_stop()
 
 by_id = {r.id: r for r in scored}
 ids = list(by_id)

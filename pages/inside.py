@@ -26,11 +26,11 @@ from fmnist.projection import (
 from fmnist.runs import ModelFileError
 from fmnist.ui import (
     INSIDE_REQUEST,
-    TRAIN_PAGE,
-    dataset_or_message,
+    dataset_or_stop,
     enter_through_navigation,
     get_store,
     load_run_inside,
+    no_runs_yet,
     run_label,
     run_pca,
     run_probabilities,
@@ -254,7 +254,7 @@ def tsne_or_progress(run, dataset):
 def projection_view(run, dataset) -> None:
     method = st.segmented_control("Method", list(METHODS), format_func=METHODS.get, key="inside_method", required=True,
                                   default=PCA, help="PCA: a linear projection, at once. t-SNE: keeps neighbours together; "
-                                  "computed once per run in the background (under a minute) and kept with the run.")
+                                  "computed once per run in the background, and kept with the run.")
     try:
         probs = run_probabilities(run.id, dataset)
         if method == PCA:
@@ -300,13 +300,10 @@ store = get_store()
 runs = [run for run in training_runs(store.list_runs()) if run.test_acc is not None or run.active]
 scored = [run for run in runs if run.test_acc is not None]
 if not runs:
-    st.info("There is no trained model yet. Train one on Build & Train (Seed D trains in about half a minute), then "
-            "open it up here.", icon=":material/info:")
-    st.page_link(TRAIN_PAGE, label="Build & Train", icon=":material/model_training:")
+    no_runs_yet("There is no trained model yet. Train one on Build & Train (Seed D trains in about half a minute), then "
+                "open it up here.")
     st.stop()
-dataset = dataset_or_message()
-if dataset is None:
-    st.stop()
+dataset = dataset_or_stop()
 by_id = {run.id: run for run in sorted(runs, key=lambda r: (r.test_acc is None, -(r.test_acc or 0)))}
 take_request(by_id, dataset.y_test)
 best = best_run(scored) if scored else next(iter(by_id.values()))

@@ -8,11 +8,11 @@ from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.charts import overlay_curves
 from fmnist.cluster import ClusterError
 from fmnist.compare_charts import size_vs_accuracy
+from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports, make_export
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, train_seed_stacks, training_runs
 from fmnist.runs import LimitError, RunKind
 from fmnist.store import RunStore
 from fmnist.ui import (
-    TRAIN_PAGE,
     acting_person,
     active_runs,
     current_person,
@@ -20,6 +20,7 @@ from fmnist.ui import (
     enter_through_navigation,
     get_store,
     max_runs_per_person,
+    no_runs_yet,
     run_label,
 )
 from fmnist.worker import launch_job
@@ -168,6 +169,47 @@ def manage(store: RunStore, run) -> None:
         if st.session_state.get("lb_confirm") == run.id and not run.active:
             confirm_deletion(store, run)
         repeat_controls(store, run)
+        export_controls(store, run)
+
+
+def export_controls(store: RunStore, run) -> None:
+    """A download per format, made on demand and kept with the run. The export runs in a process of
+    its own (`python -m fmnist export`): this page never loads TensorFlow or a converter."""
+    if run.kind != RunKind.TRAIN or not run.status.has_model or model_file_problem(store, run.id):
+        return
+    kept = kept_exports(store, run.id)
+    st.markdown("**Take the model out of the app**, each export checked against it on 1,000 test images:")
+    chosen = None
+    with st.container(horizontal=True):
+        for variant in VARIANTS:
+            if variant.key in kept:
+                st.download_button(
+                    f"{variant.label} (.zip)", partial(export_zip, store, run.id, variant), file_name=f"run-{run.id}-{variant.key}.zip",
+                    mime="application/zip", icon=":material/download:", key=f"lb_export_get_{run.id}_{variant.key}", on_click="ignore",
+                    help="the model with its model card (what it expects, its classes, its check)",
+                )
+            elif st.button(f"Export {variant.label}", key=f"lb_export_{run.id}_{variant.key}", icon=":material/output:",
+                           help=f"convert to {variant.label} and check it in {variant.runtime}; about ten seconds"):
+                chosen = variant
+    if chosen:
+        with st.spinner(f"Exporting to {chosen.label} and checking it on 1,000 test images…"):
+            problem = make_export(store, run.id, chosen)
+        if problem:
+            st.error(f"No {chosen.label} export: {problem}", icon=":material/error:")
+        else:
+            st.rerun()  # draws its download and its check
+    if kept:
+        st.dataframe(exports_table(kept), hide_index=True, width="stretch", key=f"lb_exports_{run.id}", column_config={
+            "accuracy": SCORE, "Keras": st.column_config.NumberColumn(format="%.4f", help="the Keras model's accuracy on the same images"),
+            "drop (points)": st.column_config.NumberColumn(format="%+.2f", help="the Keras model's accuracy minus the export's"),
+            "same class": st.column_config.NumberColumn(format="percent", help="images for which the export picks the Keras model's class"),
+            "max prob. diff.": st.column_config.NumberColumn(format="%.1e", help="the largest difference in any class probability"),
+            "bytes": st.column_config.NumberColumn(format="localized", help="the export's size"),
+            "ms/image": st.column_config.NumberColumn(format="%.3f", help="one image at a time, in the export's runtime"),
+            "Keras ms/image": st.column_config.NumberColumn(format="%.3f"),
+        })
+        st.caption("Each zip holds the model and its model card: the input it expects (28×28 grayscale, a light item on black, "
+                   "0–1), the classes in order, this check. The README shows how to classify a photo with onnxruntime alone.")
 
 
 def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> None:
@@ -251,8 +293,7 @@ if trials and st.toggle(f"Show the searches' trials ({len(trials)})", key="lb_tr
                         help="scored on validation accuracy only: a trial never sees the test set"):
     runs = runs + trials
 if not runs:
-    st.info("No runs yet. Train your first model on the Build & Train page: pick a preset and press **Start training**.")
-    st.page_link(TRAIN_PAGE, label="Build & Train", icon=":material/model_training:")
+    no_runs_yet("No runs yet. Train your first model on the Build & Train page: pick a preset and press **Start training**.")
 else:
     table = leaderboard_table(runs, with_owner=current_sharing().signs_in)
     keep_ticks_on_their_runs([int(r) for r in table["run"]])

@@ -1,8 +1,9 @@
 import math
 
+import numpy as np
 import pytest
 
-from fmnist.charts import LIVE_SERIES, curve_data, curve_spec, focus_range, overlay_curves, stack_diagram
+from fmnist.charts import LIVE_BATCH_POINTS, LIVE_SERIES, curve_data, curve_spec, focus_range, overlay_curves, stack_diagram, thinned
 from fmnist.models import PRESETS, count_params, dense_spec
 
 SEED_A = PRESETS["Seed A: 64-128-64-32"]
@@ -123,6 +124,19 @@ def test_curve_data_batch_points_meet_their_epoch_points():
     assert x[:4] == [0.25, 0.5, 0.75, 1.0], "the last batch of epoch 1 meets its epoch point"
     assert y == [row["loss"] for row in BATCHES]
     assert series(curve_data(EPOCHS, BATCHES, STEPS, "accuracy"), "train (per batch)")[1] == [row["accuracy"] for row in BATCHES]
+
+
+def test_a_long_runs_per_batch_line_is_thinned_to_means_that_stay_put_as_points_arrive():
+    steps = 59  # a 60,000-image epoch at batch 64, a point every 16th batch
+    batches = [{"epoch": e, "step": k, "loss": 2.0 / e + 0.01 * (k % 2)} for e in range(1, 41) for k in range(1, steps + 1)]
+    x, y = series(curve_data([], batches, steps, "loss"), "train (per batch)")
+    assert LIVE_BATCH_POINTS / 2 < len(x) <= LIVE_BATCH_POINTS < len(batches)
+    assert x == sorted(x) and 0 < x[0] < 0.1 and 39.9 < x[-1] <= 40
+    assert abs(sum(y) / len(y) - sum(b["loss"] for b in batches) / len(batches)) < 0.05, "means of the points, not a pick"
+    more = batches + [{"epoch": 41, "step": k, "loss": 0.05} for k in range(1, 6)]
+    assert series(curve_data([], more, steps, "loss"), "train (per batch)")[0][:100] == x[:100], "the line's start stays put"
+    short_x, short_y = thinned(*map(np.asarray, ([0.5, 1.0], [2.0, 1.0])))
+    assert list(short_x) == [0.5, 1.0] and list(short_y) == [2.0, 1.0], "a short line is left as it is"
 
 
 def test_curve_data_without_steps_or_validation_or_anything_yet():

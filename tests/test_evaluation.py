@@ -243,9 +243,18 @@ def gallery_indices(at) -> list[int]:
     return [int(c.value.split()[0][1:]) for c in at.caption if c.value.startswith("#")]
 
 
-def test_evaluate_without_scored_runs_says_how_to_train(home):
-    at = open_evaluate()
-    assert any("No run has test results yet" in i.value for i in at.info)
+@pytest.mark.parametrize(("page", "says"), [
+    ("pages/evaluate.py", "No run has test results yet"),
+    ("pages/inside.py", "There is no trained model yet"),
+    ("pages/leaderboard.py", "No runs yet"),
+])
+def test_a_page_that_needs_runs_says_how_to_train_one(home, page, says):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    assert any(says in i.value for i in at.info)
+    assert any(link.proto.label == "Build & Train" for link in at.get("page_link")), "a link to Build & Train"
 
 
 def test_evaluate_shows_the_best_run_its_matrix_and_scores(trained, dataset):
