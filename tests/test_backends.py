@@ -69,7 +69,7 @@ def test_an_older_store_gains_the_backend_columns_empty(home):
     RunStore()
     run_id = RunStore().create_run(dense_spec([32]))
     db = sqlite3.connect(home / "runs.sqlite")  # back to the version before backends were recorded
-    for column in ("backend_setting", "backend", "device"):
+    for column in ("backend_setting", "backend", "device", "cluster_job"):  # and what later versions added
         db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
     db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema.to_version_4)}")
     db.commit()

@@ -201,3 +201,19 @@ def test_deleting_a_run_deletes_its_jobs(home, database):
     store.delete(run_id)
     assert [r.id for r in store.list_runs()] == [other]
     assert not store.run_dir(job).exists()
+
+
+def test_a_store_of_the_version_before_clusters_opens_and_gains_the_ray_job_column(home):
+    import sqlite3
+
+    from fmnist import schema
+
+    run_id = RunStore().create_run(SPEC, name="from before")
+    db = sqlite3.connect(home / "runs.sqlite")  # as the app before runs went to clusters left it
+    db.execute("ALTER TABLE runs DROP COLUMN cluster_job")
+    db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema.to_version_5)}")
+    db.commit()
+    db.close()
+    run = RunStore().get(run_id)
+    assert (run.name, run.cluster_job, run.on_cluster) == ("from before", None, False)
+    assert sqlite3.connect(home / "runs.sqlite").execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
