@@ -43,6 +43,7 @@ class EmptyImageError(ImageError):
 
 # A crop box as shares of the picture's width and height: left, top, right, bottom, each 0-1.
 Box = tuple[float, float, float, float]
+WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,16 @@ def prepare(image: Image.Image, box: Box | None = None, invert: bool | None = No
                     np.rint(crop * (255 / crop.max())).astype(np.uint8))
 
 
-def small_shifts(image01: np.ndarray) -> np.ndarray:
-    """The (28, 28) image and its copies moved one pixel up, down, left and right, black coming in: (5, 28, 28)."""
-    padded = np.pad(image01, 1)
-    return np.stack([padded[1 + dy:29 + dy, 1 + dx:29 + dx] for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))])
+def prepare_or_whole(image: Image.Image, invert: bool | None = None) -> tuple[Prepared, str | None]:
+    """The item found, and None; or, where no item stands out (a cat on a rug, noise), the whole picture
+    and why. EmptyImageError for a picture of only background (a blank page)."""
+    try:
+        return prepare(image, invert=invert), None
+    except EmptyImageError as e:
+        try:
+            return prepare(image, WHOLE, invert), "No item stands out from its background, so the whole picture is classified."
+        except EmptyImageError:
+            raise e from None
 
 
 def enlarge(pixels: np.ndarray, factor: int = 10) -> np.ndarray:

@@ -30,6 +30,10 @@ MIN_FIT_PIXELS = 12
 # Where a background's spread is noise (a bed's folds, a floor's grain), an item's pixel stands this
 # many spreads above it, and its faint rim (a light sole) RIM_SPREADS where it joins the item.
 SPREADS, RIM_SPREADS = 4, 3
+# The background's noise (a floor's grain) is taken away up to this many spreads: black stays black.
+CORING = 2
+# An item covers at least this share of the picture: less is a speck (in noise, say).
+MIN_ITEM_SHARE = 0.002
 # A line of text above or below the item is at most this share of the item's height, and this share
 # of its long side away from it, and at least CAPTION_PIXELS: a sneaker's sole or a hanger's loop is
 # nearer (2-3 px in a 28×28 dataset image).
@@ -97,8 +101,9 @@ def border_band(shape: tuple[int, int]) -> np.ndarray:
 def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
     """The background under the whole picture (flat, or the lighting's gradient) and its noise's spread.
 
-    A plane through the border band first (the item, where it reaches the border, left out), then the quadratic surface through every pixel that looks like background, refitted as
-    the fit finds more of them.
+    A plane through the border band first (the item, where it reaches the border, left out), then
+    the quadratic surface through every pixel that looks like background, refitted as the fit finds
+    more of them.
     """
     edge = border(gray)
     background = np.full(gray.shape, np.median(edge), np.float32)
@@ -121,7 +126,8 @@ def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
             break
         quiet = wider
     if np.ptp(surface) < GRADIENT_LEVEL:
-        return np.full(gray.shape, np.median(gray[quiet]), np.float32), noise
+        level = np.median(gray[quiet])
+        return np.full(gray.shape, level, np.float32), spread(gray[quiet] - level)
     return surface, noise
 
 
@@ -137,7 +143,8 @@ def separate(gray: np.ndarray, invert: bool | None = None) -> Separated:
             invert = bool(-loud[loud < 0].sum() > loud[loud > 0].sum())
         else:  # a faint picture: judged by its border, as light pages are common
             invert = bool(np.median(border(gray)) > 127.5)
-    item = np.clip(-residual if invert else residual, 0, None).astype(np.float32)
+    coring = CORING * noise if noise >= 1 else 0.0  # under a grey level (a clean drawing, a dataset image) there is nothing to take away
+    item = np.clip((-residual if invert else residual) - coring, 0, None).astype(np.float32)
     return Separated(item, invert, noise)
 
 
@@ -160,12 +167,13 @@ def union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[i
 
 
 def is_frame(region, shape: tuple[int, int]) -> bool:
+    """A card's frame (or a page's border): around the picture, thin, along its box's sides."""
     top, left, bottom, right = region.bbox
     spans = (bottom - top) >= FRAME_SPAN * shape[0] and (right - left) >= FRAME_SPAN * shape[1]
     if not spans or region.extent > FRAME_FILL:
         return False
-    shape = region.image  # the region in its box
-    sides = [shape[:2].any(axis=0), shape[-2:].any(axis=0), shape[:, :2].any(axis=1), shape[:, -2:].any(axis=1)]
+    inside = region.image  # the region in its box
+    sides = [inside[:2].any(axis=0), inside[-2:].any(axis=0), inside[:, :2].any(axis=1), inside[:, -2:].any(axis=1)]
     # Three sides are enough: a thin line can fade out where it falls between the work image's pixels.
     return sorted(side.mean() for side in sides)[1] >= FRAME_SIDES
 
@@ -191,6 +199,8 @@ def find_item(separated: Separated) -> Found:
     if not regions:
         raise NoItemError("No item stands out from the background.")
     main = max(regions, key=lambda r: r.area)
+    if main.area < MIN_ITEM_SHARE * labels.size:
+        raise NoItemError("Only specks stand out from the background.")
     candidates = [r for r in regions if r is not main and not is_caption(r, main)]
     kept, box = [main], main.bbox
     grown = True
