@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fmnist.data import to_model_input
-from fmnist.segmentation import MIN_CONTRAST, NOISE_LEVEL, NoItemError, Separated, find_item, separate  # noqa: F401  (NOISE_LEVEL: part of what imaging offers)
+from fmnist.segmentation import NOISE_LEVEL, NoItemError, Separated, clean_border, find_item, separate  # noqa: F401  (NOISE_LEVEL: part of what imaging offers)
 
 # Pillow's guard against decompression bombs (a small file that decodes to gigabytes),
 # set explicitly: 40 megapixels is a large photo, and what may be decoded at all.
@@ -199,7 +199,13 @@ def prepare(image: Image.Image, box: Box | None = None, invert: bool | None = No
         try:
             mask, crop = crop_item(separated)
         except NoItemError:
-            raise EmptyImageError("The image is empty: there is only background, no item to classify.") from None
+            try:  # an item that fills the frame on a clean background leaves too little of it to fit the lighting to
+                if not clean_border(gray):
+                    raise
+                separated = separate(gray, invert, flat=True)
+                mask, crop = crop_item(separated)
+            except NoItemError:
+                raise EmptyImageError("The image is empty: there is only background, no item to classify.") from None
     else:
         rows, cols = box_slices(box, gray.shape)
         try:

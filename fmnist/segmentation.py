@@ -18,6 +18,10 @@ from skimage.morphology import disk, erosion
 # 255, as in the dataset) a pixel is background when finding the item. Lower would take noise for
 # the item; higher trims the faint edges of dataset images, which then come back slightly enlarged.
 NOISE_LEVEL = 15
+# A dataset image's brightest pixel is 254-255 (fit_frame): from this peak on, the noise level is NOISE_LEVEL itself.
+DATASET_PEAK = 250
+# At least this share of the border exactly at one level: a clean background shows there.
+CLEAN_SHARE = 0.1
 # An item stands at least this far (of 255) from its background at its strongest; fainter is no item.
 MIN_CONTRAST = 2 * NOISE_LEVEL
 # A lighting gradient that changes the background by less than this over the frame is left as a
@@ -60,7 +64,7 @@ class Separated:
         The dataset's noise level is a share of the item's brightest pixel (its images are stretched to
         255): a photo's item is fainter, and its rim as faint."""
         peak = float(self.item.max()) if self.item.size else 0.0
-        level = NOISE_LEVEL * peak / 255 if peak >= MIN_CONTRAST else np.inf
+        level = NOISE_LEVEL * min(1.0, peak / DATASET_PEAK) if peak >= MIN_CONTRAST else np.inf
         return max(level, SPREADS * self.noise), max(level, RIM_SPREADS * self.noise)
 
     def within(self, rows: slice, cols: slice) -> "Separated":
@@ -131,11 +135,25 @@ def estimate_background(gray: np.ndarray) -> tuple[np.ndarray, float]:
     return surface, noise
 
 
-def separate(gray: np.ndarray, invert: bool | None = None) -> Separated:
+def clean_border(gray: np.ndarray) -> bool:
+    """Whether a clean background shows along the border (a share of it exactly at its darkest or lightest
+    level): a drawing's canvas or a dataset image around an item that fills most of the frame, never
+    noise or a photo, whose border levels scatter."""
+    edge = border(gray)
+    return max(np.mean(edge == edge.min()), np.mean(edge == edge.max())) >= CLEAN_SHARE
+
+
+def separate(gray: np.ndarray, invert: bool | None = None, flat: bool = False) -> Separated:
     """The item light on black, its background at 0. invert None: decided by whether the item's
     pixels are mostly darker than the background around them (a photo, a card) or lighter (a drawing,
-    a dataset image, a light item on a dark floor)."""
-    background, noise = estimate_background(gray)
+    a dataset image, a light item on a dark floor). flat: the background is the border's level, no
+    lighting fitted (for an item that fills the frame, whose border is mostly the item), as it is for
+    a clean background anyway."""
+    edge = border(gray)
+    # A clean background (a drawing's canvas, a dataset image, a product shot on pure white: most of the
+    # border exactly one level) needs no lighting fitted, and has no noise.
+    flat = flat or np.mean(edge == np.median(edge)) > 0.5
+    background, noise = (np.full(gray.shape, np.median(edge), np.float32), 0.0) if flat else estimate_background(gray)
     residual = gray - background
     if invert is None:
         loud = residual[np.abs(residual) > max(NOISE_LEVEL, SPREADS * noise)]
