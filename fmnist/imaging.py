@@ -210,8 +210,8 @@ def prepare(image: Image.Image, box: Box | None = None, invert: bool | None = No
         rows, cols = box_slices(box, gray.shape)
         try:
             mask[rows, cols], crop = crop_item(separated.within(rows, cols))
-        except NoItemError:  # nothing stands out there (a faint item): the person's box is the crop
-            crop = separated.item[rows, cols]
+        except NoItemError:  # nothing stands out there (a faint item, a cat's fur): the person's box is the crop
+            crop = separate(gray, separated.inverted, core=False).item[rows, cols]
             if crop.max() <= 0:
                 raise EmptyImageError("The crop box holds only background: move it onto the item.") from None
     small = fit_frame(pad_to_square(crop))

@@ -68,6 +68,11 @@ class OutlierCheck:
     def scores(self, probs: np.ndarray, features: np.ndarray) -> np.ndarray:
         return unusualness(self.measure, probs, features, self.reference)
 
+    def unlike(self, scores: np.ndarray, no_item: np.ndarray | bool = False) -> np.ndarray:
+        """Which pictures get the notice: a score above the threshold, or no item found in them (every
+        training image is one item on a plain background)."""
+        return (np.asarray(scores) > self.threshold) | np.asarray(no_item)
+
     def describe(self) -> str:
         return (f"{self.measure} above {self.threshold:.3g}: {percent_text(self.flagged_share)} of {self.held_out:,} "
                 f"held-out images ({self.source}) are above it")

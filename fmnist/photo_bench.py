@@ -126,7 +126,7 @@ def measure_scores(outputs, dataset, run, unlike_images, whole, photos01) -> dic
             every.append(scores)
             row["auc"][kind] = round(separation(held, scores), 4)
             row["flagged"][kind] = round(float((scores > check.threshold).mean()), 4)
-            row["notice"][kind] = f"{int(((scores > check.threshold) | whole[kind]).sum())} of {len(scores)}"
+            row["notice"][kind] = f"{int(check.unlike(scores, whole[kind]).sum())} of {len(scores)}"
         row["auc"]["all unlike"] = round(separation(held, np.concatenate(every)), 4)
         results[measure] = row
     return results

@@ -143,12 +143,13 @@ def clean_border(gray: np.ndarray) -> bool:
     return max(np.mean(edge == edge.min()), np.mean(edge == edge.max())) >= CLEAN_SHARE
 
 
-def separate(gray: np.ndarray, invert: bool | None = None, flat: bool = False) -> Separated:
+def separate(gray: np.ndarray, invert: bool | None = None, flat: bool = False, core: bool = True) -> Separated:
     """The item light on black, its background at 0. invert None: decided by whether the item's
     pixels are mostly darker than the background around them (a photo, a card) or lighter (a drawing,
     a dataset image, a light item on a dark floor). flat: the background is the border's level, no
     lighting fitted (for an item that fills the frame, whose border is mostly the item), as it is for
-    a clean background anyway."""
+    a clean background anyway. core False: the background's noise is left in (a crop set by hand
+    around a faint item, whose grain is all it has)."""
     edge = border(gray)
     # A clean background (a drawing's canvas, a dataset image, a product shot on pure white: most of the
     # border exactly one level) needs no lighting fitted, and has no noise.
@@ -161,7 +162,8 @@ def separate(gray: np.ndarray, invert: bool | None = None, flat: bool = False) -
             invert = bool(-loud[loud < 0].sum() > loud[loud > 0].sum())
         else:  # a faint picture: judged by its border, as light pages are common
             invert = bool(np.median(border(gray)) > 127.5)
-    coring = CORING * noise if noise >= 1 else 0.0  # under a grey level (a clean drawing, a dataset image) there is nothing to take away
+    # Under a grey level (a clean drawing, a dataset image) there is nothing to take away.
+    coring = CORING * noise if core and noise >= 1 else 0.0
     item = np.clip((-residual if invert else residual) - coring, 0, None).astype(np.float32)
     return Separated(item, invert, noise)
 

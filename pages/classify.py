@@ -125,7 +125,7 @@ def unusual_notice(image01, no_item: bool) -> None:
            f"({check.source}) exceed.")
     if no_item:  # every training image is one item on a plain background
         how = f"No item stands out from its background, as one does in every training image. {how}"
-    if no_item or score > check.threshold:
+    if check.unlike(score, no_item):
         st.warning("**This does not look like the training images.** Fashion-MNIST holds centred product shots of "
                    "clothes, shoes and bags; the model gives every picture one of its ten classes all the same, so take "
                    f"the prediction below with care. {how}", icon=":material/help:")
@@ -227,7 +227,9 @@ def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool)
     """The upload with the crop box, the item found (item_mask), the crop and the 28×28, small and left to right."""
     upload, mask, crop, seen = st.columns(4)
     upload.image(with_box(image, prepared.box), caption=picture_caption(name, image), width=STEP)
-    found = "Item found (the crop box is yours)" if manual else "Item found"
+    found = "Item found" if item_mask.any() else "No item found"
+    if manual:
+        found += " (the crop box is yours)"
     mask_image = Image.fromarray((item_mask * 255).astype(np.uint8))
     mask.image(mask_image.resize((STEP, round(STEP * mask_image.height / mask_image.width)), Image.NEAREST), caption=found, width=STEP)
     colours = "inverted" if prepared.inverted else "not inverted"

@@ -170,7 +170,7 @@ def test_uploads_a_phone_photo_and_sees_each_step(server, browser):
     expected = CLASS_NAMES[int(np.argmax(predict_image(model, prepare_or_whole(open_image(photo.data))[0].image01)))]
     wait_for_prediction(panel, lambda: expected)
     for caption in ("floor.jpg", "Item found", "The crop", "What the model sees"):
-        assert shown_image(panel, caption).is_visible(), caption
+        shown_image(panel, caption).wait_for(timeout=30000)  # each step's image, once it has loaded
     # The item, not the lit floor: the mask covers a part of the frame, the 28×28 is an item on black.
     assert 0.05 < non_black(shown_image(panel, "Item found")) < 0.5
     assert 0.2 < non_black(shown_image(panel, "What the model sees")) < 0.9
