@@ -13,7 +13,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from fmnist.data import to_model_input
 from fmnist.segmentation import NOISE_LEVEL, NoItemError, Separated, clean_border, find_item, separate  # noqa: F401  (NOISE_LEVEL: part of what imaging offers)
@@ -246,4 +246,13 @@ def preview(image: Image.Image, size: int = 280) -> Image.Image:
     else:
         shown = image.convert("RGBA")
     shown.thumbnail((size, size), Image.BOX)
+    return shown
+
+
+def preview_with_box(image: Image.Image, box: Box, size: int = 280) -> Image.Image:
+    """The preview with the crop box drawn on it in red."""
+    shown = preview(image, size).convert("RGB")
+    left, top, right, bottom = box
+    width, height = shown.size
+    ImageDraw.Draw(shown).rectangle([left * width, top * height, right * width - 1, bottom * height - 1], outline=(255, 60, 60), width=3)
     return shown

@@ -2,14 +2,14 @@
 
 import numpy as np
 import streamlit as st
-from PIL import Image, ImageDraw
+from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist.access import AccessError
 from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, DatasetError, examples_per_class
 from fmnist.evaluation import percent, top_k
-from fmnist.imaging import WHOLE, EmptyImageError, ImageError, enlarge, open_image, prepare, prepare_or_whole, preview
+from fmnist.imaging import WHOLE, EmptyImageError, ImageError, enlarge, open_image, prepare, prepare_or_whole, preview, preview_with_box
 from fmnist.inside_charts import InsideError, saliency_overlay
 from fmnist.leaderboard import best_run
 from fmnist.models import PRESETS, with_training
@@ -185,7 +185,7 @@ def reset_corrections(upload) -> None:
 
 def start_manual_crop() -> None:
     """Turning the crop by hand on starts the sliders at the box that was found (or the whole picture)."""
-    left, top, right, bottom = st.session_state.get("classify_found_box", (0.0, 0.0, 1.0, 1.0))
+    left, top, right, bottom = st.session_state.get("classify_found_box", WHOLE)
     st.session_state.classify_crop_x = (int(100 * left), int(np.ceil(100 * right)))
     st.session_state.classify_crop_y = (int(100 * top), int(np.ceil(100 * bottom)))
 
@@ -208,15 +208,6 @@ def crop_by_hand(expanded: bool):
     return box
 
 
-def with_box(image: Image.Image, box) -> Image.Image:
-    """The picture's preview with the crop box drawn on it."""
-    shown = preview(image, STEP * 2).convert("RGB")
-    left, top, right, bottom = box
-    width, height = shown.size
-    ImageDraw.Draw(shown).rectangle([left * width, top * height, right * width - 1, bottom * height - 1], outline=(255, 60, 60), width=3)
-    return shown
-
-
 def picture_caption(name: str, image: Image.Image) -> str:
     """Its name, its size as uploaded (a JPEG is decoded at a reduced scale) and its colour mode."""
     width, height = image.info.get("full_size", image.size)
@@ -226,7 +217,7 @@ def picture_caption(name: str, image: Image.Image) -> str:
 def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool) -> None:
     """The upload with the crop box, the item found (item_mask), the crop and the 28×28, small and left to right."""
     upload, mask, crop, seen = st.columns(4)
-    upload.image(with_box(image, prepared.box), caption=picture_caption(name, image), width=STEP)
+    upload.image(preview_with_box(image, prepared.box, STEP * 2), caption=picture_caption(name, image), width=STEP)
     found = "Item found" if item_mask.any() else "No item found"
     if manual:
         found += " (the crop box is yours)"
