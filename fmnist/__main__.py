@@ -1,4 +1,5 @@
-"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,serve,hash-code,forget-person,bench,project,inside-bench,export,predict} --help
+"""Command line: python -m fmnist {train,runs,stop,cv,seeds,seed-table,serve,hash-code,forget-person,bench,project,
+inside-bench,photo-bench,export,predict} --help
 
 The command line acts as this machine's admin: whoever has a shell here owns the run store.
 """
@@ -572,6 +573,20 @@ def cmd_predict(args) -> int:
     return 0 if model is not None else 1
 
 
+def cmd_photo_bench(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    start_keras("tensorflow")  # the app's own backend, which classifies uploads
+    store = open_store()
+    missing = [run_id for run_id in args.run_ids if store.get(run_id) is None or not store.model_path(run_id).is_file()]
+    if missing:
+        print(f"error: no run with a saved model: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    from fmnist.photo_bench import run_photo_bench
+
+    return run_photo_bench(args.run_ids, args.seed)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmnist", description="Fashion-MNIST Studio from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -674,6 +689,10 @@ def main(argv=None) -> int:
     inside_bench = sub.add_parser("inside-bench", help="time the Inside page: one image and its saliency, the projections, a rerun")
     inside_bench.add_argument("run_ids", type=int, nargs="+")
     inside_bench.set_defaults(func=cmd_inside_bench)
+    photo_bench = sub.add_parser("photo-bench", help="Classify on photo-like pictures: right per situation, boxes found, the unusual-picture notice")
+    photo_bench.add_argument("run_ids", type=int, nargs="+")
+    photo_bench.add_argument("--seed", type=int, default=0, help="the seed that makes the pictures (the tests use 0)")
+    photo_bench.set_defaults(func=cmd_photo_bench)
 
     export = sub.add_parser("export", help="a run's model as ONNX, LiteRT or SavedModel, checked against Keras and kept with the run",
                             description="Export a run's model with Keras' model.export, run the export in its own runtime on the first "

@@ -2,8 +2,10 @@
 
 Fashion-MNIST was made from product photos by trimming them to the item, resizing the
 long side to 28, centring, negating (a light item on black) and 8-bit grayscale. `prepare`
-does the same to a drawing, a photo or a test image. Plain functions of PIL images and
-numpy arrays: no Streamlit, no Keras.
+does the same to a drawing, a photo or a test image, after finding the item in it
+(fmnist.segmentation: the background and its lighting taken away, a card's frame and caption
+left out); a person may set the crop box and the inversion instead. Plain functions of PIL
+images and numpy arrays: no Streamlit, no Keras.
 """
 
 import io
@@ -11,9 +13,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from fmnist.data import to_model_input
+from fmnist.segmentation import NOISE_LEVEL, NoItemError, Separated, clean_border, find_item, separate  # noqa: F401  (NOISE_LEVEL: part of what imaging offers)
 
 # Pillow's guard against decompression bombs (a small file that decodes to gigabytes),
 # set explicitly: 40 megapixels is a large photo, and what may be decoded at all.
@@ -23,10 +26,10 @@ SIZE = 28
 # fast for a 12-megapixel photo, and area averaging takes the sensor and JPEG noise
 # down with it, so that noise cannot pass for the item's edge.
 WORK_SIZE = 112
-# Up to this level (of 255, after the background is brought to 0) a pixel is background
-# when finding the item. Lower would take noise for the item; higher trims the faint
-# edges of dataset images, which then come back slightly enlarged.
-NOISE_LEVEL = 15
+# A JPEG is decoded at a reduced scale (its DCT allows 1/2, 1/4 and 1/8) down to no less
+# than this on its short side: a 12-megapixel photo decodes in a fraction of the time, and
+# even a tight crop box keeps more pixels than the 28×28 needs.
+DECODE_SIZE = 448
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
@@ -35,13 +38,22 @@ class ImageError(ValueError):
 
 
 class EmptyImageError(ImageError):
-    """The image holds only background (an empty canvas, a blank page)."""
+    """The image holds only background (an empty canvas, a blank page), or no item could be told from it."""
+
+
+# A crop box as shares of the picture's width and height: left, top, right, bottom, each 0-1.
+Box = tuple[float, float, float, float]
+WHOLE: Box = (0.0, 0.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
 class Prepared:
     pixels: np.ndarray  # uint8 (28, 28): a light item on black, like a dataset image
     image01: np.ndarray  # float32 (28, 28) in 0-1: exactly what the model receives
+    mask: np.ndarray  # bool, the work image's shape: where the item was found (none where a box set by hand is the crop)
+    box: Box  # the crop, as shares of the picture
+    inverted: bool  # the picture was inverted (a dark item on a light background)
+    crop: np.ndarray  # uint8: the crop, light on black, before it is squared and shrunk to 28×28
 
 
 def open_image(data: bytes) -> Image.Image:
@@ -53,9 +65,13 @@ def open_image(data: bytes) -> Image.Image:
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
+            width = image.width
+            image.draft(None, (DECODE_SIZE, DECODE_SIZE))  # only JPEGs shrink while decoding; others ignore it
             image.load()
+            scale = width / image.width
             # Phones store photos sideways and note the turn in EXIF: a shirt must not lie on its side.
             image = ImageOps.exif_transpose(image)
+            image.info["full_size"] = (round(image.width * scale), round(image.height * scale))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
             f"The image is too large: over {Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels. "
@@ -104,6 +120,16 @@ def grayscale(image: Image.Image) -> np.ndarray:
     return on_background(gray, alpha)
 
 
+def reduce_early(image: Image.Image) -> Image.Image:
+    """A large opaque 8-bit picture area-averaged by a whole factor while still in Pillow (a fraction
+    of the time numpy's float copy of 12 megapixels would take), to at least twice WORK_SIZE.
+    Transparent pictures stay whole: averaging would mix in the colours their transparent pixels hide."""
+    factor = max(image.size) // (2 * WORK_SIZE)
+    if factor < 2 or image.mode not in ("L", "RGB") or image.has_transparency_data:
+        return image
+    return image.reduce(factor)
+
+
 def shrink(gray: np.ndarray) -> np.ndarray:
     """Area-average an image larger than WORK_SIZE down to it (long side), keeping its shape."""
     height, width = gray.shape
@@ -112,23 +138,6 @@ def shrink(gray: np.ndarray) -> np.ndarray:
         return gray
     size = (max(1, round(width / factor)), max(1, round(height / factor)))
     return np.asarray(Image.fromarray(gray).resize(size, Image.BOX))
-
-
-def light_on_black(gray: np.ndarray) -> np.ndarray:
-    """Invert a light background (judged by the border, which is mostly background),
-    then bring the background to 0 so that a grey backdrop counts as black."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 127.5:
-        gray, border = 255 - gray, 255 - border
-    return np.clip(gray - np.median(border), 0, None)
-
-
-def crop_to_item(gray: np.ndarray) -> np.ndarray:
-    rows = np.flatnonzero((gray > NOISE_LEVEL).any(axis=1))
-    cols = np.flatnonzero((gray > NOISE_LEVEL).any(axis=0))
-    if rows.size == 0:
-        raise EmptyImageError("The image is empty: there is only background, no item to classify.")
-    return gray[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
 
 
 def pad_to_square(item: np.ndarray) -> np.ndarray:
@@ -157,14 +166,72 @@ def fit_frame(square: np.ndarray) -> np.ndarray:
     return small * (255 / small.max())
 
 
-def prepare(image: Image.Image) -> Prepared:
-    """The image as Fashion-MNIST would show it; EmptyImageError if it holds no item."""
-    gray = light_on_black(shrink(grayscale(image)))
-    small = fit_frame(pad_to_square(crop_to_item(gray)))
+def box_slices(box: Box, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """The box's rows and columns in an image of this shape, at least one pixel each."""
+    height, width = shape
+    left, top, right, bottom = box
+    x0, y0 = min(round(left * width), width - 1), min(round(top * height), height - 1)
+    return slice(y0, max(y0 + 1, round(bottom * height))), slice(x0, max(x0 + 1, round(right * width)))
+
+
+def mask_box(mask: np.ndarray) -> Box:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape
+    return cols[0] / width, rows[0] / height, (cols[-1] + 1) / width, (rows[-1] + 1) / height
+
+
+def crop_item(separated: Separated) -> tuple[np.ndarray, np.ndarray]:
+    """The item found (its mask) and its crop, with what is not the item (a caption, specks) blacked out."""
+    found = find_item(separated)
+    # A caption or a speck inside the crop box is not part of the item.
+    item = np.where(found.dropped, 0, separated.item)
+    return found.mask, item[box_slices(mask_box(found.mask), item.shape)]
+
+
+def prepare(image: Image.Image, box: Box | None = None, invert: bool | None = None) -> Prepared:
+    """The image as Fashion-MNIST would show it. box: look for the item only there (and crop to the box
+    itself when nothing there stands out); invert: True or False instead of deciding. EmptyImageError
+    if it holds no item."""
+    gray = shrink(grayscale(reduce_early(image)))
+    separated = separate(gray, invert)
+    mask = np.zeros(gray.shape, bool)
+    if box is None:
+        try:
+            mask, crop = crop_item(separated)
+        except NoItemError:
+            try:  # an item that fills the frame on a clean background leaves too little of it to fit the lighting to
+                if not clean_border(gray):
+                    raise
+                separated = separate(gray, invert, flat=True)
+                mask, crop = crop_item(separated)
+            except NoItemError:
+                raise EmptyImageError("The image is empty: there is only background, no item to classify.") from None
+    else:
+        rows, cols = box_slices(box, gray.shape)
+        try:
+            mask[rows, cols], crop = crop_item(separated.within(rows, cols))
+        except NoItemError:  # nothing stands out there (a faint item, a cat's fur): the person's box is the crop
+            crop = separate(gray, separated.inverted, core=False).item[rows, cols]
+            if crop.max() <= 0:
+                raise EmptyImageError("The crop box holds only background: move it onto the item.") from None
+    small = fit_frame(pad_to_square(crop))
     pixels = np.rint(small).astype(np.uint8)
     # Rounded to 8 bits like the dataset and scaled as its images are, so the model
     # receives exactly the pixels the page shows.
-    return Prepared(pixels, to_model_input(pixels[np.newaxis])[0, :, :, 0])
+    return Prepared(pixels, to_model_input(pixels[np.newaxis])[0, :, :, 0], mask, mask_box(mask) if mask.any() else box, separated.inverted,
+                    np.rint(crop * (255 / crop.max())).astype(np.uint8))
+
+
+def prepare_or_whole(image: Image.Image, invert: bool | None = None) -> tuple[Prepared, str | None]:
+    """The item found, and None; or, where no item stands out (a cat on a rug, noise), the whole picture
+    and why. EmptyImageError for a picture of only background (a blank page)."""
+    try:
+        return prepare(image, invert=invert), None
+    except EmptyImageError as e:
+        try:
+            return prepare(image, WHOLE, invert), "No item stands out from its background, so the whole picture is classified."
+        except EmptyImageError:
+            raise e from None
 
 
 def enlarge(pixels: np.ndarray, factor: int = 10) -> np.ndarray:
@@ -179,4 +246,13 @@ def preview(image: Image.Image, size: int = 280) -> Image.Image:
     else:
         shown = image.convert("RGBA")
     shown.thumbnail((size, size), Image.BOX)
+    return shown
+
+
+def preview_with_box(image: Image.Image, box: Box, size: int = 280) -> Image.Image:
+    """The preview with the crop box drawn on it in red."""
+    shown = preview(image, size).convert("RGB")
+    left, top, right, bottom = box
+    width, height = shown.size
+    ImageDraw.Draw(shown).rectangle([left * width, top * height, right * width - 1, bottom * height - 1], outline=(255, 60, 60), width=3)
     return shown

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.evaluation import top_k
-from fmnist.imaging import ImageError, Prepared, open_image, prepare
+from fmnist.imaging import ImageError, Prepared, open_image, prepare_or_whole
 
 
 def prepare_file(path: str) -> Prepared | str:
@@ -23,8 +23,9 @@ def prepare_file(path: str) -> Prepared | str:
         return "no such file"
     except OSError as e:
         return f"it cannot be read ({e.strerror or e})"
-    try:
-        return prepare(open_image(data))
+    try:  # where no item stands out, the whole picture, as Classify does
+        prepared, _ = prepare_or_whole(open_image(data))
+        return prepared
     except ImageError as e:
         return str(e)
 

@@ -182,6 +182,23 @@ def load_run_inside(run_id: int):
     return cached_inside(str(store.home), run_id, path.stat().st_mtime_ns if path.is_file() else 0)
 
 
+@st.cache_resource(show_spinner="Calibrating the unusual-picture check on held-out images…", max_entries=8)
+def cached_outlier_check(home: str, run_id: int, modified_ns: int):
+    from fmnist.outlier_check import HiddenAndOutput, run_check  # TensorFlow: the model is loaded anyway
+
+    outputs = HiddenAndOutput(cached_model(home, run_id, modified_ns))
+    return outputs, run_check(cached_store(home), run_id, outputs, get_dataset())
+
+
+def load_run_outlier_check(run_id: int):
+    """The run's model's last hidden layer and probabilities (fmnist.outlier_check.HiddenAndOutput) with
+    its calibrated check (fmnist.outliers.OutlierCheck), cached with the model; ModelFileError, InsideError
+    (a model that does not take 28×28 images to ten classes) or DatasetError (nothing to calibrate on)."""
+    store = get_store()
+    path = store.model_path(run_id)
+    return cached_outlier_check(str(store.home), run_id, path.stat().st_mtime_ns if path.is_file() else 0)
+
+
 def run_pca(run_id: int, dataset):
     """The run's PCA of its last hidden layer for the test images: from its folder, or computed once
     from its model (ModelFileError, InsideError)."""
@@ -437,7 +454,7 @@ def warm_up_in_background() -> threading.Thread | None:
 def warm_up() -> None:
     """What the first visit to Classify would do: TensorFlow's import (with fmnist.prediction),
     the dataset, the best run's model loaded and its predict step traced, the model opened up
-    for the saliency map. Into the caches the pages read, so a visit meanwhile waits for it."""
+    for the saliency map, its unusual-picture check calibrated. Into the caches the pages read, so a visit meanwhile waits for it."""
     from fmnist.leaderboard import best_run
     from fmnist.prediction import predict_image
 
@@ -449,5 +466,6 @@ def warm_up() -> None:
         blank = np.zeros((28, 28), dtype=np.float32)
         predict_image(load_run_model(best.id), blank)
         load_run_inside(best.id).look(blank)
+        load_run_outlier_check(best.id)
     except Exception:  # noqa: S110  (a page that needs what failed here shows why)
         pass

@@ -1,17 +1,19 @@
 """Classify: draw or upload a clothing item and see what the model sees and predicts."""
 
+import numpy as np
 import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist.access import AccessError
 from fmnist.charts import probability_bars
-from fmnist.data import CLASS_NAMES, examples_per_class
+from fmnist.data import CLASS_NAMES, DatasetError, examples_per_class
 from fmnist.evaluation import percent, top_k
-from fmnist.imaging import EmptyImageError, ImageError, enlarge, open_image, prepare, preview
+from fmnist.imaging import WHOLE, EmptyImageError, ImageError, enlarge, open_image, prepare, prepare_or_whole, preview, preview_with_box
 from fmnist.inside_charts import InsideError, saliency_overlay
 from fmnist.leaderboard import best_run
 from fmnist.models import PRESETS, with_training
+from fmnist.outliers import percent_text
 from fmnist.prediction import predict_image  # the one page that runs a model: TensorFlow loads with it
 from fmnist.runs import LimitError, ModelFileError
 from fmnist.ui import (
@@ -24,6 +26,7 @@ from fmnist.ui import (
     get_store,
     load_run_inside,
     load_run_model,
+    load_run_outlier_check,
     max_runs_per_person,
     run_label,
 )
@@ -35,6 +38,9 @@ STARTER = "Seed D: 128-64"
 STARTER_TIME = "about 35 seconds"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 SHOWN = 280  # px: the canvas, the originals and the enlarged 28×28 image share a size
+STEP = 170  # px: each of an upload's steps, four in a row
+INVERT_CHOICES = {"auto": "Automatic", "invert": "Invert", "keep": "Don't invert"}
+INVERT_VALUES = {"auto": None, "invert": True, "keep": False}
 
 
 @st.fragment(run_every=1.0)
@@ -82,19 +88,17 @@ def model_or_message(run_id: int):
         return None
 
 
-def show_prediction(model, image: Image.Image, seen, verdict, key: str, true_label: int | None = None):
-    """What the model receives (in the `seen` column) and what it predicts (in `verdict`)."""
-    try:
-        prepared = prepare(image)
-    except EmptyImageError as e:
-        seen.info(f"{e} Draw or upload a clothing item.", icon=":material/draw:")
-        return
-    seen.image(enlarge(prepared.pixels), caption="What the model sees: 28×28", width=SHOWN, output_format="PNG")
+def show_prediction(model, prepared, seen, verdict, key: str, true_label: int | None = None, show_seen: bool = True, no_item: bool = False):
+    """What the model receives (in the `seen` column, unless the steps show it) and what it predicts (in `verdict`);
+    no_item: no item stood out, so the whole picture was classified."""
+    if show_seen:
+        seen.image(enlarge(prepared.pixels), caption="What the model sees: 28×28", width=SHOWN, output_format="PNG")
     probs = predict_image(model, prepared.image01)
     with seen:
         why(prepared.image01, key, true_label)
     (name, prob), *others = top_k(probs, 3)
     with verdict:
+        unusual_notice(prepared.image01, no_item)
         cols = st.columns(2)
         cols[0].metric("Prediction", name, f"{percent(prob)} sure", delta_color="off", delta_arrow="off")
         if true_label is not None:
@@ -105,6 +109,28 @@ def show_prediction(model, image: Image.Image, seen, verdict, key: str, true_lab
                 st.badge("wrong", icon=":material/close:", color="red")
         st.caption("Then: " + " · ".join(f"{other} {percent(p)}" for other, p in others))
         st.plotly_chart(probability_bars(probs), key=f"{key}_bars", config={"displayModeBar": False})
+
+
+def unusual_notice(image01, no_item: bool) -> None:
+    """The notice when the picture is unlike the training images, with the measure and its threshold stated."""
+    try:
+        outputs, check = load_run_outlier_check(st.session_state.classify_run)
+    except (InsideError, DatasetError) as e:
+        st.caption(f"No unusual-picture check: {e}")
+        return
+    features, probs = outputs(image01[np.newaxis])
+    score = float(check.scores(probs, features)[0])
+    how = (f"Its {check.measure} in the model's last hidden layer is {score:.3g}; the notice shows above "
+           f"{check.threshold:.3g}, which {percent_text(check.flagged_share)} of {check.held_out:,} held-out images "
+           f"({check.source}) exceed.")
+    if no_item:  # every training image is one item on a plain background
+        how = f"No item stands out from its background, as one does in every training image. {how}"
+    if check.unlike(score, no_item):
+        st.warning("**This does not look like the training images.** Fashion-MNIST holds centred product shots of "
+                   "clothes, shoes and bags; the model gives every picture one of its ten classes all the same, so take "
+                   f"the prediction below with care. {how}", icon=":material/help:")
+    else:
+        st.caption(f"Looks like the training images. {how}")
 
 
 def why(image01, key: str, true_label: int | None) -> None:
@@ -140,24 +166,107 @@ def draw_tab(model):
         st.caption("A light item on black, like the dataset. Undo, redo and clear are in the toolbar.")
     if drawing.image_data is None:
         seen.info("Draw a clothing item on the black canvas: the prediction follows every stroke.", icon=":material/draw:")
-    else:
-        show_prediction(model, Image.fromarray(drawing.image_data), seen, verdict, key="draw")
+        return
+    try:
+        prepared = prepare(Image.fromarray(drawing.image_data))
+    except EmptyImageError as e:
+        seen.info(f"{e} Draw a clothing item.", icon=":material/draw:")
+        return
+    show_prediction(model, prepared, seen, verdict, key="draw")
+
+
+def reset_corrections(upload) -> None:
+    """A new picture starts with the automatic choices: a crop box set for another picture means nothing here."""
+    if st.session_state.get("classify_upload_id") != upload.file_id:
+        st.session_state.classify_upload_id = upload.file_id
+        st.session_state.classify_manual_crop = False
+        st.session_state.classify_invert = "auto"
+
+
+def start_manual_crop() -> None:
+    """Turning the crop by hand on starts the sliders at the box that was found (or the whole picture)."""
+    left, top, right, bottom = st.session_state.get("classify_found_box", WHOLE)
+    st.session_state.classify_crop_x = (int(100 * left), int(np.ceil(100 * right)))
+    st.session_state.classify_crop_y = (int(100 * top), int(np.ceil(100 * bottom)))
+
+
+def crop_by_hand(expanded: bool):
+    """The person's overrides (the colours in session state, read by upload_tab); returns their crop box
+    as shares of the picture, or None."""
+    with st.expander("Correct the crop or the colours", expanded=expanded, icon=":material/crop:"):
+        st.radio("Colours", list(INVERT_CHOICES), format_func=INVERT_CHOICES.get, key="classify_invert", horizontal=True,
+                 help="Fashion-MNIST shows a light item on black. Automatic inverts a picture whose item is darker than its background.")
+        manual = st.toggle("Set the crop box by hand", key="classify_manual_crop", on_change=start_manual_crop)
+        box = None
+        if manual:
+            x = st.slider("Left to right (% of the width)", 0, 100, (0, 100), key="classify_crop_x")
+            y = st.slider("Top to bottom (% of the height)", 0, 100, (0, 100), key="classify_crop_y")
+            if x[1] > x[0] and y[1] > y[0]:
+                box = (x[0] / 100, y[0] / 100, x[1] / 100, y[1] / 100)
+            else:
+                st.warning("The box needs a width and a height: move the sliders apart.", icon=":material/crop_free:")
+    return box
+
+
+def picture_caption(name: str, image: Image.Image) -> str:
+    """Its name, its size as uploaded (a JPEG is decoded at a reduced scale) and its colour mode."""
+    width, height = image.info.get("full_size", image.size)
+    return f"{name} · {width}×{height} {image.mode}"
+
+
+def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool) -> None:
+    """The upload with the crop box, the item found (item_mask), the crop and the 28×28, small and left to right."""
+    upload, mask, crop, seen = st.columns(4)
+    upload.image(preview_with_box(image, prepared.box, STEP * 2), caption=picture_caption(name, image), width=STEP)
+    found = "Item found" if item_mask.any() else "No item found"
+    if manual:
+        found += " (the crop box is yours)"
+    mask_image = Image.fromarray((item_mask * 255).astype(np.uint8))
+    mask.image(mask_image.resize((STEP, round(STEP * mask_image.height / mask_image.width)), Image.NEAREST), caption=found, width=STEP)
+    colours = "inverted" if prepared.inverted else "not inverted"
+    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({colours})", width=STEP)
+    seen.image(enlarge(prepared.pixels, 6), caption="What the model sees: 28×28", width=STEP, output_format="PNG")
 
 
 def upload_tab(model):
-    source, seen, verdict = st.columns([1, 1, 1.4], gap="medium")
-    upload = source.file_uploader("A photo or drawing of one item", type=UPLOAD_TYPES, key="classify_upload",
-                                  help="Any size and colour; the item is cropped, centred and shrunk to 28×28.")
+    upload = st.file_uploader("A photo or drawing of one item", type=UPLOAD_TYPES, key="classify_upload",
+                              help="Any size and colour; the item is found, cropped, centred and shrunk to 28×28.")
     if upload is None:
-        seen.info("Upload a picture of a clothing item: on a plain background it works best.", icon=":material/upload:")
+        st.info("Upload a picture of a clothing item: a phone photo of it lying on a floor or bed, a product card, a drawing.",
+                icon=":material/upload:")
         return
     try:
         image = open_image(upload.getvalue())
-        show_prediction(model, image, seen, verdict, key="upload")
     except ImageError as e:
-        source.error(f"**{upload.name} cannot be used.** {e}", icon=":material/broken_image:")
+        st.error(f"**{upload.name} cannot be used.** {e}", icon=":material/broken_image:")
         return
-    source.image(preview(image, SHOWN), caption=f"{upload.name} · {image.width}×{image.height} {image.mode}")
+    reset_corrections(upload)
+    steps = st.container()  # above the corrections, filled once they are read
+    invert = INVERT_VALUES[st.session_state.get("classify_invert", "auto")]
+    problem = None
+    try:
+        found, problem = prepare_or_whole(image, invert)
+    except EmptyImageError as e:
+        found, problem = None, str(e)
+    st.session_state.classify_found_box = found.box if found else WHOLE
+    box = crop_by_hand(expanded=problem is not None)
+    prepared = found
+    if box is not None:
+        try:
+            prepared = prepare(image, box, invert)
+        except EmptyImageError as e:
+            prepared, problem = None, str(e)
+    with steps:
+        if prepared is None:
+            st.image(preview(image, STEP * 2), caption=picture_caption(upload.name, image), width=STEP)
+            st.info(f"No item found. {problem} Set the crop box by hand below, or upload a picture of a clothing item.",
+                    icon=":material/search_off:")
+            return
+        if problem and box is None:
+            st.info(f"{problem} Set the crop box by hand below if the item is there.", icon=":material/search_off:")
+        show_steps(image, prepared, found.mask if found else prepared.mask, upload.name, manual=box is not None)
+    seen, verdict = st.columns([1, 1.4], gap="medium")
+    show_prediction(model, prepared, seen, verdict, key="upload", show_seen=False, no_item=problem is not None and box is None)
 
 
 def test_image_tab(model):
@@ -174,7 +283,7 @@ def test_image_tab(model):
         return
     original = dataset.x_test[index]
     source.image(enlarge(original), caption=f"Test image #{index}", width=SHOWN, output_format="PNG")
-    show_prediction(model, Image.fromarray(original), seen, verdict, key="test", true_label=int(dataset.y_test[index]))
+    show_prediction(model, prepare(Image.fromarray(original)), seen, verdict, key="test", true_label=int(dataset.y_test[index]))
 
 
 enter_through_navigation()

@@ -10,8 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 from fmnist.data import CLASS_NAMES
 from fmnist.evaluation import percent
-from fmnist.imaging import prepare
+from fmnist.imaging import open_image, prepare
 from fmnist.models import dense_spec
+from fmnist.photo_fixtures import photo_like
 from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 from fmnist.training import train_run
@@ -134,7 +135,8 @@ def test_an_uploaded_picture_is_classified(app, trained, dataset):
     app.file_uploader(key="classify_upload").upload("boot.png", encode(image), "image/png").run()
     assert not app.exception and not app.error
     assert shown_prediction(app) == expected_prediction(store, better, image)
-    assert [image.captions for image in app.image] == [["boot.png · 280×280 L"], ["What the model sees: 28×28"]]
+    assert [image.captions for image in app.image] == [["boot.png · 280×280 L"], ["Item found"], ["The crop, light on black (inverted)"],
+                                                       ["What the model sees: 28×28"]]
 
 
 def transparent(gray: Image.Image) -> Image.Image:
@@ -158,7 +160,7 @@ def test_odd_but_valid_uploads_are_shown_and_classified(app, trained, dataset, n
     app.file_uploader(key="classify_upload").upload(name, content, "application/octet-stream").run()
     assert not app.exception and not app.error, app.exception or app.error
     assert shown_prediction(app) == expected_prediction(store, better, Image.open(io.BytesIO(content)))
-    assert len(app.image) == 2, "the original and what the model sees"
+    assert len(app.image) == 4, "the original, the item found, the crop and what the model sees"
 
 
 BAD_UPLOADS = {
@@ -220,3 +222,67 @@ def test_the_warm_up_loads_the_best_model_before_the_first_visit(trained, monkey
     assert not at.exception, at.exception
     assert at.selectbox(key="classify_run").value == better
     assert loads == [], "Classify loaded the model again"
+
+
+# --- photos: the steps, the corrections by hand, the unusual-picture notice ---
+
+
+def upload(app, name: str, content: bytes):
+    app.file_uploader(key="classify_upload").upload(name, content, "application/octet-stream").run()
+    assert not app.exception, app.exception
+    return app
+
+
+def expected(store: RunStore, run_id: int, prepared) -> tuple[str, str]:
+    probs = predict_image(load_model(store, run_id), prepared.image01)
+    return CLASS_NAMES[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
+
+
+def notices(app) -> list[str]:
+    return [w.value for w in app.warning if "does not look like the training images" in w.value]
+
+
+def test_a_phone_photo_shows_its_steps_and_the_crop_and_colours_can_be_set_by_hand(app, trained, dataset):
+    store, _, better = trained
+    photo = photo_like(dataset.x_test, dataset.y_test, per_situation=1, seed=0)[0]
+    upload(app, "floor.jpg", photo.data)
+    image = open_image(photo.data)
+    assert shown_prediction(app) == expected(store, better, prepare(image))
+    assert [i.captions[0].split(" · ")[0] for i in app.image] == ["floor.jpg", "Item found", "The crop, light on black (inverted)",
+                                                                  "What the model sees: 28×28"]
+    assert "600×800 RGB" in app.image[0].captions[0] or "800×600 RGB" in app.image[0].captions[0], "the size as uploaded"
+
+    found = app.session_state["classify_found_box"]
+    app.toggle(key="classify_manual_crop").set_value(True).run()
+    assert app.slider(key="classify_crop_x").value == (int(100 * found[0]), int(np.ceil(100 * found[2]))), "the sliders start at the box found"
+    app.slider(key="classify_crop_x").set_value((0, 100)).run()
+    app.slider(key="classify_crop_y").set_value((0, 50)).run()
+    assert not app.exception, app.exception
+    assert shown_prediction(app) == expected(store, better, prepare(image, (0.0, 0.0, 1.0, 0.5)))
+    assert app.image[1].captions == ["Item found (the crop box is yours)"]
+
+    app.radio(key="classify_invert").set_value("keep").run()  # a dark item on a light floor, not inverted: only the floor's folds are light
+    assert not app.exception, app.exception
+    assert app.image[2].captions == ["The crop, light on black (not inverted)"]
+    assert shown_prediction(app) == expected(store, better, prepare(image, (0.0, 0.0, 1.0, 0.5), invert=False))
+
+    upload(app, "boot.png", encode(dark_on_white(dataset.x_test[0])))  # a new picture starts with the automatic choices
+    assert app.toggle(key="classify_manual_crop").value is False and app.radio(key="classify_invert").value == "auto"
+    assert shown_prediction(app) == expected_prediction(store, better, dark_on_white(dataset.x_test[0]))
+
+
+def test_a_picture_without_an_item_is_classified_whole_with_the_notice(app, trained):
+    store, _, better = trained
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8))
+    upload(app, "noise.png", encode(noise))
+    assert any("whole picture is classified" in i.value for i in app.info), [i.value for i in app.info]
+    assert app.expander[0].proto.expanded, "the crop by hand is offered"
+    assert shown_prediction(app) == expected(store, better, prepare(noise, (0.0, 0.0, 1.0, 1.0)))
+    [notice] = notices(app)
+    assert "held-out images (its validation split)" in notice and "above" in notice, "the measure and its threshold are stated"
+
+
+def test_a_test_image_gets_no_notice(app, dataset):
+    upload(app, "boot.png", encode(dark_on_white(dataset.x_test[0])))
+    assert notices(app) == []
+    assert any(c.value.startswith("Looks like the training images.") for c in app.caption)

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from fmnist.data import CLASS_NAMES, load_dataset
-from fmnist.imaging import open_image, prepare
+from fmnist.imaging import open_image, prepare, prepare_or_whole
+from fmnist.photo_fixtures import photo_like
 from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 
@@ -157,6 +158,25 @@ def test_uploads_a_photo_and_a_file_that_is_not_an_image(server, browser):
     panel.get_by_text("notes.png cannot be used").wait_for(timeout=60000)
     assert panel.get_by_text("This file is not an image").is_visible()
     prediction_gone(panel, "classify-upload-error")
+
+
+def test_uploads_a_phone_photo_and_sees_each_step(server, browser):
+    url, home = server
+    page = open_classify(browser, url)
+    panel = open_tab(page, "Upload")
+    photo = photo_like(load_dataset().x_test, load_dataset().y_test, per_situation=1, seed=0)[0]  # a T-shirt on a lit floor, JPEG
+    panel.locator("input[type=file]").set_input_files(files=[{"name": "floor.jpg", "mimeType": "image/jpeg", "buffer": photo.data}])
+    model = server_model(home)
+    expected = CLASS_NAMES[int(np.argmax(predict_image(model, prepare_or_whole(open_image(photo.data))[0].image01)))]
+    wait_for_prediction(panel, lambda: expected)
+    for caption in ("floor.jpg", "Item found", "The crop", "What the model sees"):
+        shown_image(panel, caption).wait_for(timeout=30000)  # each step's image, once it has loaded
+    # The item, not the lit floor: the mask covers a part of the frame, the 28×28 is an item on black.
+    assert 0.05 < non_black(shown_image(panel, "Item found")) < 0.5
+    assert 0.2 < non_black(shown_image(panel, "What the model sees")) < 0.9
+    panel.get_by_text("Correct the crop or the colours").click()
+    panel.get_by_text("Set the crop box by hand").wait_for(timeout=30000)
+    screenshot(page, "classify-photo-steps")
 
 
 def test_a_random_test_image_next_to_its_true_label(server, browser):

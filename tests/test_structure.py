@@ -13,7 +13,8 @@ from helpers import ROOT
 PACKAGE = ROOT / "fmnist"
 # The Keras side: build, fit, predict, load. Everything else in fmnist/ is the pure side.
 KERAS_SIDE = {"fmnist.network", "fmnist.training", "fmnist.prediction", "fmnist.bench_fit", "fmnist.keras_start", "fmnist.search",
-              "fmnist.search_bench", "fmnist.inside", "fmnist.inside_bench", "fmnist.export"}
+              "fmnist.search_bench", "fmnist.inside", "fmnist.inside_bench", "fmnist.export", "fmnist.outlier_check",
+              "fmnist.photo_bench"}
 ML_LIBRARIES = {"keras", "tensorflow", "jax", "torch"}
 
 
