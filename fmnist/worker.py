@@ -81,6 +81,9 @@ def reap_dead_runs(store: RunStore) -> list[int]:
             (run.pid is None and now - run.created_at > PID_GRACE_S)
             or (run.pid is not None and not process_alive(run.pid, run.pid_started)))
     ]
+    # A search's process creates each trial's run, then claims it: killed in between, it leaves a
+    # trial that no process will ever claim. It goes with its search, not PID_GRACE_S later.
+    dead += [run.id for run in active if run.kind == RunKind.TRIAL and run.pid is None and not run.on_cluster and run.parent_id in dead]
     if dead:
         store.mark_interrupted(dead, INTERRUPTED)
     return dead + reap_cluster_runs(store, [run for run in active if run.on_cluster])

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fmnist import studies
-from fmnist.models import SpecError
+from fmnist.models import SpecError, dense_spec
 from fmnist.runs import RunKind, RunStatus
 from fmnist.search_space import SearchSpace, configurations, describe_size, suggest, validate_space
 from fmnist.store import RunStore
@@ -97,6 +97,18 @@ def test_a_killed_search_is_interrupted_and_resumes_without_losing_a_trial(home)
     assert len([t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]) == 3, "the budget counts what it kept"
     with pytest.raises(ValueError, match="not an ended search"):
         store.requeue(finished_before[0])
+
+
+def test_a_trial_its_search_created_but_never_claimed_goes_with_the_search(home):
+    """The search's process was killed between creating a trial's run and claiming it."""
+    store = RunStore()
+    search_id = create_search(store, SearchSpace(**{**TINY.to_dict(), "trials": 3}), name="killed early")
+    assert try_start(store, search_id, max_parallel=1)
+    store.set_pid(search_id, 2**22 + 7, None)  # no such process
+    orphan = store.create_run(dense_spec([32]), name="trial 2", kind=RunKind.TRIAL, parent_id=search_id)
+    elsewhere = store.create_run(dense_spec([32]), name="someone's run")
+    assert set(reap_dead_runs(store)) == {search_id, orphan}
+    assert store.get(orphan).status == RunStatus.INTERRUPTED and store.get(elsewhere).status == RunStatus.QUEUED
 
 
 def test_the_cli_search_prints_a_line_per_trial_and_a_final_json_line(home):
