@@ -222,6 +222,13 @@ def prepare(image: Image.Image, box: Box | None = None, invert: bool | None = No
                     np.rint(crop * (255 / crop.max())).astype(np.uint8))
 
 
+def as_dataset_image(pixels: np.ndarray) -> Prepared:
+    """A dataset image as it is: the model's own input, exactly as the test set is scored (Evaluate),
+    with no item finding in between (which leaves most of them unchanged, not all)."""
+    pixels = np.asarray(pixels, dtype=np.uint8)
+    return Prepared(pixels, to_model_input(pixels[np.newaxis])[0, :, :, 0], pixels > 0, WHOLE, False, pixels)
+
+
 def prepare_or_whole(image: Image.Image, invert: bool | None = None) -> tuple[Prepared, str | None]:
     """The item found, and None; or, where no item stands out (a cat on a rug, noise), the whole picture
     and why. EmptyImageError for a picture of only background (a blank page)."""

@@ -9,7 +9,18 @@ from fmnist.access import AccessError
 from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, DatasetError, examples_per_class
 from fmnist.evaluation import percent, top_k
-from fmnist.imaging import WHOLE, EmptyImageError, ImageError, enlarge, open_image, prepare, prepare_or_whole, preview, preview_with_box
+from fmnist.imaging import (
+    WHOLE,
+    EmptyImageError,
+    ImageError,
+    as_dataset_image,
+    enlarge,
+    open_image,
+    prepare,
+    prepare_or_whole,
+    preview,
+    preview_with_box,
+)
 from fmnist.inside_charts import InsideError, saliency_overlay
 from fmnist.leaderboard import best_run
 from fmnist.models import PRESETS, with_training
@@ -283,7 +294,7 @@ def test_image_tab(model):
         return
     original = dataset.x_test[index]
     source.image(enlarge(original), caption=f"Test image #{index}", width=SHOWN, output_format="PNG")
-    show_prediction(model, prepare(Image.fromarray(original)), seen, verdict, key="test", true_label=int(dataset.y_test[index]))
+    show_prediction(model, as_dataset_image(original), seen, verdict, key="test", true_label=int(dataset.y_test[index]))
 
 
 enter_through_navigation()

@@ -191,5 +191,5 @@ def test_a_random_test_image_next_to_its_true_label(server, browser):
     assert true_label.inner_text() == CLASS_NAMES[0], "the first class is chosen at first"
     assert shown_prediction(panel) in CLASS_NAMES
     original, seen = non_black(shown_image(panel, "Test image #")), non_black(shown_image(panel, "What the model sees"))
-    assert original > 0.2 and abs(seen - original) < 0.05, "a dataset image reaches the model nearly as it is"
+    assert original > 0.2 and abs(seen - original) < 0.01, "a test image reaches the model as it is, as the test set is scored"
     screenshot(page, "classify-test-image")

@@ -293,3 +293,13 @@ def test_probability_bars_show_every_class_and_colour_the_top_one():
 
 def test_percent_never_rounds_to_impossible_certainty():
     assert [percent(p) for p in (0.0004, 0.0012, 0.5, 0.998, 0.99996)] == ["<0.1%", "0.1%", "50.0%", "99.8%", ">99.9%"]
+
+
+def test_a_test_image_on_classify_is_the_models_own_input(dataset):
+    """Classify's 'Try a test image' scores it as the test set is scored (Evaluate): no item finding in between."""
+    from fmnist.data import to_model_input
+    from fmnist.imaging import as_dataset_image
+
+    for x in dataset.x_test[:20]:
+        prepared = as_dataset_image(x)
+        assert np.array_equal(prepared.pixels, x) and np.array_equal(prepared.image01, to_model_input(x[np.newaxis])[0, :, :, 0])
