@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from fmnist.data import CLASS_NAMES
 from fmnist.evaluation import percent
-from fmnist.imaging import open_image, prepare
+from fmnist.imaging import as_dataset_image, open_image, prepare
 from fmnist.models import dense_spec
 from fmnist.photo_fixtures import photo_like
 from fmnist.prediction import load_model, predict_image
@@ -56,9 +56,11 @@ def shown_prediction(at) -> tuple[str, str]:
     return metric.value, metric.delta
 
 
-def expected_prediction(store: RunStore, run_id: int, image: Image.Image) -> tuple[str, str]:
-    """What the library says the run's model predicts for the image, as the page should show it."""
-    probs = predict_image(load_model(store, run_id), prepare(image).image01)
+def expected_prediction(store: RunStore, run_id: int, image: Image.Image | np.ndarray) -> tuple[str, str]:
+    """What the library says the run's model predicts for the image (a picture, prepared as an upload is;
+    or a test image's pixels, as they are), as the page should show it."""
+    prepared = as_dataset_image(image) if isinstance(image, np.ndarray) else prepare(image)
+    probs = predict_image(load_model(store, run_id), prepared.image01)
     return CLASS_NAMES[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
 
 
@@ -118,7 +120,7 @@ def test_a_random_test_image_is_classified_next_to_its_true_label(app, trained, 
     assert dataset.y_test[index] == 7
     true_label = next(m for m in app.metric if m.label == "True label")
     assert true_label.value == "Sneaker"
-    image = Image.fromarray(dataset.x_test[index])
+    image = dataset.x_test[index]  # classified as it is, as the test set is scored
     predicted, _ = shown_prediction(app)
     assert shown_prediction(app) == expected_prediction(store, better, image)
     verdict = "green-badge[:material/check: right]" if predicted == "Sneaker" else "red-badge[:material/close: wrong]"
