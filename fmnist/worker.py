@@ -91,24 +91,42 @@ def reap_dead_runs(store: RunStore) -> list[int]:
 
 def reap_cluster_runs(store: RunStore, runs: list) -> list[int]:
     """Cluster runs whose Ray job failed, was stopped, ended without ending its run (its node died, the
-    job was killed) or is unknown to the cluster: interrupted, with Ray's reason. Nothing is marked
-    while the cluster cannot be reached: its runs may well be training."""
+    job was killed) or is unknown to the cluster (its head restarted): interrupted, with Ray's reason.
+    While the cluster cannot be reached (a head restarting, a network down) its runs may well be
+    training: only one that has also written nothing to the store for FMNIST_RAY_LOST_S (default
+    10 min) is taken for lost, so that a head that never comes back leaves no run running forever."""
     if not runs:
         return []
     try:
         head = cluster.current()
         if head is None:  # a store shared with a cluster, opened without its address: cannot tell
             return []
-        dead, states = [], head.job_states([run.cluster_job for run in runs])
-        for run in runs:
-            state, message = states[run.cluster_job]
-            if state in cluster.ALIVE or (state == "UNKNOWN" and time.time() - run.created_at < PID_GRACE_S):
-                continue
-            store.mark_interrupted([run.id], f"its Ray job {run.cluster_job} {state.lower()}" + (f": {message}" if message else ""))
-            dead.append(run.id)
-        return dead
+        states = head.job_states([run.cluster_job for run in runs])
     except cluster.ClusterError:
-        return []
+        return reap_lost_runs(store, runs)
+    dead = []
+    for run in runs:
+        state, message = states[run.cluster_job]
+        if state in cluster.ALIVE or (state == "UNKNOWN" and time.time() - run.created_at < PID_GRACE_S):
+            continue
+        store.mark_interrupted([run.id], cluster.why_ended(run.cluster_job, state, message))
+        dead.append(run.id)
+    return dead
+
+
+def reap_lost_runs(store: RunStore, runs: list) -> list[int]:
+    """Cluster runs that have written nothing for FMNIST_RAY_LOST_S while the cluster cannot be reached."""
+    try:
+        lost_after = cluster.lost_after_s()
+    except cluster.ClusterError:
+        lost_after = cluster.LOST_S
+    now = time.time()
+    lost = [run for run in runs if now - max(filter(None, (run.created_at, run.started_at, run.updated_at))) > lost_after]
+    for run in lost:
+        store.mark_interrupted([run.id], f"its Ray job {run.cluster_job} is lost: it has written nothing for over {lost_after:g} s "
+                                         f"({cluster.LOST_ENV}) and the Ray cluster at {cluster.ADDRESS_ENV}={cluster.address()} "
+                                         f"cannot be reached (its head down?)")
+    return [run.id for run in lost]
 
 
 # --- the queue ---
@@ -253,7 +271,7 @@ def submit(store: RunStore, head: "cluster.Cluster", run_id: int) -> None:
     store.set_cluster_job(run_id, submission_id)
     try:
         cpus, gpus = head.resources_per_run()
-        head.submit(run_id, store.home, submission_id, cpus, gpus)
+        head.submit(run_id, store.home, submission_id, cpus, gpus, cluster.custom_resources())
     except cluster.ClusterError as e:
         store.finish(run_id, RunStatus.FAILED, error=str(e))
         raise
