@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from dataclasses import dataclass
@@ -247,8 +248,9 @@ class Cluster:
         return {submission_id: jobs.get(submission_id, unknown) for submission_id in submission_ids}
 
     def unknown_job(self) -> str:
-        return (f"the cluster at {self.address} does not know it: its head restarted since (Ray keeps no jobs "
-                f"across a restart, and the head's restart ended the jobs' processes), or the job was deleted")
+        return (f"the cluster at {self.address} has no such job: its head restarted since (without GCS fault tolerance "
+                f"Ray keeps no jobs across a restart, and a head that goes down ends every job of its cluster), "
+                f"or the job was deleted")
 
     def stop(self, submission_id: str) -> None:
         try:
@@ -262,6 +264,10 @@ def why_ended(submission_id: str, state: str, message: str) -> str:
     """A run's error when its Ray job ended without ending it, from Ray's status and message (Ray's
     messages span lines: a dead node's names the node and why it died)."""
     said = " ".join(message.split())
+    died = re.search(r"The actor died because (.*)", said)
+    if said.startswith("Job supervisor actor died") and died:  # the rest is the actor's ids: the cause, and where
+        node_ip = re.search(r"\bip: (\S+)", said)
+        said = f"Ray's job supervisor{f' on {node_ip.group(1)}' if node_ip else ''} died because {died.group(1)}"
     said = said if len(said) <= 800 else said[:800] + "…"
     what = "ended without ending its run" if state == "SUCCEEDED" else ("is unknown" if state == "UNKNOWN" else state.lower())
     return f"its Ray job {submission_id} {what}" + (f": {said}" if said else "")
@@ -294,6 +300,17 @@ def new_submission_id(run_id: int) -> str:
 @functools.cache
 def cluster_at(head: str) -> Cluster:
     return Cluster(head)
+
+
+def ready_for_runs() -> Cluster | None:
+    """current(), with the resources each run's job will ask for checked too: a cluster that cannot be
+    reached or a setting that is wrong refuses (ClusterError) before a run is written."""
+    head = current()
+    if head is not None:
+        resource_setting(CPUS_ENV, 1.0)
+        resource_setting(GPUS_ENV, 0.0)
+        custom_resources()
+    return head
 
 
 def current() -> Cluster | None:

@@ -167,7 +167,7 @@ def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limi
     """Queue a run and start its own training process; returns the run id.
     LimitError if the owner has max_runs queued or running already. backend_setting: auto, tensorflow
     or jax; by default FMNIST_BACKEND's, else auto (ValueError if that holds something else)."""
-    cluster.current()  # a cluster that cannot be reached refuses (ClusterError) before anything is written
+    cluster.ready_for_runs()  # a cluster that cannot be reached refuses (ClusterError) before anything is written
     run_id = store.create_run(spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting(),
                               **owner_fields(owner, max_runs))
     start_process(store, run_id)
@@ -193,7 +193,7 @@ def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: i
 
 def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, owner: Person | None = None,
                max_runs: int | None = None) -> int:
-    cluster.current()
+    cluster.ready_for_runs()
     job_id = create_job(store, run_id, kind, repeats, owner=owner, max_runs=max_runs)
     start_process(store, job_id)
     return job_id
@@ -214,7 +214,7 @@ def create_search(store: RunStore, space: SearchSpace, name: str | None = None, 
 
 def launch_search(store: RunStore, space: SearchSpace, name: str | None = None, owner: Person | None = None,
                   max_runs: int | None = None) -> int:
-    cluster.current()  # its trials go there
+    cluster.ready_for_runs()  # its trials go there
     search_id = create_search(store, space, name, owner=owner, max_runs=max_runs)
     start_process(store, search_id)
     return search_id

@@ -105,6 +105,14 @@ def test_fmnist_ray_address_wins_over_rays_own_address_variables(on_cluster, ray
     assert os.environ["RAY_ADDRESS"] == os.environ["RAY_API_SERVER_ADDRESS"] == elsewhere, "put back for whatever else reads them"
 
 
+def test_a_wrong_resources_setting_is_one_message_and_writes_no_run(on_cluster):
+    for wrong in ("gpu_node", '{"gpu_node": -1}', '{"CPU": 2}', '["gpu_node"]'):
+        result = run_cli("train", "--layers", "16", "--epochs", "1", "--limit", "500", env={cluster.RESOURCES_ENV: wrong}, timeout=60)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"{cluster.RESOURCES_ENV}={wrong!r}: a JSON object of custom resource names and amounts" in result.stderr, result.stderr
+    assert on_cluster.list_runs() == [], "nothing written"
+
+
 def test_a_cluster_run_that_writes_nothing_while_the_head_cannot_be_reached_is_lost_after_a_while(home, postgres, monkeypatch):
     monkeypatch.setenv("FMNIST_DB", postgres.new_database())
     monkeypatch.setenv(cluster.ADDRESS_ENV, f"http://127.0.0.1:{free_port()}")  # a head that never comes back
