@@ -72,7 +72,6 @@ def test_a_dead_node_then_a_restarted_head_interrupt_their_runs_saying_why_and_k
         ray_head.start()
         restarted = wait_until(lambda: reaped(store, on_head), timeout=60, every=1, message="the head's run to be interrupted")
         assert restarted.status == RunStatus.INTERRUPTED, restarted.error
-        print("dead node:", dead.error, "\nhead restarted:", restarted.error)
         assert f"its Ray job {restarted.cluster_job} is unknown" in restarted.error and "head restarted" in restarted.error, restarted.error
     finally:
         node.close()
