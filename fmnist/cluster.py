@@ -249,8 +249,7 @@ class Cluster:
 
     def unknown_job(self) -> str:
         return (f"the cluster at {self.address} has no such job: its head restarted since (without GCS fault tolerance "
-                f"Ray keeps no jobs across a restart, and a head that goes down ends every job of its cluster), "
-                f"or the job was deleted")
+                f"Ray keeps no jobs across a restart, and the jobs on the head's own node end with it), or the job was deleted")
 
     def stop(self, submission_id: str) -> None:
         try:
