@@ -216,7 +216,7 @@ def train_here_or_on_cluster(store: RunStore, run_id: int) -> dict:
 def cmd_train(args) -> int:
     store = open_store()
     if args.run_id is None:
-        cluster.current()  # a cluster that cannot be reached refuses before anything is written
+        cluster.ready_for_runs()  # a cluster that cannot be reached refuses before anything is written
     if args.run_id is not None:
         run = store.get(args.run_id)
         if run is None or run.status != RunStatus.QUEUED:
@@ -271,7 +271,7 @@ def cmd_runs(args) -> int:
 def cmd_job(args) -> int:
     kind, repeats = (RunKind.CV, args.folds) if args.command == "cv" else (RunKind.SEEDS, args.n)
     store = open_store()
-    cluster.current()
+    cluster.ready_for_runs()
     pid, started = this_process()
     job_id = create_job(store, args.run_id, kind, repeats, pid=pid, pid_started=started)
     summary = train_here_or_on_cluster(store, job_id)
@@ -314,6 +314,7 @@ def cmd_search(args) -> int:
         return run_search_bench(args)
 
     store = open_store()
+    cluster.ready_for_runs()  # its trials go there: a cluster that cannot take them refuses before the search is written
     pid, started = this_process()
     if args.resume is not None:
         from fmnist.worker import resume_search

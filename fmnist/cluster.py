@@ -8,15 +8,20 @@ the same `python -m fmnist train --run-id N` a local run has, with the project's
 `working_dir`, uploaded once and cached by the cluster) and the FMNIST_* settings in its runtime
 environment. Ray queues what does not fit; a run waits as "queued on the cluster" meanwhile.
 With token authentication on (RAY_AUTH_MODE=token), Ray's SDK sends the token from RAY_AUTH_TOKEN,
-RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token itself.
+RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token itself. FMNIST_RAY_ADDRESS wins over Ray's own
+RAY_API_SERVER_ADDRESS and RAY_ADDRESS (see sdk_address_variables_set_aside).
 
 The run store must be reachable from every node (FMNIST_DB on PostgreSQL) and FMNIST_HOME a
 folder every node mounts: that is where runs write their models and logs.
 """
 
+import contextlib
 import functools
+import json
 import logging
 import os
+import re
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +29,11 @@ from pathlib import Path
 ADDRESS_ENV = "FMNIST_RAY_ADDRESS"
 CPUS_ENV = "FMNIST_RAY_CPUS"  # CPUs each run asks for (default 1)
 GPUS_ENV = "FMNIST_RAY_GPUS"  # GPUs each run asks for (default: 1 when the cluster has a GPU, else 0)
+# Custom resources each run asks for, as JSON ({"big_memory": 1}): runs go only to the nodes that offer them.
+RESOURCES_ENV = "FMNIST_RAY_RESOURCES"
+# While the cluster cannot be reached, a run that has written nothing for this long is taken for lost.
+LOST_ENV = "FMNIST_RAY_LOST_S"
+LOST_S = 600.0
 JOB_ENV = "FMNIST_RAY_JOB"  # set in a Ray job's environment: the submission id it runs as
 # The project's folder, uploaded as each job's working directory; what a run does not need stays out.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +41,11 @@ EXCLUDES = [".git", ".venv", "venv", "runs", "docs", "tests", "test-output", ".b
             "*.sqlite", "*.sqlite-*", "*.journal"]
 # Ray's job states (ray.job_submission.JobStatus), as text.
 ALIVE = ("PENDING", "RUNNING")
+
+
+# Ray's SDK takes these over the address it is given (ray.dashboard.utils.get_address_for_submission_client).
+SDK_ADDRESS_VARIABLES = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
+environment_lock = threading.Lock()
 
 
 class ClusterError(RuntimeError):
@@ -48,6 +63,22 @@ def in_cluster_job() -> bool:
     return bool(os.environ.get(JOB_ENV))
 
 
+@contextlib.contextmanager
+def sdk_address_variables_set_aside():
+    """Ray's job and state clients take RAY_API_SERVER_ADDRESS, else RAY_ADDRESS, from the environment
+    over the address they are given. FMNIST_RAY_ADDRESS must win: Ray sets RAY_ADDRESS in every job's
+    environment (its GCS address, for ray.init), so a run's own job would otherwise reach whatever that
+    names, and a RAY_ADDRESS that someone exported for `ray job submit` would send the app's runs to
+    another cluster than the one its sidebar names. They are set aside only while the clients are
+    made (the clients keep the address they resolved) and put back at once."""
+    with environment_lock:
+        saved = {name: os.environ.pop(name) for name in SDK_ADDRESS_VARIABLES if name in os.environ}
+        try:
+            yield
+        finally:
+            os.environ.update(saved)
+
+
 def resource_setting(name: str, default: float) -> float:
     text = os.environ.get(name, "").strip()
     if not text:
@@ -59,6 +90,30 @@ def resource_setting(name: str, default: float) -> float:
     if value < 0:
         raise ClusterError(f"{name}={text!r}: a number of at least 0, e.g. 1")
     return value
+
+
+def custom_resources() -> dict[str, float]:
+    """FMNIST_RAY_RESOURCES: the custom resources each run asks for ({} when unset)."""
+    text = os.environ.get(RESOURCES_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        asked = json.loads(text)
+    except ValueError:
+        asked = None
+    valid = isinstance(asked, dict) and all(
+        isinstance(name, str) and name and isinstance(amount, (int, float)) and not isinstance(amount, bool) and amount >= 0
+        for name, amount in asked.items())
+    if not valid or {"CPU", "GPU"} & set(asked):
+        raise ClusterError(f"{RESOURCES_ENV}={text!r}: a JSON object of custom resource names and amounts, e.g. "
+                           f'{{"big_memory": 1}} (CPUs and GPUs are {CPUS_ENV} and {GPUS_ENV})')
+    return {name: float(amount) for name, amount in asked.items()}
+
+
+def lost_after_s() -> float:
+    """FMNIST_RAY_LOST_S (default 600): how long a run may write nothing while the cluster cannot be
+    reached before it is taken for lost."""
+    return resource_setting(LOST_ENV, LOST_S)
 
 
 @dataclass(frozen=True)
@@ -92,9 +147,13 @@ class Cluster:
         except ImportError as e:
             raise ClusterError(f"{ADDRESS_ENV}={head} asks for a Ray cluster, but Ray is not installed here: "
                                f"./setup.sh --cluster installs it ({e}).") from e
+        from ray.util.state.api import StateApiClient
+
         quiet_submissions()
         try:
-            self.client = JobSubmissionClient(head)
+            with sdk_address_variables_set_aside():
+                self.client = JobSubmissionClient(head)
+                self.state = StateApiClient(head)
         except Exception as e:  # ConnectionError, an authentication refusal, a bad address
             raise self.problem(e) from e
 
@@ -109,11 +168,12 @@ class Cluster:
 
     def nodes(self) -> list[dict]:
         """The alive nodes with their total resources (the dashboard's own summary)."""
-        from ray.util.state import list_nodes
+        from ray.util.state.common import ListApiOptions, StateResource
 
         try:
+            alive = ListApiOptions(filters=[("state", "=", "ALIVE")])
             return [{"id": node.node_id, "resources": dict(node.resources_total or {})}
-                    for node in list_nodes(address=self.address, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)]
+                    for node in self.state.list(StateResource.NODES, options=alive, raise_on_missing_output=False)]
         except Exception as e:
             raise self.problem(e) from e
 
@@ -137,22 +197,27 @@ class Cluster:
         return cpus, gpus
 
     def runs_at_once(self) -> int:
-        """How many runs the cluster trains at once with each run's CPUs (at least one): a search's trials in flight."""
+        """How many runs the cluster trains at once with each run's CPUs and custom resources (at least
+        one): a search's trials in flight."""
         cpus, _ = self.resources_per_run()
-        total = sum(n["resources"].get("CPU", 0.0) for n in self.nodes())
-        return max(1, int(total // cpus) if cpus > 0 else 1)
+        nodes = self.nodes()
+        fits = [sum(n["resources"].get(name, 0.0) for n in nodes) // amount
+                for name, amount in {"CPU": cpus, **custom_resources()}.items() if amount > 0]
+        return max(1, int(min(fits, default=1)))
 
     # --- jobs ---
 
-    def submit(self, run_id: int, home: Path, submission_id: str, cpus: float, gpus: float) -> None:
-        """`python -m fmnist train --run-id N` as a Ray job, with the project's code and settings."""
+    def submit(self, run_id: int, home: Path, submission_id: str, cpus: float, gpus: float, resources: dict | None = None) -> None:
+        """`python -m fmnist train --run-id N` as a Ray job, with the project's code and settings, asking
+        for `cpus`, `gpus` and the custom `resources` (FMNIST_RAY_RESOURCES)."""
         settings = {name: value for name, value in os.environ.items() if name.startswith("FMNIST_")}
         settings |= {"FMNIST_HOME": str(home), JOB_ENV: submission_id, GPUS_ENV: f"{gpus:g}", "TF_CPP_MIN_LOG_LEVEL": "2"}
         try:
             self.client.submit_job(
                 entrypoint=f"python -m fmnist train --run-id {run_id}", submission_id=submission_id,
                 runtime_env={"working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES, "env_vars": settings},
-                entrypoint_num_cpus=cpus, entrypoint_num_gpus=gpus, metadata={"fmnist_run": str(run_id)},
+                entrypoint_num_cpus=cpus, entrypoint_num_gpus=gpus, entrypoint_resources=resources or None,
+                metadata={"fmnist_run": str(run_id)},
             )
         except Exception as e:
             raise self.problem(e) from e
@@ -164,7 +229,7 @@ class Cluster:
             info = self.client.get_job_info(submission_id)
         except RuntimeError as e:  # the SDK's answer for a job it does not have
             if "does not exist" in str(e) or "404" in str(e):
-                return "UNKNOWN", "the cluster does not know it (its head restarted?)"
+                return "UNKNOWN", self.unknown_job()
             raise self.problem(e) from e
         except Exception as e:
             raise self.problem(e) from e
@@ -179,8 +244,12 @@ class Cluster:
             jobs = {job.submission_id: (status_text(job.status), job.message or "") for job in self.client.list_jobs()}
         except Exception as e:
             raise self.problem(e) from e
-        unknown = ("UNKNOWN", "the cluster does not know it (its head restarted?)")
+        unknown = ("UNKNOWN", self.unknown_job())
         return {submission_id: jobs.get(submission_id, unknown) for submission_id in submission_ids}
+
+    def unknown_job(self) -> str:
+        return (f"the cluster at {self.address} has no such job: its head restarted since (without GCS fault tolerance "
+                f"Ray keeps no jobs across a restart, and the jobs on the head's own node end with it), or the job was deleted")
 
     def stop(self, submission_id: str) -> None:
         try:
@@ -188,6 +257,19 @@ class Cluster:
         except Exception as e:  # an unknown job has nothing left to stop
             if "does not exist" not in str(e):
                 raise self.problem(e) from e
+
+
+def why_ended(submission_id: str, state: str, message: str) -> str:
+    """A run's error when its Ray job ended without ending it, from Ray's status and message (Ray's
+    messages span lines: a dead node's names the node and why it died)."""
+    said = " ".join(message.split())
+    died = re.search(r"The actor died because (.*)", said)
+    if said.startswith("Job supervisor actor died") and died:  # the rest is the actor's ids: the cause, and where
+        node_ip = re.search(r"\bip: (\S+)", said)
+        said = f"Ray's job supervisor{f' on {node_ip.group(1)}' if node_ip else ''} died because {died.group(1)}"
+    said = said if len(said) <= 800 else said[:800] + "…"
+    what = "ended without ending its run" if state == "SUCCEEDED" else ("is unknown" if state == "UNKNOWN" else state.lower())
+    return f"its Ray job {submission_id} {what}" + (f": {said}" if said else "")
 
 
 def status_text(status) -> str:
@@ -217,6 +299,17 @@ def new_submission_id(run_id: int) -> str:
 @functools.cache
 def cluster_at(head: str) -> Cluster:
     return Cluster(head)
+
+
+def ready_for_runs() -> Cluster | None:
+    """current(), with the resources each run's job will ask for checked too: a cluster that cannot be
+    reached or a setting that is wrong refuses (ClusterError) before a run is written."""
+    head = current()
+    if head is not None:
+        resource_setting(CPUS_ENV, 1.0)
+        resource_setting(GPUS_ENV, 0.0)
+        custom_resources()
+    return head
 
 
 def current() -> Cluster | None:

@@ -91,24 +91,42 @@ def reap_dead_runs(store: RunStore) -> list[int]:
 
 def reap_cluster_runs(store: RunStore, runs: list) -> list[int]:
     """Cluster runs whose Ray job failed, was stopped, ended without ending its run (its node died, the
-    job was killed) or is unknown to the cluster: interrupted, with Ray's reason. Nothing is marked
-    while the cluster cannot be reached: its runs may well be training."""
+    job was killed) or is unknown to the cluster (its head restarted): interrupted, with Ray's reason.
+    While the cluster cannot be reached (a head restarting, a network down) its runs may well be
+    training: only one that has also written nothing to the store for FMNIST_RAY_LOST_S (default
+    10 min) is taken for lost, so that a head that never comes back leaves no run running forever."""
     if not runs:
         return []
     try:
         head = cluster.current()
         if head is None:  # a store shared with a cluster, opened without its address: cannot tell
             return []
-        dead, states = [], head.job_states([run.cluster_job for run in runs])
-        for run in runs:
-            state, message = states[run.cluster_job]
-            if state in cluster.ALIVE or (state == "UNKNOWN" and time.time() - run.created_at < PID_GRACE_S):
-                continue
-            store.mark_interrupted([run.id], f"its Ray job {run.cluster_job} {state.lower()}" + (f": {message}" if message else ""))
-            dead.append(run.id)
-        return dead
+        states = head.job_states([run.cluster_job for run in runs])
     except cluster.ClusterError:
-        return []
+        return reap_lost_runs(store, runs)
+    dead = []
+    for run in runs:
+        state, message = states[run.cluster_job]
+        if state in cluster.ALIVE or (state == "UNKNOWN" and time.time() - run.created_at < PID_GRACE_S):
+            continue
+        store.mark_interrupted([run.id], cluster.why_ended(run.cluster_job, state, message))
+        dead.append(run.id)
+    return dead
+
+
+def reap_lost_runs(store: RunStore, runs: list) -> list[int]:
+    """Cluster runs that have written nothing for FMNIST_RAY_LOST_S while the cluster cannot be reached."""
+    try:
+        lost_after = cluster.lost_after_s()
+    except cluster.ClusterError:
+        lost_after = cluster.LOST_S
+    now = time.time()
+    lost = [run for run in runs if now - max(filter(None, (run.created_at, run.started_at, run.updated_at))) > lost_after]
+    for run in lost:
+        store.mark_interrupted([run.id], f"its Ray job {run.cluster_job} is lost: it has written nothing for over {lost_after:g} s "
+                                         f"({cluster.LOST_ENV}) and the Ray cluster at {cluster.ADDRESS_ENV}={cluster.address()} "
+                                         f"cannot be reached (its head down?)")
+    return [run.id for run in lost]
 
 
 # --- the queue ---
@@ -149,7 +167,7 @@ def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limi
     """Queue a run and start its own training process; returns the run id.
     LimitError if the owner has max_runs queued or running already. backend_setting: auto, tensorflow
     or jax; by default FMNIST_BACKEND's, else auto (ValueError if that holds something else)."""
-    cluster.current()  # a cluster that cannot be reached refuses (ClusterError) before anything is written
+    cluster.ready_for_runs()  # a cluster that cannot be reached refuses (ClusterError) before anything is written
     run_id = store.create_run(spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting(),
                               **owner_fields(owner, max_runs))
     start_process(store, run_id)
@@ -175,7 +193,7 @@ def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: i
 
 def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, owner: Person | None = None,
                max_runs: int | None = None) -> int:
-    cluster.current()
+    cluster.ready_for_runs()
     job_id = create_job(store, run_id, kind, repeats, owner=owner, max_runs=max_runs)
     start_process(store, job_id)
     return job_id
@@ -196,7 +214,7 @@ def create_search(store: RunStore, space: SearchSpace, name: str | None = None, 
 
 def launch_search(store: RunStore, space: SearchSpace, name: str | None = None, owner: Person | None = None,
                   max_runs: int | None = None) -> int:
-    cluster.current()  # its trials go there
+    cluster.ready_for_runs()  # its trials go there
     search_id = create_search(store, space, name, owner=owner, max_runs=max_runs)
     start_process(store, search_id)
     return search_id
@@ -253,7 +271,7 @@ def submit(store: RunStore, head: "cluster.Cluster", run_id: int) -> None:
     store.set_cluster_job(run_id, submission_id)
     try:
         cpus, gpus = head.resources_per_run()
-        head.submit(run_id, store.home, submission_id, cpus, gpus)
+        head.submit(run_id, store.home, submission_id, cpus, gpus, cluster.custom_resources())
     except cluster.ClusterError as e:
         store.finish(run_id, RunStatus.FAILED, error=str(e))
         raise

@@ -58,3 +58,40 @@ def database(request, monkeypatch):
     url = request.getfixturevalue("postgres").new_database()
     monkeypatch.setenv("FMNIST_DB", url)
     return url
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """A real Ray head for the session (tests/servers.py): 2 CPUs, and a GPU the machine does not have."""
+    from servers import RayHead
+
+    head = RayHead(num_cpus=2, num_gpus=1)  # a GPU the machine does not have: what a run that asks for one meets
+    yield head
+    head.close()
+
+
+@pytest.fixture
+def on_cluster(home, ray_head, postgres, monkeypatch):
+    """This test's app and CLI send their runs to the head and keep them in a fresh PostgreSQL database."""
+    from fmnist.runs import ACTIVE
+    from fmnist.store import RunStore
+    from fmnist.worker import reap_dead_runs, stop_run
+
+    from helpers import wait_until
+
+    monkeypatch.setenv("FMNIST_DB", postgres.new_database())
+    monkeypatch.setenv("FMNIST_RAY_ADDRESS", ray_head.address)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)
+    monkeypatch.setenv("FMNIST_RAY_CPUS", "1")
+    monkeypatch.setenv("FMNIST_RAY_GPUS", "0")
+    store = RunStore()
+    yield store
+    for run in store.list_runs(statuses=ACTIVE):
+        stop_run(store, run.id)
+
+    def settled() -> bool:
+        reap_dead_runs(store)
+        return not store.list_runs(statuses=ACTIVE)
+
+    wait_until(settled, timeout=60, every=0.5, message="the test's runs to end")  # the next test has the CPUs

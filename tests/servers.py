@@ -82,7 +82,8 @@ class PostgresServer:
 
 class RayHead:
     """`ray start --head` on 127.0.0.1 with token authentication and a temporary folder of its own
-    (never Ray's default /tmp/ray, which another Ray on the machine may use)."""
+    (never Ray's default /tmp/ray, which another Ray on the machine may use). restart() stops it and
+    starts it again on the same ports and folder: a head that comes back without its jobs."""
 
     def __init__(self, num_cpus: int = 2, num_gpus: int = 0):
         self.folder = Path(tempfile.mkdtemp(prefix="fmnist-ray-"))
@@ -90,16 +91,23 @@ class RayHead:
         self.token = secrets.token_hex(32)
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
         self.ray = str(Path(sys.executable).with_name("ray"))
-        subprocess.run(
-            [self.ray, "start", "--head", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}", "--disable-usage-stats",
-             "--node-ip-address=127.0.0.1", f"--port={self.port}", "--dashboard-host=127.0.0.1",
-             f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.folder}", "--include-dashboard=true",
-             f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-             f"--metrics-export-port={free_port()}"],
-            check=True, capture_output=True, text=True, env=self.env, timeout=120,
-        )
+        self.client_port = free_port()
+        self.options = [
+            "--head", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}", "--disable-usage-stats",
+            "--node-ip-address=127.0.0.1", f"--port={self.port}", "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.dashboard_port}", f"--temp-dir={self.folder}", "--include-dashboard=true",
+            f"--ray-client-server-port={self.client_port}", f"--dashboard-agent-listen-port={free_port()}",
+            f"--metrics-export-port={free_port()}"]
         self.address = f"http://127.0.0.1:{self.dashboard_port}"
+        self.start()
+
+    def start(self) -> None:
+        subprocess.run([self.ray, "start", *self.options], check=True, capture_output=True, text=True, env=self.env, timeout=120)
         wait_until(self.answers, timeout=60, every=0.5, message="the Ray dashboard to answer")
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
     def answers(self) -> bool:
         import urllib.request
@@ -114,27 +122,65 @@ class RayHead:
     def ray_cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([self.ray, *args], capture_output=True, text=True, env=self.env, timeout=timeout)
 
-    def processes(self) -> list:
-        """The head's processes: those whose command line names its own temporary folder."""
-        import psutil
-
-        found = []
-        for process in psutil.process_iter(["cmdline"]):
-            if any(str(self.folder) in part for part in process.info["cmdline"] or ()):
-                found.append(process)
-        return found
+    def stop(self) -> None:
+        """Ends this head's processes only (`ray stop` would end every Ray on the machine)."""
+        end_processes_naming(self.folder, f"--port={self.client_port}")
 
     def close(self) -> None:
-        """Ends this head's processes only (`ray stop` would end every Ray on the machine)."""
-        import psutil
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
-        processes = self.processes()
-        for process in processes:
-            try:
-                process.terminate()
-            except psutil.NoSuchProcess:
-                pass
-        _, alive = psutil.wait_procs(processes, timeout=5)
-        for process in alive:
-            process.kill()
+
+def processes_naming(folder: Path, *arguments: str) -> list:
+    """A Ray node's processes: those whose command line names its own temporary folder or has one of
+    `arguments` (the head's client server names only its port), and what they started (its workers,
+    the dashboard's modules)."""
+    import psutil
+
+    found = {}
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            command = process.info["cmdline"] or ()
+            if any(str(folder) in part or part in arguments for part in command):
+                found |= {p.pid: p for p in [process, *process.children(recursive=True)]}
+        except psutil.Error:
+            pass
+    return list(found.values())
+
+
+def end_processes_naming(folder: Path, *arguments: str, kill: bool = False) -> None:
+    """Terminate (or kill at once, as a node that dies) a Ray node's processes, and wait for them to end."""
+    import psutil
+
+    processes = processes_naming(folder, *arguments)
+    for process in processes:
+        try:
+            process.kill() if kill else process.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(processes, timeout=5)
+    for process in alive:
+        process.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+class RayWorkerNode:
+    """A second Ray node on this machine (`ray start --address` to a RayHead), in a temporary folder of its
+    own, offering a custom resource so that a run asking for it (FMNIST_RAY_RESOURCES) lands there."""
+
+    def __init__(self, head: RayHead, resource: str, num_cpus: int = 1):
+        self.folder = Path(tempfile.mkdtemp(prefix="fmnist-raynode-"))
+        subprocess.run(
+            [head.ray, "start", f"--address=127.0.0.1:{head.port}", f"--num-cpus={num_cpus}", f'--resources={{"{resource}": 1}}',
+             "--node-ip-address=127.0.0.1", f"--temp-dir={self.folder}", "--disable-usage-stats",
+             f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}"],
+            check=True, capture_output=True, text=True, env=head.env, timeout=120,
+        )
+
+    def kill(self) -> None:
+        """The node dies: its raylet, its workers and the jobs' drivers they started, all at once."""
+        end_processes_naming(self.folder, kill=True)
+
+    def close(self) -> None:
+        end_processes_naming(self.folder)
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -5,11 +5,10 @@ stop, `ray job stop` and a search's trials behave as the README says."""
 
 import json
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from fmnist import cluster
-from fmnist.runs import ACTIVE, RunKind, RunStatus
+from fmnist.runs import RunKind, RunStatus
 from fmnist.search_space import SearchSpace
 from fmnist.store import RunStore
 from fmnist.studies import load_study
@@ -17,36 +16,6 @@ from fmnist.worker import launch_search, reap_dead_runs, stop_run
 
 from helpers import APP, run_cli, wait_until
 from servers import free_port
-
-
-@pytest.fixture(scope="session")
-def ray_head():
-    from servers import RayHead
-
-    head = RayHead(num_cpus=2, num_gpus=1)  # a GPU the machine does not have: what a run that asks for one meets
-    yield head
-    head.close()
-
-
-@pytest.fixture
-def on_cluster(home, ray_head, postgres, monkeypatch):
-    """This test's app and CLI send their runs to the head and keep them in a fresh PostgreSQL database."""
-    monkeypatch.setenv("FMNIST_DB", postgres.new_database())
-    monkeypatch.setenv("FMNIST_RAY_ADDRESS", ray_head.address)
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)
-    monkeypatch.setenv("FMNIST_RAY_CPUS", "1")
-    monkeypatch.setenv("FMNIST_RAY_GPUS", "0")
-    store = RunStore()
-    yield store
-    for run in store.list_runs(statuses=ACTIVE):
-        stop_run(store, run.id)
-
-    def settled() -> bool:
-        reap_dead_runs(store)
-        return not store.list_runs(statuses=ACTIVE)
-
-    wait_until(settled, timeout=60, every=0.5, message="the test's runs to end")  # the next test has the CPUs
 
 
 def ray_state(head, run) -> str:
