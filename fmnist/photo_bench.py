@@ -70,13 +70,14 @@ def twelve_megapixels(dataset) -> dict:
 
 
 def photo_scores(model, fixtures) -> dict:
-    """Per situation: right as they are, right averaged over shifts, the mean and lowest box IoU."""
-    rows = {situation: {"n": 0, "right": 0, "right_shifts": 0, "iou": []} for situation in SITUATIONS}
+    """Per situation: right as they are, right averaged over shifts, how many were turned upright, the mean and lowest box IoU."""
+    rows = {situation: {"n": 0, "right": 0, "right_shifts": 0, "turned": 0, "iou": []} for situation in SITUATIONS}
     for fixture in fixtures:
         image = open_image(fixture.data)
         prepared, _ = prepare_or_whole(image)
         row = rows[fixture.situation]
         row["n"] += 1
+        row["turned"] += int(prepared.turned != 0)
         batch = small_shifts(prepared.image01)[..., np.newaxis]
         probs = np.asarray(model.predict_on_batch(batch), np.float32)
         row["right"] += int(probs[0].argmax() == fixture.label)

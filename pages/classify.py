@@ -234,8 +234,10 @@ def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool)
         found += " (the crop box is yours)"
     mask_image = Image.fromarray((item_mask * 255).astype(np.uint8))
     mask.image(mask_image.resize((STEP, round(STEP * mask_image.height / mask_image.width)), Image.NEAREST), caption=found, width=STEP)
-    colours = "inverted" if prepared.inverted else "not inverted"
-    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({colours})", width=STEP)
+    how = "inverted" if prepared.inverted else "not inverted"
+    if prepared.turned:  # a photo's symmetric item lying a little turned (fmnist.upright)
+        how += f", turned {abs(prepared.turned):.0f}° {'anticlockwise' if prepared.turned > 0 else 'clockwise'} to stand upright"
+    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({how})", width=STEP)
     seen.image(enlarge(prepared.pixels, 6), caption="What the model sees: 28×28", width=STEP, output_format="PNG")
 
 
