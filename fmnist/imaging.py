@@ -71,8 +71,9 @@ def open_image(data: bytes) -> Image.Image:
             image.draft(None, (DECODE_SIZE, DECODE_SIZE))  # only JPEGs shrink while decoding; others ignore it
             image.load()
             scale = width / image.width
-            # Phones store photos sideways and note the turn in EXIF: a shirt must not lie on its side.
-            image = ImageOps.exif_transpose(image)
+            # Phones store photos sideways and note the turn in EXIF: a shirt must not lie on its side. In
+            # place: otherwise Pillow copies a picture it need not turn (30 ms for a 12-megapixel PNG).
+            ImageOps.exif_transpose(image, in_place=True)
             image.info["full_size"] = (round(image.width * scale), round(image.height * scale))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
