@@ -4,7 +4,8 @@ Fashion-MNIST was made from product photos by trimming them to the item, resizin
 long side to 28, centring, negating (a light item on black) and 8-bit grayscale. `prepare`
 does the same to a drawing, a photo or a test image, after finding the item in it
 (fmnist.segmentation: the background and its lighting taken away, a card's frame and caption
-left out); a person may set the crop box and the inversion instead. Plain functions of PIL
+left out) and, in a photo, turning it upright (fmnist.upright); a person may set the crop box and
+the inversion instead. Plain functions of PIL
 images and numpy arrays: no Streamlit, no Keras.
 """
 
