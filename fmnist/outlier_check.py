@@ -18,6 +18,8 @@ from fmnist.outliers import (
     OutlierCheck,
     calibrate,
     held_out_images,
+    item_pieces,
+    pieces_limit,
     read_check,
     reference,
     save_check,
@@ -46,16 +48,20 @@ class HiddenAndOutput:
 
 def calibrated_check(outputs: HiddenAndOutput, dataset: Dataset, limit: int | None, val_split: float,
                      measure: str = MEASURE, share: float = FLAGGED_SHARE) -> OutlierCheck:
-    """Fit the classes on training images the run trained on, set the threshold on the ones it did not."""
+    """Fit the classes on training images the run trained on, set the pieces' limit and the threshold on the ones it did not."""
     held_out = held_out_images(len(dataset.y_train), limit, val_split)
     trained = np.setdiff1d(np.arange(min(limit or len(dataset.y_train), len(dataset.y_train))), held_out.indices)
     fit_on = trained[np.linspace(0, len(trained) - 1, min(FIT_IMAGES, len(trained))).astype(int)]
     features, _ = outputs(to_model_input(dataset.x_train[fit_on])[..., 0])
     against = reference(features, dataset.y_train[fit_on])
-    features, probs = outputs(to_model_input(dataset.x_train[held_out.indices])[..., 0])
+    held_images = to_model_input(dataset.x_train[held_out.indices])[..., 0]
+    features, probs = outputs(held_images)
     scores = unusualness(measure, probs, features, against)
-    threshold = calibrate(scores, share)
-    return OutlierCheck(measure, threshold, float((scores > threshold).mean()), len(scores), held_out.source, against)
+    pieces = item_pieces(held_images)
+    limit = pieces_limit(pieces)
+    threshold = calibrate(scores, share, flagged=pieces >= limit)
+    flagged = (scores > threshold) | (pieces >= limit)
+    return OutlierCheck(measure, threshold, float(flagged.mean()), len(scores), held_out.source, against, limit, float(np.mean(pieces >= limit)))
 
 
 def run_check(store: RunStore, run_id: int, outputs: HiddenAndOutput, dataset: Dataset) -> OutlierCheck:

@@ -8,7 +8,11 @@ Each measure is a score, higher meaning more unusual; its threshold is calibrate
 held-out images (its validation split, never the test set) so that a set share of them is flagged.
 The app uses the nearest training images: of the four it separated text pages and photos of other
 things from held-out images best, for the Small CNN and the Best MLP alike (README, "Photos").
-Pure numpy: the Keras side (fmnist.outlier_check) computes the model's outputs.
+Beside it, one thing the model does not measure: a training image's item is one piece, or two or
+three (a sandal's straps), where a page of text or a photo of a scene falls apart into many; the
+number of pieces a picture's 28×28 breaks into that at most PIECES_SHARE of the held-out images reach
+gets the notice too, and the distance's threshold is set so that both together flag FLAGGED_SHARE.
+Pure numpy and scikit-image: the Keras side (fmnist.outlier_check) computes the model's outputs.
 """
 
 import math
@@ -16,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from skimage.measure import label
 
+from fmnist.segmentation import NOISE_LEVEL
 from fmnist.store import save_atomically
 
 TOP_PROBABILITY, ENTROPY = "top probability", "entropy"
@@ -28,6 +34,8 @@ MEASURE = NEIGHBOURS
 NEAREST_K = 10
 # The share of held-out images that gets the notice: the price of catching unlike pictures.
 FLAGGED_SHARE = 0.02
+# Of it, at most this share for the number of pieces (the rest for the distance).
+PIECES_SHARE = 0.01
 # Training images whose hidden outputs are kept as the neighbours (and fit the classes' centres and spread).
 FIT_IMAGES = 10_000
 # Held-out images the threshold is calibrated on, at most.
@@ -60,22 +68,24 @@ class OutlierCheck:
     """A run's calibrated check: its threshold and what its measure compares with in the last hidden layer."""
     measure: str
     threshold: float  # a score above it gets the notice
-    flagged_share: float  # the share of the held-out images above it
+    flagged_share: float  # the share of the held-out images that get the notice (above the threshold or in too many pieces)
     held_out: int  # how many held-out images it was calibrated on
     source: str  # where they came from, in words
     reference: "Reference"
+    pieces_limit: int  # a picture whose item is in this many pieces or more gets the notice
+    pieces_share: float  # the share of the held-out images in that many pieces or more
 
     def scores(self, probs: np.ndarray, features: np.ndarray) -> np.ndarray:
         return unusualness(self.measure, probs, features, self.reference)
 
-    def unlike(self, scores: np.ndarray, no_item: np.ndarray | bool = False) -> np.ndarray:
-        """Which pictures get the notice: a score above the threshold, or no item found in them (every
-        training image is one item on a plain background)."""
-        return (np.asarray(scores) > self.threshold) | np.asarray(no_item)
+    def unlike(self, scores: np.ndarray, no_item: np.ndarray | bool = False, pieces: np.ndarray | int = 0) -> np.ndarray:
+        """Which pictures get the notice: a score above the threshold, an item in too many pieces, or no
+        item found in them (every training image is one item on a plain background)."""
+        return (np.asarray(scores) > self.threshold) | (np.asarray(pieces) >= self.pieces_limit) | np.asarray(no_item)
 
     def describe(self) -> str:
-        return (f"{self.measure} above {self.threshold:.3g}: {percent_text(self.flagged_share)} of {self.held_out:,} "
-                f"held-out images ({self.source}) are above it")
+        return (f"{self.measure} above {self.threshold:.3g} or an item in {self.pieces_limit} pieces or more: "
+                f"{percent_text(self.flagged_share)} of {self.held_out:,} held-out images ({self.source})")
 
 
 def percent_text(share: float) -> str:
@@ -143,9 +153,25 @@ def unusualness(measure: str, probs: np.ndarray, features: np.ndarray, against: 
     raise ValueError(f"unknown measure {measure!r}; known: {', '.join(MEASURES)}")
 
 
-def calibrate(held_out_scores: np.ndarray, share: float = FLAGGED_SHARE) -> float:
-    """The threshold above which `share` of the held-out images lie."""
-    return float(np.quantile(held_out_scores, 1 - share))
+def calibrate(held_out_scores: np.ndarray, share: float = FLAGGED_SHARE, flagged: np.ndarray | None = None) -> float:
+    """The threshold above which `share` of the held-out images lie; with those already flagged (by
+    their pieces) counted in, so that together they are `share`."""
+    others = held_out_scores if flagged is None else held_out_scores[~flagged]
+    wanted = share * len(held_out_scores) - (0 if flagged is None else int(flagged.sum()))
+    return float(np.quantile(others, 1 - min(max(wanted, 0) / max(len(others), 1), 1)))
+
+
+def item_pieces(images01: np.ndarray) -> np.ndarray:
+    """How many pieces each (28, 28) image's item is in: its regions above the noise level, touching at corners too."""
+    return np.array([label(np.rint(image * 255) >= NOISE_LEVEL, connectivity=2).max() for image in images01], dtype=int)
+
+
+def pieces_limit(held_out_pieces: np.ndarray, share: float = PIECES_SHARE) -> int:
+    """The fewest pieces that at most `share` of the held-out images are in (or more)."""
+    limit = 1
+    while np.mean(held_out_pieces >= limit) > share:
+        limit += 1
+    return limit
 
 
 def separation(inliers: np.ndarray, outliers: np.ndarray) -> float:
@@ -162,18 +188,20 @@ def save_check(path: Path, check: OutlierCheck, version: int) -> None:
         with open(tmp, "wb") as file:  # a file, not a name: np.savez would add its own suffix to a name
             np.savez(file, measure=check.measure, threshold=check.threshold, flagged_share=check.flagged_share, held_out=check.held_out,
                      source=check.source, means=check.reference.means, precision=check.reference.precision,
-                     neighbours=check.reference.neighbours, version=version)
+                     neighbours=check.reference.neighbours, pieces_limit=check.pieces_limit, pieces_share=check.pieces_share, version=version)
 
     save_atomically(path, write)
 
 
 def read_check(path: Path, version: int) -> OutlierCheck | None:
-    """The run's check, or None when there is none, it is for another model file or another measure, or it is damaged."""
+    """The run's check, or None when there is none, it is for another model file or another measure, it is damaged,
+    or it was kept before the pieces were counted (then it is calibrated again)."""
     try:
         with np.load(path, allow_pickle=False) as saved:
             if int(saved["version"]) != version or str(saved["measure"]) != MEASURE:
                 return None
             return OutlierCheck(str(saved["measure"]), float(saved["threshold"]), float(saved["flagged_share"]), int(saved["held_out"]),
-                                str(saved["source"]), Reference(saved["means"], saved["precision"], saved["neighbours"]))
+                                str(saved["source"]), Reference(saved["means"], saved["precision"], saved["neighbours"]),
+                                int(saved["pieces_limit"]), float(saved["pieces_share"]))
     except (OSError, KeyError, ValueError):
         return None

@@ -20,7 +20,7 @@ from fmnist.data import load_dataset, to_model_input
 from fmnist.imaging import open_image, prepare, prepare_or_whole
 from fmnist.inside_bench import cpu_name, load_average
 from fmnist.outlier_check import HiddenAndOutput, calibrated_check
-from fmnist.outliers import FLAGGED_SHARE, MEASURES, held_out_images, separation
+from fmnist.outliers import FLAGGED_SHARE, MEASURES, held_out_images, item_pieces, separation
 from fmnist.photo_fixtures import SITUATIONS, encode, phone_photo, photo_like, unlike_data
 from fmnist.prediction import load_model
 from fmnist.store import open_store
@@ -70,13 +70,14 @@ def twelve_megapixels(dataset) -> dict:
 
 
 def photo_scores(model, fixtures) -> dict:
-    """Per situation: right as they are, right averaged over shifts, the mean and lowest box IoU."""
-    rows = {situation: {"n": 0, "right": 0, "right_shifts": 0, "iou": []} for situation in SITUATIONS}
+    """Per situation: right as they are, right averaged over shifts, how many were turned upright, the mean and lowest box IoU."""
+    rows = {situation: {"n": 0, "right": 0, "right_shifts": 0, "turned": 0, "iou": []} for situation in SITUATIONS}
     for fixture in fixtures:
         image = open_image(fixture.data)
         prepared, _ = prepare_or_whole(image)
         row = rows[fixture.situation]
         row["n"] += 1
+        row["turned"] += int(prepared.turned != 0)
         batch = small_shifts(prepared.image01)[..., np.newaxis]
         probs = np.asarray(model.predict_on_batch(batch), np.float32)
         row["right"] += int(probs[0].argmax() == fixture.label)
@@ -106,19 +107,28 @@ def scores_of(check, outputs, images01: np.ndarray) -> np.ndarray:
     return check.scores(probs, features)
 
 
+def notice(check, scores: np.ndarray, images01: np.ndarray, no_item: np.ndarray | bool = False) -> np.ndarray:
+    """Which pictures get the page's notice."""
+    return check.unlike(scores, no_item, item_pieces(images01))
+
+
 def measure_scores(outputs, dataset, run, unlike_images, whole, photos01) -> dict:
     """For each measure: its separation of each unlike kind from the held-out images, the shares above
-    its threshold, and the shares that get the notice (above it, or no item found)."""
+    its threshold, and the shares that get the notice (above it, in too many pieces, or no item found)."""
     results = {}
+    test_images = to_model_input(dataset.x_test)[..., 0]
     for measure in MEASURES:
         check = calibrated_check(outputs, dataset, run.train_limit, run.spec.val_split, measure)
         held_out = held_out_images(len(dataset.y_train), run.train_limit, run.spec.val_split)
         held = scores_of(check, outputs, to_model_input(dataset.x_train[held_out.indices])[..., 0])
-        test = scores_of(check, outputs, to_model_input(dataset.x_test)[..., 0])
+        test = scores_of(check, outputs, test_images)
         photos = scores_of(check, outputs, photos01)
-        row = {"threshold": round(check.threshold, 4), "flagged": {"held_out": round(float((held > check.threshold).mean()), 4),
-                                                                     "test": round(float((test > check.threshold).mean()), 4),
-                                                                     "photo_like": round(float((photos > check.threshold).mean()), 4)},
+        row = {"threshold": round(check.threshold, 4), "pieces_limit": check.pieces_limit,
+               "flagged": {"held_out": round(float((held > check.threshold).mean()), 4),
+                           "test": round(float((test > check.threshold).mean()), 4),
+                           "photo_like": round(float((photos > check.threshold).mean()), 4)},
+               "notice_share": {"held_out": round(check.flagged_share, 4), "test": round(float(notice(check, test, test_images).mean()), 4),
+                                "photo_like": round(float(notice(check, photos, photos01).mean()), 4)},
                "auc": {}, "notice": {}}
         every = []
         for kind, images in unlike_images.items():
@@ -126,7 +136,7 @@ def measure_scores(outputs, dataset, run, unlike_images, whole, photos01) -> dic
             every.append(scores)
             row["auc"][kind] = round(separation(held, scores), 4)
             row["flagged"][kind] = round(float((scores > check.threshold).mean()), 4)
-            row["notice"][kind] = f"{int(check.unlike(scores, whole[kind]).sum())} of {len(scores)}"
+            row["notice"][kind] = f"{int(notice(check, scores, images, whole[kind]).sum())} of {len(scores)}"
         row["auc"]["all unlike"] = round(separation(held, np.concatenate(every)), 4)
         results[measure] = row
     return results

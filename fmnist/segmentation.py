@@ -143,6 +143,16 @@ def clean_border(gray: np.ndarray) -> bool:
     return max(np.mean(edge == edge.min()), np.mean(edge == edge.max())) >= CLEAN_SHARE
 
 
+def clean_level(gray: np.ndarray) -> float:
+    """A clean background's level: the most common one in the border band where it holds over half of
+    it, which the outermost row alone can miss (a product card whose thin frame runs so near the
+    edge that the shrink blends it with the card's margin into the whole outer row); else the
+    border's median."""
+    band = gray[border_band(gray.shape)]
+    levels, counts = np.unique(band, return_counts=True)
+    return float(levels[counts.argmax()]) if counts.max() > 0.5 * band.size else float(np.median(border(gray)))
+
+
 def separate(gray: np.ndarray, invert: bool | None = None, flat: bool = False, core: bool = True) -> Separated:
     """The item light on black, its background at 0. invert None: decided by whether the item's
     pixels are mostly darker than the background around them (a photo, a card) or lighter (a drawing,
@@ -154,7 +164,7 @@ def separate(gray: np.ndarray, invert: bool | None = None, flat: bool = False, c
     # A clean background (a drawing's canvas, a dataset image, a product shot on pure white: most of the
     # border exactly one level) needs no lighting fitted, and has no noise.
     flat = flat or np.mean(edge == np.median(edge)) > 0.5
-    background, noise = (np.full(gray.shape, np.median(edge), np.float32), 0.0) if flat else estimate_background(gray)
+    background, noise = (np.full(gray.shape, clean_level(gray), np.float32), 0.0) if flat else estimate_background(gray)
     residual = gray - background
     if invert is None:
         loud = residual[np.abs(residual) > max(NOISE_LEVEL, SPREADS * noise)]

@@ -24,7 +24,7 @@ from fmnist.imaging import (
 from fmnist.inside_charts import InsideError, saliency_overlay
 from fmnist.leaderboard import best_run
 from fmnist.models import PRESETS, with_training
-from fmnist.outliers import percent_text
+from fmnist.outliers import item_pieces, percent_text
 from fmnist.prediction import predict_image  # the one page that runs a model: TensorFlow loads with it
 from fmnist.runs import LimitError, ModelFileError
 from fmnist.ui import (
@@ -131,12 +131,14 @@ def unusual_notice(image01, no_item: bool) -> None:
         return
     features, probs = outputs(image01[np.newaxis])
     score = float(check.scores(probs, features)[0])
-    how = (f"Its {check.measure} in the model's last hidden layer is {score:.3g}; the notice shows above "
-           f"{check.threshold:.3g}, which {percent_text(check.flagged_share)} of {check.held_out:,} held-out images "
-           f"({check.source}) exceed.")
+    pieces = int(item_pieces(image01[np.newaxis])[0])
+    how = (f"Its {check.measure} in the model's last hidden layer is {score:.3g}, and its item is in {pieces} "
+           f"piece{'s' if pieces != 1 else ''}; the notice shows above {check.threshold:.3g} or from {check.pieces_limit} pieces, "
+           f"as it does for {percent_text(check.flagged_share)} of {check.held_out:,} held-out images ({check.source}), "
+           f"{percent_text(check.pieces_share)} for their pieces.")
     if no_item:  # every training image is one item on a plain background
         how = f"No item stands out from its background, as one does in every training image. {how}"
-    if check.unlike(score, no_item):
+    if check.unlike(score, no_item, pieces):
         st.warning("**This does not look like the training images.** Fashion-MNIST holds centred product shots of "
                    "clothes, shoes and bags; the model gives every picture one of its ten classes all the same, so take "
                    f"the prediction below with care. {how}", icon=":material/help:")
@@ -234,8 +236,10 @@ def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool)
         found += " (the crop box is yours)"
     mask_image = Image.fromarray((item_mask * 255).astype(np.uint8))
     mask.image(mask_image.resize((STEP, round(STEP * mask_image.height / mask_image.width)), Image.NEAREST), caption=found, width=STEP)
-    colours = "inverted" if prepared.inverted else "not inverted"
-    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({colours})", width=STEP)
+    how = "inverted" if prepared.inverted else "not inverted"
+    if prepared.turned:  # a photo's symmetric item lying a little turned (fmnist.upright)
+        how += f", turned {abs(prepared.turned):.0f}° {'anticlockwise' if prepared.turned > 0 else 'clockwise'} to stand upright"
+    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({how})", width=STEP)
     seen.image(enlarge(prepared.pixels, 6), caption="What the model sees: 28×28", width=STEP, output_format="PNG")
 
 

@@ -244,6 +244,16 @@ def notices(app) -> list[str]:
     return [w.value for w in app.warning if "does not look like the training images" in w.value]
 
 
+def test_a_phone_photos_turned_coat_is_turned_upright_and_the_crop_says_so(app, trained, dataset):
+    store, _, better = trained
+    photo = photo_like(dataset.x_test, dataset.y_test, per_situation=5, seed=0)[4]  # a coat lying turned 10° on a lit floor
+    upload(app, "coat.jpg", photo.data)
+    prepared = prepare(open_image(photo.data))
+    assert prepared.turned == pytest.approx(-10.4, abs=1.5)
+    assert app.image[2].captions == [f"The crop, light on black (inverted, turned {abs(prepared.turned):.0f}° clockwise to stand upright)"]
+    assert shown_prediction(app) == expected(store, better, prepared)
+
+
 def test_a_phone_photo_shows_its_steps_and_the_crop_and_colours_can_be_set_by_hand(app, trained, dataset):
     store, _, better = trained
     photo = photo_like(dataset.x_test, dataset.y_test, per_situation=1, seed=0)[0]
@@ -282,6 +292,7 @@ def test_a_picture_without_an_item_is_classified_whole_with_the_notice(app, trai
     assert shown_prediction(app) == expected(store, better, prepare(noise, (0.0, 0.0, 1.0, 1.0)))
     [notice] = notices(app)
     assert "held-out images (its validation split)" in notice and "above" in notice, "the measure and its threshold are stated"
+    assert " pieces, as it does for " in notice and "for their pieces" in notice, "and the pieces' limit"
 
 
 def test_a_test_image_gets_no_notice(app, dataset):
