@@ -1,4 +1,4 @@
-"""Charts: the network as a picture and runs side by side (Plotly), a run's live curves (Vega-Lite).
+"""Charts: the network as a picture and runs side by side (Plotly), a run's live curves' data (fmnist.live_chart draws them).
 
 Plain functions of specs and store rows. No Streamlit or Keras here: the Build page
 redraws the diagram on every slider move and the Train page redraws the curves on
@@ -8,7 +8,6 @@ every refresh, so these have to be instant.
 import math
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
@@ -178,7 +177,7 @@ def focus_range(values: list[float], pad: float = 0.3) -> list[float]:
     return [low - pad * span, high + pad * span]
 
 
-LIVE_SERIES = ("train (per batch)", "train", "validation")
+LIVE_METRICS = ("loss", "accuracy")
 # The per-batch line's most points on the live charts. A long run streams thousands; every
 # refresh sends them all to each tab watching and the browser draws them again (README, "The app").
 LIVE_BATCH_POINTS = 400
@@ -198,56 +197,28 @@ def thinned(x: np.ndarray, y: np.ndarray, most: int = LIVE_BATCH_POINTS) -> tupl
     return np.add.reduceat(x, starts) / counts, np.add.reduceat(y, starts) / counts
 
 
-
-def curve_data(epochs: list[dict], batches: list[dict], steps_per_epoch: int | None, metric: str) -> pd.DataFrame:
-    """One row per point of a metric's curves: epoch (x), value and series (LIVE_SERIES)."""
-    parts = []
-    if steps_per_epoch:
-        x, y = thinned(*batch_points(batches, metric, steps_per_epoch))
-        parts.append(pd.DataFrame({"epoch": x, "value": y, "series": LIVE_SERIES[0]}))
-    for key, name in ((metric, "train"), (f"val_{metric}", "validation")):
-        x, y = epoch_points(epochs, key)
-        parts.append(pd.DataFrame({"epoch": np.asarray(x, dtype=float), "value": np.asarray(y, dtype=float), "series": name}))
-    return pd.concat(parts, ignore_index=True)
+def number_lists(x, y) -> list[list[float]]:
+    """[xs, ys] as short JSON numbers: x to 1/10,000 of an epoch, values to 5 significant figures."""
+    return [[round(float(v), 4) for v in x], [float(f"{v:.5g}") for v in y]]
 
 
-def curve_spec(metric: str, epochs: list[dict], total_epochs: int | None = None) -> dict:
-    """A Vega-Lite chart of one metric: train and validation per epoch over the per-batch training values.
-
-    Vega-Lite, not Plotly, because of how Streamlit updates them: a Plotly chart whose data
-    changed is drawn anew in the browser, while a Vega-Lite chart whose spec is unchanged
-    keeps its view and only swaps its data. This spec changes only when an epoch ends (the y
-    range focuses on the epoch values), so the per-batch points that come in between cost the
-    browser a data swap, not a new chart.
-    """
+def live_curves(epochs: list[dict], batches: list[dict], steps_per_epoch: int | None, total_epochs: int | None) -> dict:
+    """The live chart's data (fmnist.live_chart): per metric, the thinned per-batch training line and
+    the train and validation values per epoch, each [xs, ys] with x in epochs (batch k of epoch e at
+    e - 1 + k/steps, so an epoch's last batch meets its epoch point); `focus`, the y range around the
+    epoch values once there are two (the first batches' loss, about 2.3, would squash them), else None;
+    `epochs`, the x axis' span (the run's epochs, fixed so the axes do not jump as points arrive);
+    `colors`, train's and validation's. Plain number lists: what the browser draws and no more."""
     seen = max([row["epoch"] for row in epochs], default=1)
-    epoch_values = [v for key in (metric, f"val_{metric}") for v in epoch_points(epochs, key)[1]]
-    color = {
-        "field": "series", "type": "nominal", "legend": {"orient": "top", "title": None, "symbolType": "stroke"},
-        "scale": {"domain": list(LIVE_SERIES), "range": [TRAIN_COLOR, TRAIN_COLOR, VAL_COLOR]},
-    }
-    encoding = {
-        # Fixed so the axes do not jump each time a point arrives; whole-epoch ticks.
-        "x": {"field": "epoch", "type": "quantitative", "title": "epoch",
-              "scale": {"domain": [0, total_epochs or seen]}, "axis": {"tickMinStep": 1}},
-        "y": {"field": "value", "type": "quantitative", "title": None,
-              "scale": {"domain": focus_range(epoch_values)} if len(epochs) >= 2 else {"zero": False}},
-        "color": color,
-        "tooltip": [{"field": "series", "type": "nominal", "title": None},
-                    {"field": "epoch", "type": "quantitative", "format": ".2f"},
-                    {"field": "value", "type": "quantitative", "title": metric, "format": ".4f"}],
-    }
-    return {
-        "title": metric.capitalize(), "height": 340,  # the whole chart: title, legend, axes and plot
-        # SVG: one path per line, which the browser tests can read; as fast as canvas here.
-        "usermeta": {"embedOptions": {"renderer": "svg"}},
-        "layer": [
-            {"name": "batches", "transform": [{"filter": {"field": "series", "equal": LIVE_SERIES[0]}}],
-             "mark": {"type": "line", "strokeWidth": 1, "opacity": 0.5, "clip": True}, "encoding": encoding},
-            {"name": "epochs", "transform": [{"filter": {"not": {"field": "series", "equal": LIVE_SERIES[0]}}}],
-             "mark": {"type": "line", "point": True, "strokeWidth": 2, "clip": True}, "encoding": encoding},
-        ],
-    }
+    curves = {"epochs": total_epochs or seen, "colors": [TRAIN_COLOR, VAL_COLOR]}
+    for metric in LIVE_METRICS:
+        batch = thinned(*batch_points(batches, metric, steps_per_epoch)) if steps_per_epoch else ([], [])
+        train, val = epoch_points(epochs, metric), epoch_points(epochs, f"val_{metric}")
+        curves[metric] = {
+            "batch": number_lists(*batch), "train": number_lists(*train), "val": number_lists(*val),
+            "focus": focus_range(train[1] + val[1]) if len(epochs) >= 2 and train[1] else None,
+        }
+    return curves
 
 
 def overlay_curves(curves: dict[str, list[dict]], metric: str) -> go.Figure:

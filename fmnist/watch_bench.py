@@ -42,11 +42,6 @@ PAGES = (
 )
 VIEWPORT = {"width": 1400, "height": 1000}
 SETTLE_S = 15
-LIVE_POINTS = """() => {
-    const path = document.querySelector('.st-key-live_loss .batches_marks path');
-    const d = path ? path.getAttribute('d') || '' : '';
-    return d ? d.split('L').length : 0;
-}"""
 
 
 def cpu_model() -> str:
@@ -104,6 +99,12 @@ def open_tab(browser, url: str, ready: str = "Build & Train", role_heading: bool
     return page
 
 
+def live_points(page) -> str:
+    """The per-batch points the live loss chart drew (fmnist.live_chart marks its canvas; Playwright's
+    locators see into the component's shadow root)."""
+    return page.locator('canvas[data-metric="loss"]').get_attribute("data-points", timeout=30000) or "0"
+
+
 def close(page) -> None:
     page.context.close()
 
@@ -129,7 +130,7 @@ def train_round(args, home: Path, browser, url: str, condition: str, meter: CpuM
     for page in pages:  # each tab did watch: its live curve has the run's points, and it saw the end
         page.get_by_text(f"#{summary['run_id']} {name}").first.wait_for(timeout=30000)
         page.get_by_text("· finished").first.wait_for(timeout=30000)
-        assert page.evaluate(LIVE_POINTS) > 0, "a watching tab shows no live points"
+        assert int(live_points(page)) > 0, "a watching tab shows no live points"
         close(page)
     return {"samples_per_s": summary["samples_per_s"], "server_cpu": server_cpu, "browser_cpu": browser_cpu,
             "engine": f"{summary.get('backend') or 'tensorflow'} on {summary.get('device') or 'the CPU'}"}

@@ -5,8 +5,9 @@ import streamlit as st
 
 from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
-from fmnist.charts import curve_data, curve_spec, stack_diagram
+from fmnist.charts import live_curves, stack_diagram
 from fmnist.cluster import ClusterError
+from fmnist.live_chart import live_chart
 from fmnist.models import (
     ACTIVATIONS,
     KERNEL_SIZES,
@@ -52,7 +53,6 @@ LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
 TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, ALL_IMAGES]
 FILTER_CHOICES = [8, 16, 32, 64, 128]
 LIVE_EVERY_S = 1.0  # the live curves refresh at least once a second while a run trains
-METRICS = ("loss", "accuracy")
 
 
 # Each training setting of the spec and the widget that holds it.
@@ -235,11 +235,11 @@ def run_to_watch(runs: list[Run], own_run_id: int | None) -> Run | None:
     return own or (runs[-1] if runs else None)
 
 
-def show_progress(run):
+def progress_line(run) -> dict:
     steps = run.steps_per_epoch or 0
     text = (f"Epoch {max(run.epoch, 1)}/{run.total_epochs} · batch {run.step}/{steps} · "
             f"{(run.samples_per_s or 0):,.0f} samples/s · ETA {format_duration(run.eta_s())}")
-    st.progress(run.fraction_done(), text=text)
+    return {"fraction": round(run.fraction_done(), 4), "text": text}
 
 
 def show_result(run, store):
@@ -277,12 +277,11 @@ def cached_summary(spec: ModelSpec) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def cached_curves(home: str, run_id: int, points: tuple[int, int], steps_per_epoch: int | None) -> tuple[list, dict]:
-    """A run's epoch rows and its curves' data per metric, read again only when the run has new
-    points (`points`: its epoch and batch row counts), and once for all the tabs that watch it."""
+def cached_curves(home: str, run_id: int, points: tuple[int, int], steps_per_epoch: int | None, total_epochs: int | None) -> dict:
+    """A run's curves' data, read again only when the run has new points (`points`: its epoch and
+    batch row counts), and once for all the tabs that watch it."""
     store = cached_store(home)
-    epochs, batches = store.epochs(run_id), store.batches(run_id)
-    return epochs, {metric: curve_data(epochs, batches, steps_per_epoch, metric) for metric in METRICS}
+    return live_curves(store.epochs(run_id), store.batches(run_id), steps_per_epoch, total_epochs)
 
 
 @store_errors_shown
@@ -301,11 +300,13 @@ def live_panel():
     page_drawn_for(runs)
     if not live and st.session_state.pop(SIDEBAR_QUIET, False):
         st.rerun()  # the runs ended after the sidebar saw them: a page run again, with the sidebar refreshing
-    st.fragment(store_errors_shown(live_view), run_every=LIVE_EVERY_S if live else None)(activity(runs))
+    st.fragment(store_errors_shown(live_view))(activity(runs), live)
 
 
-def live_view(drawn_for: tuple):
-    """`drawn_for`: the active runs when the page drew the panel (a fragment's refreshes keep its arguments)."""
+def live_view(drawn_for: tuple, live: bool):
+    """The run's header, its Stop button and, once it has ended, its results: a fragment of its
+    own (Stop reruns only this), which does not refresh; inside it, the part that does (live_curves_view).
+    `drawn_for`: the active runs when the page drew the panel."""
     store = get_store()
     active_runs(store)  # marks runs whose process died, so none shows 'running' forever
     runs = store.list_runs()
@@ -339,12 +340,30 @@ def live_view(drawn_for: tuple):
         st.info("Queued on the cluster: it starts when Ray has room for it.", icon=":material/schedule:")
     elif run.status == RunStatus.QUEUED:
         st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
-    elif run.status == RunStatus.RUNNING:
-        show_progress(run)
-    epochs, data = cached_curves(str(store.home), run.id, store.point_counts(run.id), run.steps_per_epoch)
-    for column, metric in zip(st.columns(2), METRICS):
-        column.container(key=f"live_{metric}").vega_lite_chart(data[metric], curve_spec(metric, epochs, run.total_epochs), width="stretch")
+    refreshing = store_errors_shown(live_curves_view)
+    st.fragment(refreshing, run_every=LIVE_EVERY_S if live else None)(run.id, drawn_for, run_header(run))
     show_result(run, store)
+
+
+def run_header(run) -> tuple:
+    """What the panel's header shows of a run: a refresh that finds it changed draws the page again."""
+    return run_label(run), run.status, engine_label(run), run.device
+
+
+def live_curves_view(run_id: int, drawn_for: tuple, header: tuple):
+    """What refreshes every LIVE_EVERY_S while a run is active: one element, the progress line and
+    both charts (fmnist.live_chart). A browser re-renders every element a refresh sends, so the
+    header and the Stop button above stay out of it; it sends the component new numbers and the
+    browser redraws only what changed. When anything else changed (a run started or ended, the
+    header, the person signed out) the page draws itself again."""
+    store = get_store()
+    active_runs(store)  # marks runs whose process died, so none shows 'running' forever
+    runs = store.list_runs()
+    run = next((run for run in runs if run.id == run_id), None)
+    if activity(runs) != drawn_for or run is None or run_header(run) != header or current_person() is None:
+        st.rerun()
+    curves = cached_curves(str(store.home), run.id, store.point_counts(run.id), run.steps_per_epoch, run.total_epochs)
+    live_chart(curves, progress_line(run) if run.status == RunStatus.RUNNING else None)
 
 
 enter_through_navigation()

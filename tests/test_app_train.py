@@ -1,5 +1,7 @@
 """The Build & Train page through Streamlit's AppTest."""
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -250,13 +252,17 @@ def training_run(store: RunStore) -> int:
     return run_id
 
 
+def live_data(at) -> dict:
+    """What the panel sent its live chart (fmnist.live_chart: one component, its data as JSON)."""
+    [chart] = [c for c in at.get("bidi_component") if c.proto.component_name == "fmnist.live_chart"]
+    return json.loads(chart.proto.json)
+
+
 def live_points(at, metric: str = "loss") -> int:
     """The per-batch points the live chart of `metric` was sent."""
-    import pyarrow
-
-    [chart] = [c for c in at.get("vega_lite_chart") if f'"title": "{metric.capitalize()}"' in c.proto.spec]
-    data = pyarrow.ipc.open_stream(chart.proto.data.data).read_all().to_pandas()
-    return int((data["series"] == "train (per batch)").sum())
+    xs, ys = live_data(at)[metric]["batch"]
+    assert len(xs) == len(ys)
+    return len(xs)
 
 
 def test_a_training_runs_panel_refreshes_every_second_and_shows_new_points(home, monkeypatch):
@@ -275,6 +281,31 @@ def test_a_training_runs_panel_refreshes_every_second_and_shows_new_points(home,
     assert live_points(at) == live_points(at, "accuracy") == 20, "the panel picks up the new points"
 
 
+def test_the_panel_passes_the_runs_points_and_progress_to_its_live_chart(home):
+    store = RunStore()
+    run_id = training_run(store)
+    write_epoch(store, run_id, 1)
+    store.record_progress(run_id, 2, 4, 10, 2500.0, [(2, 4, 0.25, 0.9)])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    data = live_data(at)
+    assert data["epochs"] == 5, "the x axis spans the run's epochs"
+    xs, ys = data["loss"]["batch"]
+    assert xs[:2] == [0.1, 0.2] and xs[-2:] == [1.0, 1.4], "batch k of epoch e at e - 1 + k/steps"
+    assert ys[0] == 0.5 and ys[-1] == 0.25 and data["accuracy"]["batch"][1][-1] == 0.9
+    assert data["loss"]["train"] == [[1], [0.5]] and data["loss"]["val"] == [[1], [0.6]]
+    assert data["accuracy"]["train"] == [[1], [0.8]] and data["accuracy"]["val"] == [[1], [0.78]]
+    assert data["progress"]["text"].startswith("Epoch 2/5 · batch 4/10 · 2,500 samples/s")
+    assert 0.2 < data["progress"]["fraction"] < 0.4
+    assert not at.get("vega_lite_chart") and not at.get("progress"), "one element, not Streamlit's charts and bar"
+
+    store.finish(run_id, "stopped", test_loss=0.4, test_acc=0.85, train_s=2.0)
+    at.run()
+    assert live_data(at)["progress"] is None, "no progress line once the run has ended"
+    assert live_points(at) == 11, "its curves stay"
+
+
 def test_an_ended_runs_panel_stands_still_and_is_built_once(home, monkeypatch):
     import streamlit as st
 
@@ -284,8 +315,8 @@ def test_an_ended_runs_panel_stands_still_and_is_built_once(home, monkeypatch):
     run_id = training_run(store)
     write_epoch(store, run_id, 1)
     store.finish(run_id, "finished", test_loss=0.4, test_acc=0.85, train_s=2.0)
-    built, curve_data = [], fmnist.charts.curve_data
-    monkeypatch.setattr(fmnist.charts, "curve_data", lambda *args: built.append(args[-1]) or curve_data(*args))
+    built, live_curves = [], fmnist.charts.live_curves
+    monkeypatch.setattr(fmnist.charts, "live_curves", lambda *args: built.append(args[0]) or live_curves(*args))
     st.cache_data.clear()
     sent = refresh_intervals(monkeypatch)
     at = AppTest.from_file(APP, default_timeout=60)
@@ -296,5 +327,5 @@ def test_an_ended_runs_panel_stands_still_and_is_built_once(home, monkeypatch):
     for width in (100, 101, 100):  # page runs that redraw the panel: a person moving a slider
         at.slider(key="build_width_0").set_value(width).run()
     assert live_points(at) == 10
-    assert built == ["loss", "accuracy"], "the curves' data was built once, not on every page run"
+    assert len(built) == 1, "the curves' data was built once, not on every page run"
     assert LIVE_EVERY_S not in sent

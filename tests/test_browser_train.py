@@ -29,15 +29,10 @@ def server(tmp_path_factory):
 
 
 def live_points(page) -> int:
-    """Points of the per-batch training loss line in the live chart."""
-    return page.evaluate(
-        """() => {
-            // the per-batch loss line as the browser drew it: one SVG path, M then an L per further point
-            const path = document.querySelector('.st-key-live_loss .batches_marks path');
-            const d = path ? path.getAttribute('d') || '' : '';
-            return d ? d.split('L').length : 0;
-        }"""
-    )
+    """Points of the per-batch training loss line as the live chart last drew it (fmnist.live_chart
+    marks its canvas when it draws; Playwright's locators see into the component's shadow root)."""
+    drawn = page.locator('canvas[data-metric="loss"]').evaluate_all("canvases => canvases.map(c => c.dataset.points)")
+    return int(drawn[0] or 0) if drawn else 0
 
 
 def open_app(browser, url):
@@ -143,7 +138,7 @@ def test_an_ended_run_stands_still_until_a_run_starts_elsewhere(server, browser)
     page.wait_for_timeout(2000)  # the page run's last messages
     received.clear()
     page.wait_for_timeout(4000)  # four refreshes of a live panel
-    resent = [frame for frame in received if isinstance(frame, bytes) and b'"batches"' in frame]
+    resent = [frame for frame in received if isinstance(frame, bytes) and b"fmnist.live_chart" in frame]
     assert not resent, "the ended run's curves were sent again"
 
     run_id = launch(store, dense_spec([32], epochs=30), name="started elsewhere", train_limit=20000, backend_setting="tensorflow")
@@ -154,3 +149,37 @@ def test_an_ended_run_stands_still_until_a_run_starts_elsewhere(server, browser)
     finally:
         store.request_stop(run_id)
     page.get_by_text("· stopped").wait_for(timeout=60000)
+
+
+def test_the_live_chart_shows_each_new_point_and_an_ended_runs_view_stands_still(server, browser):
+    """A run trained by this test process, written to the store as the engine writes it: each new
+    per-batch point shows in the live chart within a few seconds, with no click (the panel
+    refreshes every second); once the run has ended its view is not sent again."""
+    url, home = server
+    store = RunStore(home)
+    run_id = store.create_run(dense_spec([32], epochs=3), name="written by the test")
+    assert try_start(store, run_id, max_parallel=1)  # this process trains it: alive, so not taken for dead
+    try:
+        store.record_progress(run_id, 1, 1, 10, 1000.0, [(1, 1, 2.0, 0.2)])
+        page = open_app(browser, url)
+        page.get_by_text(re.compile(r"written by the test \(32\) · running")).wait_for(timeout=30000)
+        wait_until(lambda: live_points(page) == 1, timeout=30, message="the run's first point")
+        for step in (2, 3, 4):
+            store.record_progress(run_id, 1, step, 10, 1000.0, [(1, step, 2.0 / step, 0.2 * step)])
+            wait_until(lambda step=step: live_points(page) == step, timeout=3, message=f"point {step} in the chart")
+        page.get_by_text("Epoch 1/3 · batch 4/10").wait_for(timeout=5000)
+    finally:
+        store.finish(run_id, "stopped", train_s=1.0)
+    page.get_by_text(re.compile(r"written by the test \(32\) · stopped")).wait_for(timeout=30000)
+    assert live_points(page) == 4, "its curves stay"
+    assert not page.get_by_text("Epoch 1/3 · batch").is_visible(), "no progress line once it has ended"
+    received = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: received.append(frame)))
+    page.reload()  # a fresh connection, whose frames this test sees
+    page.get_by_text(re.compile(r"written by the test \(32\) · stopped")).wait_for(timeout=30000)
+    wait_until(lambda: live_points(page) == 4, timeout=30, message="the ended run's curves after a reload")
+    page.wait_for_timeout(2000)  # the page run's last messages
+    received.clear()
+    page.wait_for_timeout(3000)  # three refreshes of a live panel
+    assert not [frame for frame in received if isinstance(frame, bytes) and b"fmnist.live_chart" in frame], \
+        "the ended run's chart was sent again"

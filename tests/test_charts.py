@@ -1,9 +1,10 @@
+import json
 import math
 
 import numpy as np
 import pytest
 
-from fmnist.charts import LIVE_BATCH_POINTS, LIVE_SERIES, curve_data, curve_spec, focus_range, overlay_curves, stack_diagram, thinned
+from fmnist.charts import LIVE_BATCH_POINTS, LIVE_METRICS, focus_range, live_curves, overlay_curves, stack_diagram, thinned
 from fmnist.models import PRESETS, count_params, dense_spec
 
 SEED_A = PRESETS["Seed A: 64-128-64-32"]
@@ -102,80 +103,71 @@ def test_stack_diagram_is_a_clean_transparent_picture():
     assert len(fig.layout.shapes) == 6, "a band joins each pair of neighbouring boxes"
 
 
-# --- live curves: curve_data and curve_spec ---
+# --- live curves: live_curves, the live chart's data ---
 
 
-def series(data, name):
-    rows = data[data["series"] == name]
-    return list(rows["epoch"]), list(rows["value"])
+def line(curves, metric, name):
+    xs, ys = curves[metric][name]
+    return xs, ys
 
 
-def test_curve_data_epoch_points():
-    for metric in ("loss", "accuracy"):
-        data = curve_data(EPOCHS, BATCHES, STEPS, metric)
-        assert series(data, "train") == ([1, 2, 3], [row[metric] for row in EPOCHS])
-        assert series(data, "validation") == ([1, 3], [EPOCHS[0][f"val_{metric}"], EPOCHS[2][f"val_{metric}"]]), \
+def test_live_curves_epoch_points():
+    curves = live_curves(EPOCHS, BATCHES, STEPS, 10)
+    for metric in LIVE_METRICS:
+        assert line(curves, metric, "train") == ([1, 2, 3], [row[metric] for row in EPOCHS])
+        assert line(curves, metric, "val") == ([1, 3], [EPOCHS[0][f"val_{metric}"], EPOCHS[2][f"val_{metric}"]]), \
             "epoch 2 has no validation value"
+    assert curves["colors"][0] != curves["colors"][1], "train and validation apart"
 
 
-def test_curve_data_batch_points_meet_their_epoch_points():
-    x, y = series(curve_data(EPOCHS, BATCHES, STEPS, "loss"), "train (per batch)")
+def test_live_curves_batch_points_meet_their_epoch_points():
+    x, y = line(live_curves(EPOCHS, BATCHES, STEPS, 10), "loss", "batch")
     assert len(x) == len(BATCHES) and all(0 < v <= 3 for v in x)
     assert x[:4] == [0.25, 0.5, 0.75, 1.0], "the last batch of epoch 1 meets its epoch point"
-    assert y == [row["loss"] for row in BATCHES]
-    assert series(curve_data(EPOCHS, BATCHES, STEPS, "accuracy"), "train (per batch)")[1] == [row["accuracy"] for row in BATCHES]
+    assert y == pytest.approx([row["loss"] for row in BATCHES], rel=1e-4)
+    assert line(live_curves(EPOCHS, BATCHES, STEPS, 10), "accuracy", "batch")[1] == [row["accuracy"] for row in BATCHES]
 
 
 def test_a_long_runs_per_batch_line_is_thinned_to_means_that_stay_put_as_points_arrive():
     steps = 59  # a 60,000-image epoch at batch 64, a point every 16th batch
-    batches = [{"epoch": e, "step": k, "loss": 2.0 / e + 0.01 * (k % 2)} for e in range(1, 41) for k in range(1, steps + 1)]
-    x, y = series(curve_data([], batches, steps, "loss"), "train (per batch)")
+    batches = [{"epoch": e, "step": k, "loss": 2.0 / e + 0.01 * (k % 2), "accuracy": 0.5} for e in range(1, 41) for k in range(1, steps + 1)]
+    x, y = line(live_curves([], batches, steps, 40), "loss", "batch")
     assert LIVE_BATCH_POINTS / 2 < len(x) <= LIVE_BATCH_POINTS < len(batches)
     assert x == sorted(x) and 0 < x[0] < 0.1 and 39.9 < x[-1] <= 40
     assert abs(sum(y) / len(y) - sum(b["loss"] for b in batches) / len(batches)) < 0.05, "means of the points, not a pick"
-    more = batches + [{"epoch": 41, "step": k, "loss": 0.05} for k in range(1, 6)]
-    assert series(curve_data([], more, steps, "loss"), "train (per batch)")[0][:100] == x[:100], "the line's start stays put"
+    more = batches + [{"epoch": 41, "step": k, "loss": 0.05, "accuracy": 0.5} for k in range(1, 6)]
+    assert line(live_curves([], more, steps, 41), "loss", "batch")[0][:100] == x[:100], "the line's start stays put"
     short_x, short_y = thinned(*map(np.asarray, ([0.5, 1.0], [2.0, 1.0])))
     assert list(short_x) == [0.5, 1.0] and list(short_y) == [2.0, 1.0], "a short line is left as it is"
 
 
-def test_curve_data_without_steps_or_validation_or_anything_yet():
+def test_live_curves_without_steps_or_validation_or_anything_yet():
     no_val = [{**row, "val_loss": None, "val_accuracy": None} for row in EPOCHS]
-    assert set(curve_data(no_val, BATCHES, None, "loss")["series"]) == {"train"}
-    empty = curve_data([], [], None, "loss")
-    assert len(empty) == 0 and list(empty.columns) == ["epoch", "value", "series"]
+    curves = live_curves(no_val, BATCHES, None, 5)
+    assert line(curves, "loss", "batch") == ([], []) and line(curves, "loss", "val") == ([], [])
+    assert line(curves, "loss", "train")[0] == [1, 2, 3]
+    empty = live_curves([], [], None, None)
+    assert empty["epochs"] == 1 and all(line(empty, m, name) == ([], []) for m in LIVE_METRICS for name in ("batch", "train", "val"))
+    assert empty["loss"]["focus"] is None
 
 
-def test_curve_spec_is_valid_vega_lite():
-    import altair
-
-    for epochs in (EPOCHS, EPOCHS[:1], []):
-        altair.LayerChart.from_dict(curve_spec("loss", epochs, 10), validate=True)
-
-
-def test_curve_spec_draws_the_series_apart():
-    spec = curve_spec("accuracy", EPOCHS)
-    assert spec["title"] == "Accuracy"
-    batches, epochs = spec["layer"]
-    assert batches["mark"]["strokeWidth"] < epochs["mark"]["strokeWidth"] and batches["mark"]["opacity"] < 1
-    assert epochs["mark"]["point"], "epoch values are points on their line"
-    color = epochs["encoding"]["color"]
-    assert color["scale"]["domain"] == list(LIVE_SERIES) == ["train (per batch)", "train", "validation"]
-    per_batch, train, validation = color["scale"]["range"]
-    assert per_batch == train != validation
-    assert "data" not in spec, "the data travels apart: a new point leaves the spec as it was"
+def test_live_curves_are_short_plain_json_numbers():
+    """What each refresh sends each tab: lists of numbers, rounded, nothing else."""
+    batches = [{"epoch": 1, "step": k, "loss": 1 / 3 + k, "accuracy": 2 / 3} for k in range(1, 8)]
+    curves = live_curves(EPOCHS, batches, 7, 10)
+    assert json.loads(json.dumps(curves)) == curves
+    xs, ys = line(curves, "loss", "batch")
+    assert xs[0] == 0.1429 and ys[0] == 1.3333, "x to 1/10,000 of an epoch, values to 5 figures"
+    assert all(isinstance(v, float) for v in xs + ys)
 
 
-def test_curve_spec_axes():
-    x = curve_spec("loss", EPOCHS, total_epochs=20)["layer"][0]["encoding"]["x"]
-    assert x["scale"]["domain"] == [0, 20], "fixed: the axes do not jump as points arrive"
-    assert x["axis"]["tickMinStep"] == 1, "whole epochs, not half ones"
-    assert curve_spec("loss", EPOCHS)["layer"][0]["encoding"]["x"]["scale"]["domain"] == [0, 3]
-    y = curve_spec("loss", EPOCHS)["layer"][0]["encoding"]["y"]
+def test_live_curves_axes():
+    assert live_curves(EPOCHS, BATCHES, STEPS, 20)["epochs"] == 20, "fixed: the axes do not jump as points arrive"
+    assert live_curves(EPOCHS, BATCHES, STEPS, None)["epochs"] == 3, "else the epochs seen"
     values = [row["loss"] for row in EPOCHS] + [0.45, 0.36]
-    assert y["scale"]["domain"] == focus_range(values), "around the epoch values, not the first batches' 2.3"
-    assert curve_spec("loss", EPOCHS[:1])["layer"][0]["encoding"]["y"]["scale"] == {"zero": False}
-    assert all(layer["mark"]["clip"] for layer in curve_spec("loss", EPOCHS)["layer"])
+    assert live_curves(EPOCHS, BATCHES, STEPS, 20)["loss"]["focus"] == focus_range(values), \
+        "around the epoch values, not the first batches' 2.3"
+    assert live_curves(EPOCHS[:1], BATCHES, STEPS, 20)["loss"]["focus"] is None, "all points until there are two epochs"
 
 
 # --- overlay_curves ---
@@ -202,8 +194,7 @@ def test_live_curves_focus_on_the_epoch_values_once_there_are_two():
         {"epoch": 1, "loss": 0.6, "accuracy": 0.78, "val_loss": 0.5, "val_accuracy": 0.8},
         {"epoch": 2, "loss": 0.4, "accuracy": 0.85, "val_loss": 0.45, "val_accuracy": 0.84},
     ]
-    low, high = curve_spec("loss", epochs)["layer"][0]["encoding"]["y"]["scale"]["domain"]
+    low, high = live_curves(epochs, [], None, 5)["loss"]["focus"]
     assert low < 0.4 and 0.6 < high < 2.3, "epoch losses fill the plot; a first batch's 2.3 is off the top"
-    low, high = curve_spec("accuracy", epochs)["layer"][0]["encoding"]["y"]["scale"]["domain"]
+    low, high = live_curves(epochs, [], None, 5)["accuracy"]["focus"]
     assert 0.1 < low < 0.78 and high > 0.85
-    assert "domain" not in curve_spec("loss", epochs[:1])["layer"][0]["encoding"]["y"]["scale"]

@@ -71,7 +71,8 @@ def test_runs_from_the_train_page_train_as_ray_jobs_at_once_stop_and_die_as_the_
     at.session_state["watch_run"] = second.id
     at.run()
     assert any("second on ray" in m.value for m in at.markdown)
-    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"), "the curves"
+    [chart] = [c for c in at.get("bidi_component") if c.proto.component_name == "fmnist.live_chart"]
+    assert json.loads(chart.proto.json)["loss"]["batch"][0], "the curves, with their per-batch points"
     assert store.batches(second.id) and store.get(second.id).step > 0
 
 
