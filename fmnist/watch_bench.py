@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -83,6 +84,10 @@ class CpuMeter:
         return (cpu_seconds(self.server) - self.server0) / wall, browser / wall
 
 
+# The live panel's progress line (fmnist.live_chart), shown while a run trains.
+PROGRESS_LINE = re.compile("samples/s · ETA")
+
+
 def idle(page, timeout_ms: int = 60000) -> None:
     """Until the app's script run is over (Streamlit marks it on the app's root element)."""
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout_ms)
@@ -123,6 +128,9 @@ def train_round(args, home: Path, browser, url: str, condition: str, meter: CpuM
     meter.start()
     process = subprocess.Popen(train_command(args, name), cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home)},
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for page in pages:  # as a person who watches: the live panel in view once the run shows up
+        page.get_by_text(PROGRESS_LINE).first.wait_for(timeout=120000)
+        page.get_by_text(PROGRESS_LINE).first.evaluate("element => element.scrollIntoView({block: 'start'})")
     out, _ = process.communicate(timeout=900)  # the bench sits still while it trains
     server_cpu, browser_cpu = meter.stop()
     summary = json.loads(out.strip().splitlines()[-1])
