@@ -55,6 +55,7 @@ function draw(canvas, title, curve, epochs, colors, theme) {
   const [low, high] = yRange(curve);
   const sx = (x) => plot.x + (x / epochs) * plot.w;
   const sy = (y) => plot.y + plot.h - ((y - low) / (high - low || 1)) * plot.h;
+  canvas.scales = { sx, sy, plot }; // what the hover read-out needs to find the point under the pointer
 
   // Title and legend.
   ctx.fillStyle = theme.text;
@@ -121,6 +122,29 @@ function draw(canvas, title, curve, epochs, colors, theme) {
   return true;
 }
 
+function nearestPoint(curve, scales, mx, my) {
+  // The point under the pointer: the nearest epoch point (train or validation) within 24 px, else the
+  // nearest per-batch point within 12 px; null when the pointer is away from the curves.
+  let best = null;
+  const look = (kind, [xs, ys], reach) => xs.forEach((x, i) => {
+    const d = Math.hypot(scales.sx(x) - mx, scales.sy(ys[i]) - my);
+    if (d <= reach && (!best || d < best.d)) best = { kind, x, y: ys[i], d };
+  });
+  look("train", curve.train, 24);
+  look("val", curve.val, 24);
+  if (!best) look("batch", curve.batch, 12);
+  return best;
+}
+
+function readoutText(metric, curve, point) {
+  // An epoch point reads with both of its epoch's values; a per-batch point with its own.
+  const at = ([xs, ys], x) => { const i = xs.indexOf(x); return i < 0 ? null : ys[i]; };
+  if (point.kind === "batch") return `epoch ${point.x.toFixed(2)} · ${metric}, mean of the last batches ${point.y}`;
+  const train = at(curve.train, point.x), val = at(curve.val, point.x);
+  return [`epoch ${point.x}`, train === null ? null : `train ${metric} ${train}`,
+          val === null ? null : `validation ${metric} ${val}`].filter(Boolean).join(" · ");
+}
+
 function describe(title, curve) {
   // What the chart shows, in words: for screen readers, and what a test can read.
   const last = ([xs, ys]) => (ys.length ? `${ys[ys.length - 1]} at epoch ${xs[xs.length - 1]}` : "none yet");
@@ -160,6 +184,28 @@ export default function ({ data, parentElement }) {
     }
   };
   redraw(false);
+
+  // The hover read-out: which point is under the pointer, read from the data last drawn; set up once
+  // per root, and it costs nothing until the pointer moves over a chart.
+  if (!state.readout) {
+    state.readout = root.querySelector(".readout");
+    for (const metric of METRICS) {
+      const canvas = root.querySelector(`canvas[data-metric="${metric}"]`);
+      canvas.addEventListener("pointermove", (event) => {
+        const box = canvas.getBoundingClientRect();
+        const point = canvas.scales && nearestPoint(state.data[metric], canvas.scales, event.clientX - box.left, event.clientY - box.top);
+        if (!point) { state.readout.hidden = true; return; }
+        state.readout.textContent = readoutText(metric, state.data[metric], point);
+        state.readout.hidden = false;
+        const home = root.getBoundingClientRect();
+        const x = box.left - home.left + canvas.scales.sx(point.x);
+        const right = x + 10 + state.readout.offsetWidth > home.width; // near the right edge: to the point's left
+        state.readout.style.left = `${right ? x - 10 - state.readout.offsetWidth : x + 10}px`;
+        state.readout.style.top = `${box.top - home.top + canvas.scales.sy(point.y) - 30}px`;
+      });
+      canvas.addEventListener("pointerleave", () => { state.readout.hidden = true; });
+    }
+  }
 
   // A new width (the window, the sidebar) redraws; set up once per root.
   if (!state.observer) {

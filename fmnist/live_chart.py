@@ -22,12 +22,16 @@ HTML = """
     <canvas data-metric="loss" role="img"></canvas>
     <canvas data-metric="accuracy" role="img"></canvas>
   </div>
+  <div class="readout" role="status" hidden></div>
 </div>
 """
 # The theme's own colours and font (Streamlit sets them as --st-* properties around the component),
 # so the panel reads the same on the light and the dark theme.
 CSS = """
-.fmnist-live { font-family: var(--st-font, sans-serif); color: var(--st-text-color, #31333F); }
+.fmnist-live { font-family: var(--st-font, sans-serif); color: var(--st-text-color, #31333F); position: relative; }
+.readout { position: absolute; pointer-events: none; white-space: nowrap; font-size: 0.8rem; padding: 0.2rem 0.45rem;
+           border-radius: 0.25rem; background: var(--st-background-color, #fff); border: 1px solid var(--st-border-color, #ccc); }
+.readout[hidden] { display: none; }
 .progress { margin-bottom: 0.75rem; }
 .progress-text { font-size: 0.875rem; margin-top: 0.25rem; }
 .bar { height: 0.25rem; border-radius: 0.25rem; background: var(--st-secondary-background-color, #f0f2f6); overflow: hidden; }

@@ -4,6 +4,7 @@ import re
 from dataclasses import replace
 
 import pytest
+from playwright.sync_api import expect
 
 from fmnist.models import PRESETS, count_params, dense_spec, stack_name
 from fmnist.store import RunStore
@@ -168,6 +169,7 @@ def test_the_live_chart_shows_each_new_point_and_an_ended_runs_view_stands_still
             store.record_progress(run_id, 1, step, 10, 1000.0, [(1, step, 2.0 / step, 0.2 * step)])
             wait_until(lambda step=step: live_points(page) == step, timeout=3, message=f"point {step} in the chart")
         page.get_by_text("Epoch 1/3 · batch 4/10").wait_for(timeout=5000)
+        store.record_epoch(run_id, 1, {"loss": 0.5, "accuracy": 0.8, "val_loss": 0.55, "val_accuracy": 0.78}, 1.0)
     finally:
         store.finish(run_id, "stopped", train_s=1.0)
     page.get_by_text(re.compile(r"written by the test \(32\) · stopped")).wait_for(timeout=30000)
@@ -183,3 +185,12 @@ def test_the_live_chart_shows_each_new_point_and_an_ended_runs_view_stands_still
     page.wait_for_timeout(3000)  # three refreshes of a live panel
     assert not [frame for frame in received if isinstance(frame, bytes) and b"fmnist.live_chart" in frame], \
         "the ended run's chart was sent again"
+
+    # The pointer on the loss chart's epoch point reads out that epoch's values; away from the curves, nothing.
+    loss_chart = page.locator('canvas[data-metric="loss"]')
+    x, y = loss_chart.evaluate("canvas => [canvas.scales.sx(1), canvas.scales.sy(0.5)]")
+    loss_chart.hover(position={"x": x + 2, "y": y - 2})
+    readout = page.locator(".readout")
+    expect(readout).to_have_text("epoch 1 · train loss 0.5 · validation loss 0.55", timeout=5000)
+    loss_chart.hover(position={"x": 5, "y": 5})
+    expect(readout).to_be_hidden()
