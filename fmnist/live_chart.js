@@ -100,9 +100,10 @@ function draw(canvas, title, curve, epochs, colors, theme) {
   }
   ctx.textAlign = "left";
 
-  // The curves, clipped to the plot: the first batches' loss lies far above the focus range.
+  // The curves, clipped to the plot: the first batches' loss lies far above the focus range. The
+  // clip reaches a dot's radius past the sides, so the first and last epochs' dots show whole.
   ctx.save();
-  ctx.beginPath(); ctx.rect(plot.x, plot.y, plot.w, plot.h); ctx.clip();
+  ctx.beginPath(); ctx.rect(plot.x - 4, plot.y, plot.w + 8, plot.h); ctx.clip();
   const line = ([xs, ys], color, width, alpha) => {
     if (!xs.length) return;
     ctx.globalAlpha = alpha; ctx.strokeStyle = color; ctx.lineWidth = width; ctx.lineJoin = "round";
