@@ -10,7 +10,7 @@ from fmnist.models import PRESETS, count_params, dense_spec, stack_name
 from fmnist.store import RunStore
 from fmnist.worker import launch, try_start
 
-from browser import CHROMIUM, app_idle, free_port, screenshot, set_slider, start_streamlit
+from browser import CHROMIUM, app_idle, free_port, screenshot, set_slider, set_tab_hidden, start_streamlit
 from helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
@@ -196,16 +196,6 @@ def test_the_live_chart_shows_each_new_point_and_an_ended_runs_view_stands_still
     expect(readout).to_be_hidden()
 
 
-# Headless Chromium keeps a page "visible" whatever happens to it (another page opened in front of
-# it in the same context, CDP's Page.setWebLifecycleState, Target.activateTarget: all tried), so the
-# test sets the document's visibility itself, as the browser would, and fires the same event.
-SET_VISIBILITY = """hidden => {
-    Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
-    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => (hidden ? "hidden" : "visible") });
-    document.dispatchEvent(new Event("visibilitychange"));
-}"""
-
-
 def drawn_for_hidden(page) -> bool:
     """Whether the live chart's data says the page was drawn for a hidden tab (fmnist.live_chart)."""
     return page.locator(".fmnist-live").evaluate("root => Boolean(root.liveState?.data?.visibility?.hidden)")
@@ -214,7 +204,8 @@ def drawn_for_hidden(page) -> bool:
 def test_a_hidden_tab_stops_refreshing_and_catches_up_when_shown(server, browser):
     """Issue 13: a tab in the background asks the server for nothing while a run trains (no
     refresh requested, no chart sent), and shows the newest point at once when it is shown again.
-    The tab's visibility is set by the test (SET_VISIBILITY: headless Chromium never hides a page)."""
+    The tab's visibility is set by the test the way the browser sets it (browser.set_tab_hidden:
+    headless Chromium never hides a page itself)."""
     url, home = server
     store = RunStore(home)
     run_id = store.create_run(dense_spec([32], epochs=3), name="watched from behind")
@@ -231,7 +222,7 @@ def test_a_hidden_tab_stops_refreshing_and_catches_up_when_shown(server, browser
         store.record_progress(run_id, 1, 2, 10, 1000.0, [(1, 2, 1.0, 0.4)])
         wait_until(lambda: live_points(page) == 2, timeout=3, message="point 2 in the visible tab")
 
-        page.evaluate(SET_VISIBILITY, True)
+        set_tab_hidden(page, True)
         wait_until(lambda: drawn_for_hidden(page), timeout=10, message="the page drawn again for a hidden tab")
         app_idle(page)
         page.wait_for_timeout(1500)  # a refresh that was on its way as the tab hid
@@ -244,7 +235,7 @@ def test_a_hidden_tab_stops_refreshing_and_catches_up_when_shown(server, browser
         assert not [frame for frame in received if isinstance(frame, bytes) and b"fmnist.live_chart" in frame]
         assert live_points(page) == 2
 
-        page.evaluate(SET_VISIBILITY, False)
+        set_tab_hidden(page, False)
         wait_until(lambda: live_points(page) == 5, timeout=3, message="the newest point once the tab shows again")
         assert not drawn_for_hidden(page)
         store.record_progress(run_id, 1, 6, 10, 1000.0, [(1, 6, 0.3, 0.9)])
