@@ -26,6 +26,8 @@ import psutil
 
 from fmnist.watch_bench import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, CpuMeter, browser_processes, cpu_model, cpu_seconds, free_port, start_streamlit
 
+from browser import set_tab_hidden  # tests/browser.py, on the path fmnist.watch_bench sets
+
 POINT_EVERY_S = 0.25  # the engine streams about 4 points a second
 STEPS = 40  # per epoch: an epoch every 10 s
 SETTLE_S = 10
@@ -94,6 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tabs", type=int, default=1, help="tabs watching (default 1)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds measured (default 30)")
     parser.add_argument("--profile", action="store_true", help="also sample the first tab's JavaScript (adds its own cost)")
+    parser.add_argument("--hidden", action="store_true", help="the tabs hidden (in the background) once they show the run")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -109,6 +112,8 @@ def main(argv=None) -> int:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             pages = [open_watching_tab(browser, f"http://127.0.0.1:{port}") for _ in range(args.tabs)]
+            for page in pages if args.hidden else ():
+                set_tab_hidden(page, True)
             pages[0].wait_for_timeout(SETTLE_S * 1000)
             devtools = pages[0].context.new_cdp_session(pages[0])
             devtools.send("Performance.enable")
@@ -127,7 +132,7 @@ def main(argv=None) -> int:
             for process, start in processes.items():
                 if start is not None:
                     by_kind[process_kind(process)] += max((cpu_seconds(process) or start) - start, 0.0) / args.seconds
-            print(f"{args.tabs} tab(s) watching for {args.seconds:.0f} s: browser {browser_cpu:.3f} core, "
+            print(f"{args.tabs} tab(s) {'hidden' if args.hidden else 'watching'} for {args.seconds:.0f} s: browser {browser_cpu:.3f} core, "
                   f"{browser_cpu / args.tabs:.3f} a tab; server {server_cpu:.3f} core")
             print("  by process: " + ", ".join(f"{kind} {cores:.3f}" for kind, cores in by_kind.most_common() if cores >= 0.0005))
             per_s = {name: (after[name] - before[name]) / args.seconds for name in after if name in before}

@@ -7,7 +7,7 @@ from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import live_curves, stack_diagram
 from fmnist.cluster import ClusterError
-from fmnist.live_chart import live_chart
+from fmnist.live_chart import live_chart, tab_hidden
 from fmnist.models import (
     ACTIVATIONS,
     KERNEL_SIZES,
@@ -341,7 +341,9 @@ def live_view(drawn_for: tuple, live: bool):
     elif run.status == RunStatus.QUEUED:
         st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
     refreshing = store_errors_shown(live_curves_view)
-    st.fragment(refreshing, run_every=LIVE_EVERY_S if live else None)(run.id, drawn_for, run_header(run))
+    paused = live and tab_hidden()  # the browser tab is hidden: no refresh until it shows again
+    every = LIVE_EVERY_S if live and not paused else None
+    st.fragment(refreshing, run_every=every)(run.id, drawn_for, run_header(run), live, paused)
     show_result(run, store)
 
 
@@ -350,20 +352,22 @@ def run_header(run) -> tuple:
     return run_label(run), run.status, engine_label(run), run.device
 
 
-def live_curves_view(run_id: int, drawn_for: tuple, header: tuple):
+def live_curves_view(run_id: int, drawn_for: tuple, header: tuple, live: bool, paused: bool):
     """What refreshes every LIVE_EVERY_S while a run is active: one element, the progress line and
     both charts (fmnist.live_chart). A browser re-renders every element a refresh sends, so the
     header and the Stop button above stay out of it; it sends the component new numbers and the
     browser redraws only what changed. When anything else changed (a run started or ended, the
-    header, the person signed out) the page draws itself again."""
+    header, the person signed out, the tab was hidden or shown again: `paused`, TAB_HIDDEN) the
+    page draws itself again: a page run is what sets or clears the browser's refresh timer."""
     store = get_store()
     active_runs(store)  # marks runs whose process died, so none shows 'running' forever
     runs = store.list_runs()
     run = next((run for run in runs if run.id == run_id), None)
-    if activity(runs) != drawn_for or run is None or run_header(run) != header or current_person() is None:
+    if (activity(runs) != drawn_for or run is None or run_header(run) != header or current_person() is None
+            or (live and tab_hidden() != paused)):
         st.rerun()
     curves = cached_curves(str(store.home), run.id, store.point_counts(run.id), run.steps_per_epoch, run.total_epochs)
-    live_chart(curves, progress_line(run) if run.status == RunStatus.RUNNING else None)
+    live_chart(curves, progress_line(run) if run.status == RunStatus.RUNNING else None, watch_visibility=live)
 
 
 enter_through_navigation()

@@ -68,3 +68,16 @@ def set_slider(page, label: str, value: str) -> None:
             return
         thumb.press("ArrowRight")
     raise AssertionError(f"slider {label!r} never showed {value!r}")
+
+
+def set_tab_hidden(page, hidden: bool) -> None:
+    """Hide the page's tab, or show it again, as far as the page can tell: `document.hidden` and
+    `visibilityState` change and `visibilitychange` fires, as when a person switches tabs. Headless
+    Chromium keeps a page visible whatever happens to it (tried: another page opened in front of it
+    in the same context, CDP's Page.setWebLifecycleState and Target.activateTarget), so the page's
+    document is told directly."""
+    page.evaluate("""hidden => {
+        Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
+        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => (hidden ? "hidden" : "visible") });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""", hidden)

@@ -10,7 +10,7 @@ from fmnist.models import PRESETS, count_params, dense_spec, stack_name
 from fmnist.store import RunStore
 from fmnist.worker import launch, try_start
 
-from browser import CHROMIUM, free_port, screenshot, set_slider, start_streamlit
+from browser import CHROMIUM, app_idle, free_port, screenshot, set_slider, set_tab_hidden, start_streamlit
 from helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
@@ -194,3 +194,51 @@ def test_the_live_chart_shows_each_new_point_and_an_ended_runs_view_stands_still
     expect(readout).to_have_text("epoch 1 · train loss 0.5 · validation loss 0.55", timeout=5000)
     loss_chart.hover(position={"x": 5, "y": 5})
     expect(readout).to_be_hidden()
+
+
+def drawn_for_hidden(page) -> bool:
+    """Whether the live chart's data says the page was drawn for a hidden tab (fmnist.live_chart)."""
+    return page.locator(".fmnist-live").evaluate("root => Boolean(root.liveState?.data?.visibility?.hidden)")
+
+
+def test_a_hidden_tab_stops_refreshing_and_catches_up_when_shown(server, browser):
+    """Issue 13: a tab in the background asks the server for nothing while a run trains (no
+    refresh requested, no chart sent), and shows the newest point at once when it is shown again.
+    The tab's visibility is set by the test the way the browser sets it (browser.set_tab_hidden:
+    headless Chromium never hides a page itself)."""
+    url, home = server
+    store = RunStore(home)
+    run_id = store.create_run(dense_spec([32], epochs=3), name="watched from behind")
+    assert try_start(store, run_id, max_parallel=1)
+    try:
+        store.record_progress(run_id, 1, 1, 10, 1000.0, [(1, 1, 2.0, 0.2)])
+        page = browser.new_context(viewport={"width": 1400, "height": 2200}).new_page()
+        sent, received = [], []
+        page.on("websocket", lambda ws: (ws.on("framesent", lambda frame: sent.append(frame)),
+                                          ws.on("framereceived", lambda frame: received.append(frame))))
+        page.goto(url)
+        page.get_by_text(re.compile(r"watched from behind \(32\) · running")).wait_for(timeout=30000)
+        wait_until(lambda: live_points(page) == 1, timeout=30, message="the run's first point")
+        store.record_progress(run_id, 1, 2, 10, 1000.0, [(1, 2, 1.0, 0.4)])
+        wait_until(lambda: live_points(page) == 2, timeout=3, message="point 2 in the visible tab")
+
+        set_tab_hidden(page, True)
+        wait_until(lambda: drawn_for_hidden(page), timeout=10, message="the page drawn again for a hidden tab")
+        app_idle(page)
+        page.wait_for_timeout(1500)  # a refresh that was on its way as the tab hid
+        sent.clear()
+        received.clear()
+        for step in (3, 4, 5):
+            store.record_progress(run_id, 1, step, 10, 1000.0, [(1, step, 2.0 / step, 0.2 * step)])
+            page.wait_for_timeout(1000)
+        assert not sent, "a hidden tab asked the server for a refresh"
+        assert not [frame for frame in received if isinstance(frame, bytes) and b"fmnist.live_chart" in frame]
+        assert live_points(page) == 2
+
+        set_tab_hidden(page, False)
+        wait_until(lambda: live_points(page) == 5, timeout=3, message="the newest point once the tab shows again")
+        assert not drawn_for_hidden(page)
+        store.record_progress(run_id, 1, 6, 10, 1000.0, [(1, 6, 0.3, 0.9)])
+        wait_until(lambda: live_points(page) == 6, timeout=3, message="point 6: refreshing every second again")
+    finally:
+        store.finish(run_id, "stopped", train_s=1.0)
