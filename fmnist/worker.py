@@ -76,10 +76,14 @@ def reap_dead_runs(store: RunStore) -> list[int]:
     """Mark queued or running runs whose process (or Ray job) is gone as interrupted; returns their ids."""
     now = time.time()
     active = store.list_runs(statuses=ACTIVE)
+    # Each process is looked at once a sweep: a search and the trial it trains share its process,
+    # and one that is dying while the sweep runs must not leave the trial reaped and the search not.
+    processes = {(run.pid, run.pid_started) for run in active if run.pid is not None and not run.on_cluster}
+    alive = {(pid, started): process_alive(pid, started) for pid, started in processes}
     dead = [
         run.id for run in active if not run.on_cluster and (
             (run.pid is None and now - run.created_at > PID_GRACE_S)
-            or (run.pid is not None and not process_alive(run.pid, run.pid_started)))
+            or (run.pid is not None and not alive[run.pid, run.pid_started]))
     ]
     # A search's process creates each trial's run, then claims it: killed in between, it leaves a
     # trial that no process will ever claim. It goes with its search, not PID_GRACE_S later.

@@ -84,7 +84,7 @@ def test_a_killed_search_is_interrupted_and_resumes_without_losing_a_trial(home)
     wait_until(lambda: any(run.status == RunStatus.FINISHED for run in store.children(search_id)), timeout=180,
                message="the first trial to finish")
     os.kill(store.get(search_id).pid, signal.SIGKILL)
-    wait_until(lambda: reap_dead_runs(store) or not store.get(search_id).active, timeout=30, message="the search to be reaped")
+    wait_until(lambda: (reap_dead_runs(store), not store.get(search_id).active)[1], timeout=30, message="the search to be reaped")
     assert store.get(search_id).status == RunStatus.INTERRUPTED
     finished_before = [run.id for run in store.children(search_id) if run.status == RunStatus.FINISHED]
     assert finished_before and not any(run.active for run in store.children(search_id))

@@ -76,6 +76,23 @@ def test_runs_whose_process_died_are_marked_interrupted(home, database, monkeypa
     assert "ended without finishing" in store.get(crashed).error
 
 
+def test_a_search_and_its_trial_sharing_a_dying_process_are_reaped_together(home, monkeypatch):
+    """The process dies while a sweep runs: looked at once, it is taken for alive or for dead for
+    both its runs, never the trial reaped and its search left running."""
+    from fmnist.runs import RunKind
+
+    store = RunStore()
+    search = store.create_run(SPEC, name="search", kind=RunKind.SEARCH)
+    try_start(store, search, max_parallel=2)
+    trial = store.create_run(SPEC, name="trial", kind=RunKind.TRIAL, parent_id=search)
+    try_start(store, trial, max_parallel=2)
+    assert store.get(trial).pid == store.get(search).pid
+    looks = iter([True, False, False, False])  # alive at the first look, gone from the next on
+    monkeypatch.setattr("fmnist.worker.process_alive", lambda pid, started=None: next(looks))
+    assert reap_dead_runs(store) == [] and store.get(search).active and store.get(trial).active
+    assert sorted(reap_dead_runs(store)) == [search, trial]
+
+
 def test_zombie_process_counts_as_dead():
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     # not waited for: it stays a zombie until reaped
