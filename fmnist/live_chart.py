@@ -13,6 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from fmnist.tab_visibility import remember_visibility, visibility_data
+
 HTML = """
 <div class="fmnist-live">
   <div class="progress" hidden>
@@ -46,30 +48,10 @@ live_chart_component = st.components.v2.component(
 )
 
 
-# Whether the browser tab that shows the live panel is hidden (another tab in front, the window
-# minimised), as the component last reported it: UI state of this session. A hidden tab's panel
-# stops refreshing, since nobody sees it (issue 13: on a shared server each hidden tab cost a
-# script run a second), and picks up at once when the tab shows again.
-TAB_HIDDEN = "live_tab_hidden"
-
-
-def tab_hidden() -> bool:
-    return st.session_state.get(TAB_HIDDEN, False)
-
-
-def remember_visibility(key: str) -> None:
-    """The component's `visibility` trigger: 'hidden' or 'visible', sent when the tab's visibility
-    differs from what the page was drawn for (so a rerun it causes reports nothing again)."""
-    seen = st.session_state[key].get("visibility")
-    if seen in ("hidden", "visible"):
-        st.session_state[TAB_HIDDEN] = seen == "hidden"
-
-
 def live_chart(curves: dict, progress: dict | None, key: str = "live_curves", watch_visibility: bool = False) -> None:
     """Draw `curves` (fmnist.charts.live_curves) and, while the run trains, `progress`
     ({"fraction": 0–1, "text": ...}). The same data on a refresh costs the browser nothing.
     `watch_visibility` (while the panel refreshes): the component reports the tab hiding and
     showing again (TAB_HIDDEN); a view that stands still reports nothing."""
-    visibility = {"watch": watch_visibility, "hidden": watch_visibility and tab_hidden()}
-    live_chart_component(data={**curves, "progress": progress, "visibility": visibility}, key=key,
+    live_chart_component(data={**curves, "progress": progress, "visibility": visibility_data(watch_visibility)}, key=key,
                          on_visibility_change=partial(remember_visibility, key))

@@ -30,6 +30,7 @@ from fmnist.models import stack_name
 from fmnist.projection import PCA, model_version, read_projection, run_projection_path
 from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.store import RunStore, open_store
+from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
 from fmnist.worker import reap_dead_runs
 
 TRAIN_PAGE = "pages/train.py"
@@ -48,6 +49,7 @@ STATUS_EVERY_S = 2.0
 IDLE_STATUS_EVERY_S = 10.0
 ACTIVITY = "active_runs_drawn"  # the active runs a page run was drawn for: see remember_activity
 PAGE_ACTIVITY = "active_runs_page"  # the same, as the page itself saw them (page_drawn_for)
+SIDEBAR_VISIBILITY = "sidebar_visibility"  # its tab_visibility component
 SIDEBAR_QUIET = "sidebar_quiet"  # the page refreshes itself while runs are active; the sidebar does not
 
 
@@ -372,12 +374,19 @@ def sidebar_status(page_refreshes_while_active: bool = False) -> None:
         active = []  # the sidebar's own run shows the fault in its place
     quiet = page_refreshes_while_active and bool(active)
     st.session_state[SIDEBAR_QUIET] = quiet
-    every = None if quiet else STATUS_EVERY_S if active else IDLE_STATUS_EVERY_S
-    st.fragment(sidebar_panel, run_every=every)(quiet)
+    paused = not quiet and tab_hidden()  # nobody sees a hidden tab's sidebar: no refresh until it shows again
+    every = None if quiet or paused else STATUS_EVERY_S if active else IDLE_STATUS_EVERY_S
+    st.fragment(sidebar_panel, run_every=every)(quiet, paused)
 
 
 @store_errors_shown
-def sidebar_panel(quiet: bool) -> None:
+def sidebar_panel(quiet: bool, paused: bool = False) -> None:
+    """The sidebar's refreshing part. While it refreshes (not `quiet`) it listens for the tab
+    hiding and showing again (fmnist.tab_visibility); a change reruns the page, which sets the
+    refresh again: off while the tab is hidden (`paused`), on with the newest status once shown."""
+    watching = not quiet
+    if watching and tab_hidden() != paused:
+        st.rerun()
     active = active_runs(get_store())  # the active runs only: this runs on every open tab
     if activity_changed(active):
         st.rerun()
@@ -398,6 +407,7 @@ def sidebar_panel(quiet: bool) -> None:
     if active and not quiet:
         st.page_link(TRAIN_PAGE, label="Watch it live", icon=":material/monitoring:")
     where_runs_train_line(cluster.address() or "")
+    watch_tab_visibility(SIDEBAR_VISIBILITY, watch=watching)
 
 
 def where_runs_train_line(head: str) -> None:

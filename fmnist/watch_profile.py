@@ -56,8 +56,12 @@ def write_run(home: Path, stop: threading.Event) -> None:
     store.finish(run_id, "stopped", train_s=1.0)
 
 
-def open_watching_tab(browser, url: str):
+def open_watching_tab(browser, url: str, page_path: str = ""):
     page = browser.new_context(viewport=VIEWPORT).new_page()
+    if page_path:  # another page: the sidebar follows the run
+        page.goto(f"{url}/{page_path}")
+        page.get_by_test_id("stSidebar").get_by_text("Training:").wait_for(timeout=60000)
+        return page
     page.goto(url)
     line = page.get_by_text(re.compile("samples/s · ETA")).first
     line.wait_for(timeout=60000)
@@ -97,6 +101,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds measured (default 30)")
     parser.add_argument("--profile", action="store_true", help="also sample the first tab's JavaScript (adds its own cost)")
     parser.add_argument("--hidden", action="store_true", help="the tabs hidden (in the background) once they show the run")
+    parser.add_argument("--page", default="", metavar="URL_PATH",
+                        help="open this page instead of Build & Train (e.g. leaderboard: the sidebar follows the run)")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -111,7 +117,7 @@ def main(argv=None) -> int:
         writer.start()
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pages = [open_watching_tab(browser, f"http://127.0.0.1:{port}") for _ in range(args.tabs)]
+            pages = [open_watching_tab(browser, f"http://127.0.0.1:{port}", args.page) for _ in range(args.tabs)]
             for page in pages if args.hidden else ():
                 set_tab_hidden(page, True)
             pages[0].wait_for_timeout(SETTLE_S * 1000)

@@ -7,7 +7,7 @@ from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import live_curves, stack_diagram
 from fmnist.cluster import ClusterError
-from fmnist.live_chart import live_chart, tab_hidden
+from fmnist.live_chart import live_chart
 from fmnist.models import (
     ACTIVATIONS,
     KERNEL_SIZES,
@@ -27,6 +27,7 @@ from fmnist.models import (
     validate,
 )
 from fmnist.runs import LimitError, Run, RunKind, RunStatus
+from fmnist.tab_visibility import tab_hidden
 from fmnist.ui import (
     LEADERBOARD_PAGE,
     SEARCH_PAGE,

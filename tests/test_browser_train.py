@@ -242,3 +242,46 @@ def test_a_hidden_tab_stops_refreshing_and_catches_up_when_shown(server, browser
         wait_until(lambda: live_points(page) == 6, timeout=3, message="point 6: refreshing every second again")
     finally:
         store.finish(run_id, "stopped", train_s=1.0)
+
+
+def test_a_hidden_tab_on_another_page_stops_its_sidebar_refreshing(server, browser):
+    """Issue 13: away from Build & Train, the sidebar refreshes the training run's status every
+    two seconds; in a hidden tab it asks the server for nothing, and shows the newest status at
+    once when the tab is shown again."""
+    url, home = server
+    store = RunStore(home)
+    run_id = store.create_run(dense_spec([32], epochs=3), name="followed from the sidebar")
+    assert try_start(store, run_id, max_parallel=1)
+    try:
+        store.record_progress(run_id, 1, 1, 10, 1000.0, [(1, 1, 2.0, 0.2)])
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        sent = []
+        page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
+        page.goto(url + "/leaderboard")
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_text("epoch 1/3").wait_for(timeout=30000)
+        watcher = sidebar.locator(".fmnist-visibility")
+        drawn_for_hidden = lambda: watcher.evaluate("root => Boolean(root.visibilityState?.data?.hidden)")  # noqa: E731
+        app_idle(page)
+        sent.clear()
+        page.wait_for_timeout(4500)
+        assert sent, "a visible tab's sidebar refreshes every two seconds while a run trains"
+
+        set_tab_hidden(page, True)
+        wait_until(drawn_for_hidden, timeout=10, message="the page drawn again for a hidden tab")
+        app_idle(page)
+        page.wait_for_timeout(2500)  # a refresh that was on its way as the tab hid
+        sent.clear()
+        store.record_progress(run_id, 2, 1, 10, 1000.0, [(2, 1, 1.0, 0.5)])
+        page.wait_for_timeout(5000)
+        assert not sent, "a hidden tab's sidebar asked the server for a refresh"
+        assert sidebar.get_by_text("epoch 1/3").is_visible()
+
+        set_tab_hidden(page, False)
+        sidebar.get_by_text("epoch 2/3").wait_for(timeout=3000)
+        assert not drawn_for_hidden()
+        sent.clear()
+        page.wait_for_timeout(4500)
+        assert sent, "refreshing every two seconds again"
+    finally:
+        store.finish(run_id, "stopped", train_s=1.0)
