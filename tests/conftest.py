@@ -10,16 +10,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["FMNIST_HOME"] = tempfile.mkdtemp(prefix="fmnist-tests-")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (pytest.ini: -n 2 --dist loadgroup) a test file's tests run on one worker;
-    the tests that use the Ray head all run on the same one, so that the machine has one head (a
-    Ray node takes many ports of its own) and its two CPUs are not asked for twice at once."""
-    for item in items:
-        if "ray_head" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("ray"))
-
-
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """An empty FMNIST_HOME for one test; child processes inherit it."""
