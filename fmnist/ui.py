@@ -466,13 +466,14 @@ def warm_up() -> None:
     the dataset, the best run's model loaded and its predict step traced, the model opened up
     for the saliency map, its unusual-picture check calibrated. Into the caches the pages read, so a visit meanwhile waits for it."""
     from fmnist.leaderboard import best_run
-    from fmnist.prediction import predict_image
 
     try:
         get_dataset()
         best = best_run(get_store().list_runs())
-        if best is None:
+        if best is None:  # nothing to classify with yet: Classify offers to train, without TensorFlow
             return
+        from fmnist.prediction import predict_image
+
         blank = np.zeros((28, 28), dtype=np.float32)
         predict_image(load_run_model(best.id), blank)
         load_run_inside(best.id).look(blank)

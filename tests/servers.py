@@ -90,6 +90,9 @@ class RayHead:
         self.port, self.dashboard_port = free_port(), free_port()
         self.token = secrets.token_hex(32)
         self.env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+        # Ray's health checks find a dead node in ~3 s here rather than its default ~15 s (a check
+        # every 3 s, five failures): the same detection, so that the fault tests wait less.
+        self.head_env = {**self.env, "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
         self.ray = str(Path(sys.executable).with_name("ray"))
         self.client_port = free_port()
         self.options = [
@@ -102,7 +105,7 @@ class RayHead:
         self.start()
 
     def start(self) -> None:
-        subprocess.run([self.ray, "start", *self.options], check=True, capture_output=True, text=True, env=self.env, timeout=120)
+        subprocess.run([self.ray, "start", *self.options], check=True, capture_output=True, text=True, env=self.head_env, timeout=120)
         wait_until(self.answers, timeout=60, every=0.5, message="the Ray dashboard to answer")
 
     def restart(self) -> None:

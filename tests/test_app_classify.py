@@ -226,6 +226,19 @@ def test_the_warm_up_loads_the_best_model_before_the_first_visit(trained, monkey
     assert loads == [], "Classify loaded the model again"
 
 
+
+def test_with_no_model_yet_the_warm_up_leaves_tensorflow_unloaded(home):
+    """A new server with nothing trained: Classify has no model to load, so the warm-up loads the
+    dataset only, not TensorFlow (seconds of a core at every start)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from fmnist import ui; ui.warm_up(); "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), ui.get_dataset().x_test.shape)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "[] (10000, 28, 28)"
+
 # --- photos: the steps, the corrections by hand, the unusual-picture notice ---
 
 
