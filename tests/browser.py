@@ -1,6 +1,8 @@
 """A real Streamlit server and Debian's Chromium driven by Playwright, for the browser tests."""
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def end_with_this_process() -> None:
+    """In a child before it runs: Linux ends it (SIGTERM) when the process that started it ends, so a
+    test run killed from outside (a CI timeout, a Ctrl-C twice) leaves no Streamlit server behind."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_streamlit(home: Path, port: int, address: str | None = "127.0.0.1", extra_args=(), env=None) -> subprocess.Popen:
     """`streamlit run streamlit_app.py` on the port; address None leaves it to the project's config;
     env: more environment variables for the server and the trainings it starts."""
@@ -31,6 +40,7 @@ def start_streamlit(home: Path, port: int, address: str | None = "127.0.0.1", ex
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", *(["--server.address", address] if address else []),
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra_args],
         cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=end_with_this_process,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
