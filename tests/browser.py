@@ -65,19 +65,40 @@ def app_idle(page, timeout: float = 60000) -> None:
 
 
 def set_slider(page, label: str, value: str) -> None:
-    """Move a Streamlit slider with the keyboard as a person would: Home, then the right
-    arrow until the slider shows `value` (each key press reruns the app, so look before pressing on)."""
+    """Move a Streamlit slider with the keyboard as a person would: Home, then the right arrow until
+    the slider shows `value`. A numeric slider's step is read from one press, and the presses that
+    remain are made at once, as a person holding the key (the slider sends the value it stops at);
+    then one press at a time, looking after each rerun, until it shows `value`."""
     slider = page.get_by_test_id("stSlider").filter(has_text=label)
     shown = slider.get_by_test_id("stSliderThumbValue")
     thumb = slider.get_by_role("slider")
     thumb.press("Home")
+    page.wait_for_timeout(250)
+    app_idle(page)
+    first = shown.inner_text()
+    if first != value:
+        thumb.press("ArrowRight")
+        page.wait_for_timeout(250)
+        app_idle(page)
+        try:
+            start, second, target = (float(text.replace(",", "")) for text in (first, shown.inner_text(), value))
+        except ValueError:
+            start = second = target = 0.0  # not a number: one press at a time
+        if second > start and target > second:
+            for _ in range(round((target - second) / (second - start))):
+                thumb.press("ArrowRight")
     for _ in range(100):
         page.wait_for_timeout(250)
         app_idle(page)  # the rerun a key press started is over: what the slider shows is settled
-        if shown.inner_text() == value:
+        now = shown.inner_text()
+        if now == value:
             return
-        thumb.press("ArrowRight")
-    raise AssertionError(f"slider {label!r} never showed {value!r}")
+        try:
+            past = float(now.replace(",", "")) > float(value.replace(",", ""))
+        except ValueError:
+            past = False
+        thumb.press("ArrowLeft" if past else "ArrowRight")
+    raise AssertionError(f"slider {label!r} never showed {value!r} (it shows {shown.inner_text()!r})")
 
 
 def set_tab_hidden(page, hidden: bool) -> None:
