@@ -59,7 +59,7 @@ def test_runs_from_the_train_page_train_as_ray_jobs_at_once_stop_and_die_as_the_
     assert stop_run(store, first.id) == RunStatus.RUNNING
     result = ray_head.ray_cli("job", "stop", "--address", ray_head.address, second.cluster_job)
     assert result.returncode == 0, result.stderr
-    wait_until(lambda: reap_dead_runs(store) or not store.get(second.id).active, timeout=60, message="the killed run to be reaped")
+    wait_until(lambda: (reap_dead_runs(store), not store.get(second.id).active)[1], timeout=60, message="the killed run to be reaped")
     killed = store.get(second.id)
     assert killed.status == RunStatus.INTERRUPTED and f"its Ray job {second.cluster_job} stopped" in killed.error, killed.error
     stopped = wait_until(lambda: (run := store.get(first.id)).status != RunStatus.RUNNING and run, timeout=120, message="the stop")
