@@ -196,6 +196,15 @@ def test_the_live_chart_shows_each_new_point_and_an_ended_runs_view_stands_still
     expect(readout).to_be_hidden()
 
 
+def training_run(store: RunStore, name: str) -> int:
+    """A run of three epochs that this process has claimed (alive, so not reaped) with its first
+    per-batch point written, as the engine writes it; the test writes the rest."""
+    run_id = store.create_run(dense_spec([32], epochs=3), name=name)
+    assert try_start(store, run_id, max_parallel=1)
+    store.record_progress(run_id, 1, 1, 10, 1000.0, [(1, 1, 2.0, 0.2)])
+    return run_id
+
+
 def drawn_for_hidden(page) -> bool:
     """Whether the live chart's data says the page was drawn for a hidden tab (fmnist.live_chart)."""
     return page.locator(".fmnist-live").evaluate("root => Boolean(root.liveState?.data?.visibility?.hidden)")
@@ -208,10 +217,8 @@ def test_a_hidden_tab_stops_refreshing_and_catches_up_when_shown(server, browser
     headless Chromium never hides a page itself)."""
     url, home = server
     store = RunStore(home)
-    run_id = store.create_run(dense_spec([32], epochs=3), name="watched from behind")
-    assert try_start(store, run_id, max_parallel=1)
+    run_id = training_run(store, "watched from behind")
     try:
-        store.record_progress(run_id, 1, 1, 10, 1000.0, [(1, 1, 2.0, 0.2)])
         page = browser.new_context(viewport={"width": 1400, "height": 2200}).new_page()
         sent, received = [], []
         page.on("websocket", lambda ws: (ws.on("framesent", lambda frame: sent.append(frame)),
@@ -250,10 +257,8 @@ def test_a_hidden_tab_on_another_page_stops_its_sidebar_refreshing(server, brows
     once when the tab is shown again."""
     url, home = server
     store = RunStore(home)
-    run_id = store.create_run(dense_spec([32], epochs=3), name="followed from the sidebar")
-    assert try_start(store, run_id, max_parallel=1)
+    run_id = training_run(store, "followed from the sidebar")
     try:
-        store.record_progress(run_id, 1, 1, 10, 1000.0, [(1, 1, 2.0, 0.2)])
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         sent = []
         page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
