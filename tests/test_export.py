@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from fmnist.__main__ import main
+from fmnist.cli import main
 from fmnist.data import CLASS_NAMES
 from fmnist.export import Exporter, convert, inference_copy, run_onnx
 from fmnist.export_formats import (

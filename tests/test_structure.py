@@ -5,6 +5,7 @@ import ast
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +17,28 @@ KERAS_SIDE = {"fmnist.network", "fmnist.training", "fmnist.prediction", "fmnist.
               "fmnist.search_bench", "fmnist.inside", "fmnist.inside_bench", "fmnist.export", "fmnist.outlier_check",
               "fmnist.photo_bench"}
 ML_LIBRARIES = {"keras", "tensorflow", "jax", "torch"}
+# The command line's package: it reaches the Keras side, inside its commands only.
+CLI = "fmnist.cli"
+
+
+def in_cli(module: str) -> bool:
+    return module == CLI or module.startswith(f"{CLI}.")
 
 
 def imports_of(path) -> set[str]:
     """Every module a file imports, at the top or inside a function."""
+    return imported_names(ast.walk(ast.parse(path.read_text())))
+
+
+def top_level_imports(path) -> set[str]:
+    """The modules a file imports as it loads: its module-level import statements only."""
+    return imported_names(ast.parse(path.read_text()).body)
+
+
+def imported_names(nodes) -> set[str]:
+    """The modules these statements import; `from a import b` names a and a.b, since b may be a module."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in nodes:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -30,9 +47,19 @@ def imports_of(path) -> set[str]:
     return found
 
 
+def package_modules() -> dict[str, Path]:
+    """Every fmnist module by its dotted name, the command line's (fmnist.cli, fmnist.cli.train...) included."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts != ("fmnist", "__init__"):
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
 def import_graph() -> dict[str, set[str]]:
     """fmnist module -> the fmnist modules and outside top-level packages it imports."""
-    modules = {f"fmnist.{path.stem}": path for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    modules = package_modules()
     graph = {}
     for name, path in modules.items():
         names = imports_of(path)
@@ -64,14 +91,18 @@ def test_the_pure_side_never_imports_keras_or_the_keras_side():
     graph = import_graph()
     assert KERAS_SIDE <= set(graph), "the Keras side's modules exist"
     for module, targets in graph.items():
-        if module in KERAS_SIDE or module == "fmnist.__main__":
+        if module in KERAS_SIDE or in_cli(module):
             continue
         assert not targets & ML_LIBRARIES, f"{module} imports {targets & ML_LIBRARIES}"
         assert not targets & KERAS_SIDE or module == "fmnist.ui", f"{module} imports the Keras side: {targets & KERAS_SIDE}"
-    # The CLI loads the engine only once a training may start (`runs` and `stop` stay light).
-    tree = ast.parse((PACKAGE / "__main__.py").read_text())
-    top_level = {node.module for node in tree.body if isinstance(node, ast.ImportFrom)}
-    assert not top_level & KERAS_SIDE, "the CLI imports the Keras side inside its commands only"
+    # The CLI loads the engine only once a training may start (`--help`, `runs` and `stop` stay light):
+    # every module of fmnist/cli/ imports Keras and the Keras side inside its commands only.
+    cli_modules = {name: path for name, path in package_modules().items() if in_cli(name)}
+    assert {CLI, f"{CLI}.train"} <= set(cli_modules), "the command line's modules exist"
+    for module, path in cli_modules.items():
+        top_level = top_level_imports(path)
+        heavy = top_level & KERAS_SIDE | {name for name in top_level if name.split(".")[0] in ML_LIBRARIES}
+        assert not heavy, f"{module} imports {heavy} at its top: the CLI imports the Keras side inside its commands only"
 
 
 def test_pages_reach_the_keras_side_only_where_a_model_runs():

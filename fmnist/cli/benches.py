@@ -1,0 +1,121 @@
+"""Measuring and the Inside page's background work: `bench` (and its one-side processes), `project`,
+`inside-bench`, `photo-bench`. Each loads Keras only once it runs."""
+
+import argparse
+import json
+import sys
+
+from tqdm import tqdm
+
+from fmnist.backends import BACKENDS
+from fmnist.bench import CASES, run_bench
+from fmnist.cli.args import positive_int
+from fmnist.store import open_store
+
+
+def add_bench(sub) -> None:
+    bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine on each backend, and the time to the first batch")
+    bench.add_argument("--json", action="store_true", help="one JSON object per case and per backend's start")
+    bench.add_argument("--repeats", type=positive_int, default=3, help="rounds: each side trains each case once a round")
+    bench.add_argument("--watch", action="store_true",
+                       help="instead: training alone against watched in Chromium, idle CPU, page times (python -m fmnist.watch_bench)")
+    bench.add_argument("--cluster", action="store_true",
+                       help="instead: 8 short runs on the local queue, then on the Ray head at FMNIST_RAY_ADDRESS: wall time, time to first batch")
+    bench.add_argument("--side", choices=("bare", "engine"), help=argparse.SUPPRESS)  # one side, in its own process
+    bench.add_argument("--backend", choices=BACKENDS, default="tensorflow", help=argparse.SUPPRESS)
+    bench.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    if args.cluster:
+        from fmnist.cluster_bench import main as cluster_bench
+
+        return cluster_bench()
+    if args.watch:
+        from fmnist.watch_bench import main as watch_bench
+
+        return watch_bench(["--rounds", str(args.repeats)])
+    if args.side:  # one side of the bench, in a process of its own (fmnist.bench starts them)
+        from fmnist.keras_start import start_keras
+
+        start_keras(args.backend)
+        from fmnist.bench_fit import run_side
+
+        return run_side(args.side, list(range(len(CASES))))
+    return run_bench(args.repeats, args.json)
+
+
+def add_project(sub) -> None:
+    project = sub.add_parser("project", help="a run's test images in 2-D (PCA and t-SNE of its last hidden layer), kept with the run")
+    project.add_argument("run_id", type=int)
+    project.set_defaults(func=cmd_project)
+
+
+def cmd_project(args) -> int:
+    """A run's test images in 2-D (PCA, t-SNE), kept in its folder; what the Inside page starts in the background."""
+    from fmnist.data import load_dataset
+    from fmnist.inside_charts import InsideError
+    from fmnist.keras_start import start_keras
+    from fmnist.projection import write_job
+    from fmnist.runs import ModelFileError
+
+    start_keras("tensorflow")  # the saliency and probes are TensorFlow graphs, whatever KERAS_BACKEND says
+    from fmnist.inside import project_run
+
+    store = open_store()
+    if store.get(args.run_id) is None:
+        print(f"error: there is no run {args.run_id}", file=sys.stderr)
+        return 2
+    # Only on a terminal: started by the page, its output goes to a log file, where a bar is noise.
+    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {bar} {n:.0f}%", disable=not sys.stderr.isatty())
+
+    def report(**fields):
+        write_job(store, args.run_id, **fields)
+        bar.set_description_str(fields.get("stage", ""))
+        bar.update(round(100 * fields.get("fraction", 0.0)) - bar.n)
+
+    try:
+        seconds = project_run(store, args.run_id, load_dataset(), report)
+    except (ModelFileError, InsideError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+    print(json.dumps({"run_id": args.run_id, "seconds": seconds}))
+    return 0
+
+
+def add_inside_bench(sub) -> None:
+    inside_bench = sub.add_parser("inside-bench", help="time the Inside page: one image and its saliency, the projections, a rerun")
+    inside_bench.add_argument("run_ids", type=int, nargs="+")
+    inside_bench.set_defaults(func=cmd_inside_bench)
+
+
+def cmd_inside_bench(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    start_keras("tensorflow")
+    from fmnist.inside_bench import run_inside_bench
+
+    return run_inside_bench(args)
+
+
+def add_photo_bench(sub) -> None:
+    photo_bench = sub.add_parser("photo-bench", help="Classify on photo-like pictures: right per situation, boxes found, the unusual-picture notice")
+    photo_bench.add_argument("run_ids", type=int, nargs="+")
+    photo_bench.add_argument("--seed", type=int, default=0, help="the seed that makes the pictures (the tests use 0)")
+    photo_bench.set_defaults(func=cmd_photo_bench)
+
+
+def cmd_photo_bench(args) -> int:
+    from fmnist.keras_start import start_keras
+
+    start_keras("tensorflow")  # the app's own backend, which classifies uploads
+    store = open_store()
+    missing = [run_id for run_id in args.run_ids if store.get(run_id) is None or not store.model_path(run_id).is_file()]
+    if missing:
+        print(f"error: no run with a saved model: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 2
+    from fmnist.photo_bench import run_photo_bench
+
+    return run_photo_bench(args.run_ids, args.seed)

@@ -1,0 +1,89 @@
+"""The store's runs: `runs` (the leaderboard), `stop`, and the jobs on a trained run's spec (`cv`, `seeds`).
+`runs` and `stop` never load Keras."""
+
+import json
+import sys
+
+from fmnist import cluster
+from fmnist.cli.args import positive_int
+from fmnist.cli.terminal import format_table
+from fmnist.cli.train import train_here_or_on_cluster
+from fmnist.models import stack_name
+from fmnist.runs import RunKind, RunStatus
+from fmnist.store import open_store
+from fmnist.worker import create_job, reap_dead_runs, stop_run, this_process
+
+
+def add_runs(sub) -> None:
+    runs = sub.add_parser("runs", help="the leaderboard")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run")
+    runs.set_defaults(func=cmd_runs)
+
+
+def cmd_runs(args) -> int:
+    from fmnist.leaderboard import mean_and_spread
+
+    store = open_store()
+    reap_dead_runs(store)
+    runs = [run for run in store.list_runs() if run.kind == RunKind.TRAIN]
+    if args.json:  # the trials of searches too (kind "trial"), for scripts
+        for run in [run for run in store.list_runs() if run.kind in (RunKind.TRAIN, RunKind.TRIAL)]:
+            print(json.dumps({**run.summary(), "stack": stack_name(run.spec), "created_at": run.created_at}))
+        return 0
+    if not runs:
+        print("No runs yet. Train one: python -m fmnist train --layers 128,64 --epochs 10")
+        return 0
+    rows = [{
+        **run.summary(), "stack": stack_name(run.spec), "epochs": f"{run.epoch}/{run.spec.epochs}",
+        "cv": mean_and_spread(run.cv_mean, run.cv_std), "seeds": mean_and_spread(run.seeds_mean, run.seeds_std),
+    } for run in runs]
+    rows.sort(key=lambda r: -(r["test_acc"] or -1))
+    columns = ["run_id", "name", "stack", "params", "epochs", "status", "test_loss", "test_acc", "cv", "seeds", "train_s", "samples_per_s",
+               "backend"]
+    print(format_table(rows, columns))
+    return 0
+
+
+def add_stop(sub) -> None:
+    stop = sub.add_parser("stop", help="stop a running run (it keeps what it learnt) or cancel a queued one")
+    stop.add_argument("run_id", type=int)
+    stop.set_defaults(func=cmd_stop)
+
+
+def cmd_stop(args) -> int:
+    try:
+        status = stop_run(open_store(), args.run_id)
+    except KeyError as e:
+        print(e.args[0], file=sys.stderr)
+        return 2
+    messages = {
+        RunStatus.CANCELLED: f"run {args.run_id} was queued: cancelled",
+        RunStatus.RUNNING: f"run {args.run_id} will stop at its next batch and keep what it learnt",
+    }
+    print(messages.get(status, f"run {args.run_id} is already {status}"))
+    return 0
+
+
+def add_cv(sub) -> None:
+    cv = sub.add_parser("cv", help="stratified k-fold cross-validation of a run's spec on the training images")
+    cv.add_argument("run_id", type=int)
+    cv.add_argument("--folds", type=int, default=5)
+    cv.set_defaults(func=cmd_job)
+
+
+def add_seeds(sub) -> None:
+    seeds = sub.add_parser("seeds", help="train a run's spec again with N seeds: its test accuracy's spread")
+    seeds.add_argument("run_id", type=int)
+    seeds.add_argument("--n", type=positive_int, default=3)
+    seeds.set_defaults(func=cmd_job)
+
+
+def cmd_job(args) -> int:
+    kind, repeats = (RunKind.CV, args.folds) if args.command == "cv" else (RunKind.SEEDS, args.n)
+    store = open_store()
+    cluster.ready_for_runs()
+    pid, started = this_process()
+    job_id = create_job(store, args.run_id, kind, repeats, pid=pid, pid_started=started)
+    summary = train_here_or_on_cluster(store, job_id)
+    print(json.dumps(summary))
+    return 0 if RunStatus(summary["status"]).has_model else 1
