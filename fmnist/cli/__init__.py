@@ -15,12 +15,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fmnist import cluster  # noqa: E402
-from fmnist.cli.benches import add_bench, add_inside_bench, add_photo_bench, add_project  # noqa: E402
-from fmnist.cli.export import add_export, add_predict  # noqa: E402
-from fmnist.cli.runs import add_cv, add_runs, add_seeds, add_stop  # noqa: E402
-from fmnist.cli.search import add_search, add_search_helper  # noqa: E402
-from fmnist.cli.sharing import add_forget_person, add_hash_code, add_serve  # noqa: E402
-from fmnist.cli.train import add_seed_table, add_train  # noqa: E402
+from fmnist.cli.bench_commands import add_bench, add_inside_bench, add_photo_bench, add_project  # noqa: E402
+from fmnist.cli.export_commands import add_export, add_predict  # noqa: E402
+from fmnist.cli.run_commands import add_cv, add_runs, add_seeds, add_stop  # noqa: E402
+from fmnist.cli.search_commands import add_search, add_search_helper  # noqa: E402
+from fmnist.cli.sharing_commands import add_forget_person, add_hash_code, add_serve  # noqa: E402
+from fmnist.cli.train_commands import add_seed_table, add_train  # noqa: E402
 from fmnist.data import DatasetError  # noqa: E402
 from fmnist.home import StoreError  # noqa: E402
 

@@ -7,7 +7,7 @@ import sys
 from fmnist import cluster
 from fmnist.cli.args import positive_int
 from fmnist.cli.terminal import format_table
-from fmnist.cli.train import train_here_or_on_cluster
+from fmnist.cli.train_commands import train_here_or_on_cluster
 from fmnist.models import stack_name
 from fmnist.runs import RunKind, RunStatus
 from fmnist.store import open_store

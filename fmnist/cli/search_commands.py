@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from fmnist import cluster
 from fmnist.cli.args import positive_int
-from fmnist.cli.train import backend_for, train_in_this_process
+from fmnist.cli.train_commands import backend_for, train_in_this_process
 from fmnist.runs import RunStatus
 from fmnist.store import open_store
 from fmnist.worker import this_process
