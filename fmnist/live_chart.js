@@ -152,12 +152,11 @@ function describe(title, curve) {
   return `${title}: train ${last(curve.train)}, validation ${last(curve.val)}, ${curve.batch[0].length} per-batch points`;
 }
 
-export default function ({ data, parentElement, setTriggerValue }) {
+export default function ({ data, parentElement }) {
   const root = parentElement.querySelector(".fmnist-live");
   if (!root || !data) return;
   const state = (root.liveState ??= { drawn: {}, data: null });
   state.data = data;
-  state.setTriggerValue = setTriggerValue;
 
   const progress = root.querySelector(".progress");
   progress.hidden = !data.progress;
@@ -217,25 +216,9 @@ export default function ({ data, parentElement, setTriggerValue }) {
     });
     state.observer.observe(root);
   }
-  // While the panel refreshes, tell the server when the tab hides or shows again: a hidden tab's
-  // panel stops refreshing (nobody sees it) and a shown one reruns at once. Only a difference from
-  // what the page was drawn for is reported, so the rerun it causes reports nothing again; set up
-  // once per root, and checked on each new data too (the tab may have changed while it was on its way).
-  if (!state.onVisibility) {
-    state.onVisibility = () => {
-      const visibility = state.data.visibility;
-      if (visibility && visibility.watch && document.hidden !== visibility.hidden) {
-        state.setTriggerValue("visibility", document.hidden ? "hidden" : "visible");
-      }
-    };
-    document.addEventListener("visibilitychange", state.onVisibility);
-  }
-  state.onVisibility();
-
   // Called once, when the component leaves the page.
   return () => {
     state.observer.disconnect();
-    document.removeEventListener("visibilitychange", state.onVisibility);
     delete root.liveState;
   };
 }

@@ -8,12 +8,9 @@ script only when its data changed, and the script redraws a <canvas> only when i
 Its data is plain number lists (fmnist.charts.live_curves), no network, no CDN.
 """
 
-from functools import partial
 from pathlib import Path
 
 import streamlit as st
-
-from fmnist.tab_visibility import remember_visibility, visibility_data
 
 HTML = """
 <div class="fmnist-live">
@@ -48,10 +45,7 @@ live_chart_component = st.components.v2.component(
 )
 
 
-def live_chart(curves: dict, progress: dict | None, key: str = "live_curves", watch_visibility: bool = False) -> None:
+def live_chart(curves: dict, progress: dict | None, key: str = "live_curves") -> None:
     """Draw `curves` (fmnist.charts.live_curves) and, while the run trains, `progress`
-    ({"fraction": 0–1, "text": ...}). The same data on a refresh costs the browser nothing.
-    `watch_visibility` (while the panel refreshes): the component reports the tab hiding and
-    showing again (TAB_HIDDEN); a view that stands still reports nothing."""
-    live_chart_component(data={**curves, "progress": progress, "visibility": visibility_data(watch_visibility)}, key=key,
-                         on_visibility_change=partial(remember_visibility, key))
+    ({"fraction": 0–1, "text": ...}). The same data on a refresh costs the browser nothing."""
+    live_chart_component(data={**curves, "progress": progress}, key=key)

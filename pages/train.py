@@ -27,7 +27,7 @@ from fmnist.models import (
     validate,
 )
 from fmnist.runs import LimitError, Run, RunKind, RunStatus
-from fmnist.tab_visibility import tab_hidden
+from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
 from fmnist.ui import (
     LEADERBOARD_PAGE,
     SEARCH_PAGE,
@@ -54,6 +54,7 @@ LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
 TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, ALL_IMAGES]
 FILTER_CHOICES = [8, 16, 32, 64, 128]
 LIVE_EVERY_S = 1.0  # the live curves refresh at least once a second while a run trains
+LIVE_VISIBILITY = "live_visibility"  # the live panel's tab_visibility component (fmnist.tab_visibility)
 
 
 # Each training setting of the spec and the widget that holds it.
@@ -368,7 +369,8 @@ def live_curves_view(run_id: int, drawn_for: tuple, header: tuple, live: bool, p
             or (live and tab_hidden() != paused)):
         st.rerun()
     curves = cached_curves(str(store.home), run.id, store.point_counts(run.id), run.steps_per_epoch, run.total_epochs)
-    live_chart(curves, progress_line(run) if run.status == RunStatus.RUNNING else None, watch_visibility=live)
+    live_chart(curves, progress_line(run) if run.status == RunStatus.RUNNING else None)
+    watch_tab_visibility(LIVE_VISIBILITY, watch=live)  # a view that stands still listens to nothing
 
 
 enter_through_navigation()

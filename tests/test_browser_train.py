@@ -206,8 +206,9 @@ def training_run(store: RunStore, name: str) -> int:
 
 
 def drawn_for_hidden(page) -> bool:
-    """Whether the live chart's data says the page was drawn for a hidden tab (fmnist.live_chart)."""
-    return page.locator(".fmnist-live").evaluate("root => Boolean(root.liveState?.data?.visibility?.hidden)")
+    """Whether the live panel's visibility component says the page was drawn for a hidden tab (fmnist.tab_visibility)."""
+    watcher = page.get_by_test_id("stMain").locator(".fmnist-visibility")
+    return watcher.evaluate("root => Boolean(root.visibilityState?.data?.hidden)")
 
 
 def test_a_hidden_tab_stops_refreshing_and_catches_up_when_shown(server, browser):
