@@ -38,6 +38,29 @@ LOCAL_ADMIN = Person("local", "this machine", admin=True)
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who acts, and how many runs they may have queued or running at once (None: no limit, as for
+    this machine's own user and teachers)."""
+
+    person: Person
+    max_runs: int | None = None
+
+    @classmethod
+    def local(cls) -> "Actor":
+        return cls(LOCAL_ADMIN)
+
+    @property
+    def limited(self) -> bool:
+        return self.max_runs is not None and not self.person.admin
+
+    def owner_fields(self) -> dict:
+        """What the store records of who started a run, and the limit it checks as it inserts it."""
+        if self.person.id == LOCAL_ADMIN.id:
+            return {}
+        return {"owner": self.person.id, "owner_name": self.person.name, "owner_limit": self.max_runs if self.limited else None}
+
+
+@dataclass(frozen=True)
 class Sharing:
     """How the app is served: `local` (no sign-in), `class` (class code) or `oidc` (st.login)."""
     mode: str = "local"

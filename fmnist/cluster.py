@@ -4,7 +4,7 @@ stopping it, and what the cluster holds.
 FMNIST_RAY_ADDRESS unset: nothing here is used, and Ray need not be installed (runs are local
 processes, fmnist.worker). Set to the head's dashboard address (`http://head:8265`): every run,
 cross-validation or seed job and search trial is a Ray job (Ray's Jobs SDK) whose entrypoint is
-the same `python -m fmnist train --run-id N` a local run has, with the project's code (Ray's
+the same `python -m fmnist.jobs RUN_ID` a local run has, with the project's code (Ray's
 `working_dir`, uploaded once and cached by the cluster) and the FMNIST_* settings in its runtime
 environment. Ray queues what does not fit; a run waits as "queued on the cluster" meanwhile.
 With token authentication on (RAY_AUTH_MODE=token), Ray's SDK sends the token from RAY_AUTH_TOKEN,
@@ -208,13 +208,13 @@ class Cluster:
     # --- jobs ---
 
     def submit(self, run_id: int, home: Path, submission_id: str, cpus: float, gpus: float, resources: dict | None = None) -> None:
-        """`python -m fmnist train --run-id N` as a Ray job, with the project's code and settings, asking
+        """`python -m fmnist.jobs RUN_ID` as a Ray job, with the project's code and settings, asking
         for `cpus`, `gpus` and the custom `resources` (FMNIST_RAY_RESOURCES)."""
         settings = {name: value for name, value in os.environ.items() if name.startswith("FMNIST_")}
         settings |= {"FMNIST_HOME": str(home), JOB_ENV: submission_id, GPUS_ENV: f"{gpus:g}", "TF_CPP_MIN_LOG_LEVEL": "2"}
         try:
             self.client.submit_job(
-                entrypoint=f"python -m fmnist train --run-id {run_id}", submission_id=submission_id,
+                entrypoint=f"python -m fmnist.jobs {run_id}", submission_id=submission_id,
                 runtime_env={"working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES, "env_vars": settings},
                 entrypoint_num_cpus=cpus, entrypoint_num_gpus=gpus, entrypoint_resources=resources or None,
                 metadata={"fmnist_run": str(run_id)},

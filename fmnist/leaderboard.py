@@ -5,12 +5,11 @@ from datetime import datetime
 
 import pandas as pd
 
-from fmnist.access import LOCAL_ADMIN, Person
+from fmnist.access import LOCAL_ADMIN
 from fmnist.backends import engine_label
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, dense_spec, stack_name
-from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
+from fmnist.runs import Run, RunKind, RunStatus
 from fmnist.store import RunStore
-from fmnist.worker import launch
 
 
 def training_runs(runs: list[Run]) -> list[Run]:
@@ -97,22 +96,6 @@ def model_file_problem(store: RunStore, run_id: int) -> str | None:
 def seed_spec(widths) -> ModelSpec:
     """What the seed notebook trained: ten epochs, the default settings (and all 60,000 images)."""
     return dense_spec(widths, epochs=10)
-
-
-def train_seed_stacks(store: RunStore, owner: Person | None = None, max_runs: int | None = None) -> tuple[list[int], str | None]:
-    """Queue the seed's four stacks, one training process each (they train one after another).
-    A stack already queued or training is not queued twice. Returns the new run ids, and why
-    the rest were not queued when the owner's limit stopped them."""
-    active = [run.spec for run in training_runs(store.list_runs(statuses=ACTIVE)) if run.train_limit is None]
-    run_ids = []
-    for name, widths in SEED_STACKS.items():
-        spec = seed_spec(widths)
-        if spec not in active:
-            try:
-                run_ids.append(launch(store, spec, name=name, owner=owner, max_runs=max_runs))
-            except LimitError as e:
-                return run_ids, str(e)
-    return run_ids, None
 
 
 def seed_comparison(runs: list[Run]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """A search over stacks: Optuna proposes, the engine trains, the validation curve decides.
 
 A search is a run of kind `search` in the run store, with its space (fmnist.search_space);
-its process (`python -m fmnist train --run-id N`, like every run's) asks Optuna's TPE sampler for
+its process (`python -m fmnist.jobs RUN_ID`, like every run's) asks Optuna's TPE sampler for
 a configuration, trains it as an ordinary run of kind `trial` that queues for a training slot
 like any run, reports each epoch's validation accuracy to the median pruner, and tells the study
 the trial's best validation accuracy (fmnist.studies keeps the study). Trials never see the
@@ -62,7 +62,7 @@ def tell(store: RunStore, search_id: int, study, trial, status: RunStatus, best:
 
 
 def run_on_cluster(store: RunStore, search_id: int, study, space: SearchSpace, head: "cluster.Cluster", elapsed, on_trial=None) -> None:
-    """Ask, submit, tell: each trial a Ray job of its own (`python -m fmnist train --run-id N`, which
+    """Ask, submit, tell: each trial a Ray job of its own (`python -m fmnist.jobs RUN_ID`, which
     reports its epochs to the study and is pruned there), as many in flight as the cluster trains at
     once, until the budget is spent or someone stops the search; then wait for those in flight."""
     search = store.get(search_id)

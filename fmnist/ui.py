@@ -15,6 +15,7 @@ from fmnist import cluster
 from fmnist.access import (
     LOCAL_ADMIN,
     AccessError,
+    Actor,
     Person,
     Sharing,
     SharingConfigError,
@@ -268,6 +269,11 @@ def acting_person() -> Person:
 
 def max_runs_per_person() -> int:
     return current_sharing().max_runs_per_person
+
+
+def acting() -> Actor:
+    """Who acts now, with the per-person limit the sharing sets (what fmnist.services checks)."""
+    return Actor(acting_person(), max_runs_per_person())
 
 
 def sign_in_form(sharing: Sharing) -> None:

@@ -1,6 +1,6 @@
 """Training processes, the queue between them, and telling which are alive.
 
-Every run trains in a process of its own (`python -m fmnist train --run-id N`),
+Every run trains in a process of its own (`python -m fmnist.jobs RUN_ID`, fmnist.jobs.process),
 so nothing a browser does can kill or freeze it. A queued run's process waits
 until it is first in line and fewer than FMNIST_MAX_PARALLEL runs (default 1)
 are training. A run whose process is gone is marked interrupted by
@@ -11,31 +11,24 @@ Ray's queue decides when it starts, and Ray's job status whether it lives. A sea
 itself stays a local process (it only asks Optuna and tells it); its trials are jobs.
 """
 
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import psutil
 
 from fmnist import cluster
 from fmnist.access import Person
-from fmnist.backends import default_setting
-from fmnist.models import ModelSpec
 from fmnist.runs import ACTIVE, RunKind, RunStatus
-from fmnist.search_space import SearchSpace, placeholder_spec, validate_space
 from fmnist.store import RunStore
 
 POLL_S = 0.5
 # A queued run is created by one process and handed to its own worker a moment later.
 PID_GRACE_S = 30.0
 INTERRUPTED = "its training process ended without finishing (server restart, kill or crash)"
-JOB_NAMES = {RunKind.CV: "{k}-fold CV of #{id}", RunKind.SEEDS: "{k} seeds of #{id}"}
-REPEATS_RANGE = {RunKind.CV: (2, 20), RunKind.SEEDS: (1, 20)}
 
 
 def max_parallel() -> int:
@@ -166,103 +159,32 @@ def owner_fields(owner: Person | None, max_runs: int | None) -> dict:
     return {"owner": owner.id, "owner_name": owner.name, "owner_limit": None if owner.admin else max_runs}
 
 
-def launch(store: RunStore, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
-           owner: Person | None = None, max_runs: int | None = None, backend_setting: str | None = None) -> int:
-    """Queue a run and start its own training process; returns the run id.
-    LimitError if the owner has max_runs queued or running already. backend_setting: auto, tensorflow
-    or jax; by default FMNIST_BACKEND's, else auto (ValueError if that holds something else)."""
-    cluster.ready_for_runs()  # a cluster that cannot be reached refuses (ClusterError) before anything is written
-    run_id = store.create_run(spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting(),
-                              **owner_fields(owner, max_runs))
-    start_process(store, run_id)
-    return run_id
-
-
-def create_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, pid: int | None = None,
-               pid_started: str | None = None, owner: Person | None = None, max_runs: int | None = None) -> int:
-    """Queue a job on a run's spec and settings: k-fold cross-validation (cv) or N seeds (seeds)."""
-    kind = RunKind(kind)
-    run = store.get(run_id)
-    if run is None or run.kind != RunKind.TRAIN:
-        raise ValueError(f"no run {run_id} to repeat")
-    low, high = REPEATS_RANGE[kind]
-    if not low <= repeats <= high:
-        raise ValueError(f"{'folds' if kind == RunKind.CV else 'seeds'}: from {low} to {high}, got {repeats}")
-    name = JOB_NAMES[kind].format(k=repeats, id=run_id)
-    # The backend that trained the run, so that the job's scores measure the same training.
-    return store.create_run(run.spec, name=name, train_limit=run.train_limit, pid=pid, pid_started=pid_started,
-                            kind=kind, parent_id=run_id, repeats=repeats, **owner_fields(owner, max_runs),
-                            backend_setting=run.backend or run.backend_setting or "auto")
-
-
-def launch_job(store: RunStore, run_id: int, kind: RunKind, repeats: int, owner: Person | None = None,
-               max_runs: int | None = None) -> int:
-    cluster.ready_for_runs()
-    job_id = create_job(store, run_id, kind, repeats, owner=owner, max_runs=max_runs)
-    start_process(store, job_id)
-    return job_id
-
-
 # The folder that holds this fmnist package: a training process imports the same code as the app
 # that started it, whatever the current folder and whichever checkout pip installed last.
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
-def create_search(store: RunStore, space: SearchSpace, name: str | None = None, pid: int | None = None,
-                  pid_started: str | None = None, owner: Person | None = None, max_runs: int | None = None) -> int:
-    """Queue a search (a run of kind search holding its space); it waits for other searches to end."""
-    return store.create_run(placeholder_spec(space), name=name or "search", train_limit=space.images, kind=RunKind.SEARCH,
-                            pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()), **owner_fields(owner, max_runs),
-                            backend_setting=default_setting())
-
-
-def launch_search(store: RunStore, space: SearchSpace, name: str | None = None, owner: Person | None = None,
-                  max_runs: int | None = None) -> int:
-    cluster.ready_for_runs()  # its trials go there
-    search_id = create_search(store, space, name, owner=owner, max_runs=max_runs)
-    start_process(store, search_id)
-    return search_id
-
-
-def resume_search(store: RunStore, search_id: int, trials: int | None = None, minutes: float | None = None,
-                  start: bool = True) -> None:
-    """Queue an ended search again (stopped, interrupted, or finished with a new budget): its finished
-    trials stay, and its study goes on from them. trials and minutes, if given, replace its budget.
-    start=False leaves it to the caller's own process (the CLI)."""
-    search = store.get(search_id)
-    if search is None or search.kind != RunKind.SEARCH:
-        raise ValueError(f"no search {search_id}")
-    space = SearchSpace.from_dict(search.space)
-    if trials is not None or minutes is not None:
-        space = validate_space(replace(space, trials=trials if trials is not None else space.trials,
-                                       minutes=minutes if minutes is not None else space.minutes))
-        store.update_search(search_id, space_json=json.dumps(space.to_dict()))
-    store.requeue(search_id)
-    if start:
-        start_process(store, search_id)
-
-
-def spawn(store: RunStore, run_id: int, *command: str) -> subprocess.Popen:
-    """`python -m fmnist COMMAND` in the run's folder, logging to its train.log."""
+def spawn(store: RunStore, run_id: int, *arguments: str) -> subprocess.Popen:
+    """`python -m fmnist.jobs RUN_ID ARGUMENTS` in the run's folder, logging to its train.log."""
     run_dir = store.run_dir(run_id)
     python_path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
     with open(run_dir / "train.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "fmnist", *command],
+            [sys.executable, "-m", "fmnist.jobs", str(run_id), *arguments],
             cwd=run_dir, env={**os.environ, "FMNIST_HOME": str(store.home), "PYTHONPATH": python_path},
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # outlives a Streamlit server restart or a Ctrl-C in its terminal
         )
 
 
-def start_process(store: RunStore, run_id: int) -> None:
-    """The run's own `python -m fmnist train --run-id N`: a Ray job with FMNIST_RAY_ADDRESS set
-    (a search's own process stays here), else a local process."""
+def start_process(store: RunStore, run_id: int, local: bool = False) -> None:
+    """The run's own `python -m fmnist.jobs RUN_ID`: a Ray job with FMNIST_RAY_ADDRESS set (unless local:
+    a search's own process stays here), else a local process."""
     head = cluster.current()
-    if head is not None and store.get(run_id).kind != RunKind.SEARCH:
+    if head is not None and not local:
         submit(store, head, run_id)
         return
-    process = spawn(store, run_id, "train", "--run-id", str(run_id))
+    process = spawn(store, run_id)
     store.set_pid(run_id, process.pid, process_started(process.pid))
     # Reap it when it ends, so a long-lived server does not collect zombies.
     threading.Thread(target=process.wait, daemon=True).start()
@@ -296,4 +218,4 @@ def stop_run(store: RunStore, run_id: int) -> RunStatus:
 
 def start_search_helper(store: RunStore, search_id: int) -> subprocess.Popen:
     """Another process that trains a running search's trials, so that as many train at once as the queue allows."""
-    return spawn(store, search_id, "search-helper", str(search_id))
+    return spawn(store, search_id, "--help-search")

@@ -5,7 +5,7 @@ import streamlit as st
 from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
-from fmnist.access import AccessError
+from fmnist import services
 from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, DatasetError, examples_per_class
 from fmnist.evaluation import percent, top_k
@@ -26,22 +26,20 @@ from fmnist.leaderboard import best_run
 from fmnist.models import PRESETS, with_training
 from fmnist.outliers import item_pieces, percent_text
 from fmnist.prediction import predict_image  # the one page that runs a model: TensorFlow loads with it
-from fmnist.runs import LimitError, ModelFileError
+from fmnist.runs import ModelFileError
 from fmnist.ui import (
     INSIDE_PAGE,
     INSIDE_REQUEST,
     TRAIN_PAGE,
-    acting_person,
+    acting,
     dataset_or_message,
     enter_through_navigation,
     get_store,
     load_run_inside,
     load_run_model,
     load_run_outlier_check,
-    max_runs_per_person,
     run_label,
 )
-from fmnist.worker import launch
 
 STARTER = "Seed D: 128-64"
 # The button's promise, from `python -m fmnist train --layers 128,64 --epochs 10` on 2 CPU cores
@@ -75,10 +73,10 @@ def offer_to_train():
         label = f"Train {STARTER}, 10 epochs ({STARTER_TIME} on 2 CPU cores)"
         if st.button(label, type="primary", icon=":material/play_arrow:", key="classify_train") and dataset_or_message() is not None:
             try:
-                st.session_state.classify_starter = launch(store, with_training(PRESETS[STARTER], epochs=10), name=STARTER,
-                                                           owner=acting_person(), max_runs=max_runs_per_person())
+                st.session_state.classify_starter = services.start_training(store, acting(), with_training(PRESETS[STARTER], epochs=10),
+                                                                            name=STARTER)
                 st.rerun()
-            except (AccessError, LimitError) as e:
+            except services.REFUSED as e:
                 st.error(str(e), icon=":material/block:")
     st.page_link(TRAIN_PAGE, label="Or shape your own network on Build & Train", icon=":material/model_training:")
 

@@ -4,26 +4,24 @@ from functools import partial
 
 import streamlit as st
 
-from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
+from fmnist import services
+from fmnist.access import LOCAL_ADMIN, may_manage
 from fmnist.charts import overlay_curves
-from fmnist.cluster import ClusterError
 from fmnist.compare_charts import size_vs_accuracy
-from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports, make_export
-from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, train_seed_stacks, training_runs
-from fmnist.runs import LimitError, RunKind
+from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports
+from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, training_runs
+from fmnist.runs import RunKind
 from fmnist.store import RunStore
 from fmnist.ui import (
-    acting_person,
+    acting,
     active_runs,
     current_person,
     current_sharing,
     enter_through_navigation,
     get_store,
-    max_runs_per_person,
     no_runs_yet,
     run_label,
 )
-from fmnist.worker import launch_job
 
 TABLE_KEY = "lb_table"
 SCORE = st.column_config.NumberColumn(format="%.4f")
@@ -76,33 +74,25 @@ def confirm_delete(run_id: int | None) -> None:
     st.session_state.lb_confirm = run_id
 
 
-def as_owner(store: RunStore, run_id: int, action: str) -> bool:
-    """Whether the person acting now may `action` the run (checked in the callback, as it happens);
-    if not, the page says why and nothing changes."""
-    run = store.get(run_id)
+def refused(action) -> bool:
+    """Do action (a service call, in a button's callback, as it happens); if it is refused, the page
+    says why and nothing changes."""
     try:
-        if run is None:
-            raise AccessError(f"Run #{run_id} no longer exists.")
-        check_may_manage(acting_person(), run, action)
-        return True
-    except AccessError as e:
-        st.session_state.lb_problem = str(e)
+        action()
         return False
+    except services.REFUSED as e:
+        st.session_state.lb_problem = str(e)
+        return True
 
 
 def rename(store: RunStore, run_id: int) -> None:
-    if as_owner(store, run_id, "rename"):
-        store.rename(run_id, st.session_state[f"lb_name_{run_id}"])
+    refused(lambda: services.rename(store, acting(), run_id, st.session_state[f"lb_name_{run_id}"]))
 
 
 def delete(store: RunStore, run_id: int) -> None:
     """Runs as a button callback, before the page draws, so the table no longer shows the run."""
-    if as_owner(store, run_id, "delete"):
-        try:
-            store.delete(run_id)
-            st.toast(f"Deleted run #{run_id}", icon=":material/delete:")
-        except RuntimeError as e:  # it was started again meanwhile
-            st.session_state.lb_problem = str(e)
+    if not refused(lambda: services.delete(store, acting(), run_id)):
+        st.toast(f"Deleted run #{run_id}", icon=":material/delete:")
     confirm_delete(None)
 
 
@@ -168,7 +158,7 @@ def manage(store: RunStore, run) -> None:
             delete_button(run, mine)
         if st.session_state.get("lb_confirm") == run.id and not run.active:
             confirm_deletion(store, run)
-        repeat_controls(store, run)
+        repeat_controls(store, run, mine)
         export_controls(store, run)
 
 
@@ -193,7 +183,10 @@ def export_controls(store: RunStore, run) -> None:
                 chosen = variant
     if chosen:
         with st.spinner(f"Exporting to {chosen.label} and checking it on 1,000 test images…"):
-            problem = make_export(store, run.id, chosen)
+            try:
+                problem = services.export(store, acting(), run.id, chosen)
+            except services.REFUSED as e:
+                problem = str(e)
         if problem:
             st.error(f"No {chosen.label} export: {problem}", icon=":material/error:")
         else:
@@ -214,8 +207,8 @@ def export_controls(store: RunStore, run) -> None:
 
 def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> None:
     try:
-        job_id = launch_job(store, run_id, kind, st.session_state[count_key], owner=acting_person(), max_runs=max_runs_per_person())
-    except (AccessError, LimitError, ClusterError) as e:
+        job_id = services.start_repeat(store, acting(), run_id, kind, st.session_state[count_key])
+    except services.REFUSED as e:
         st.session_state.lb_problem = str(e)
         return
     st.toast(f"Queued job #{job_id}: {store.get(job_id).name}", icon=":material/schedule:")
@@ -240,18 +233,19 @@ def job_lines(store: RunStore, run_id: int) -> None:
             st.caption(text + (f" · {job.error}" if job.error else ""))
 
 
-def repeat_controls(store: RunStore, run) -> None:
-    """Cross-validation (the seed's 'cross validation score') and the spread over seeds, run by the engine."""
+def repeat_controls(store: RunStore, run, mine: bool) -> None:
+    """Cross-validation (the seed's 'cross validation score') and the spread over seeds, run by the engine:
+    the run's owner's (or a teacher's) to start, as a job on someone else's run would block their delete."""
     if not run.status.has_model or run.kind != RunKind.TRAIN:
         return
     folds, cv, seeds, repeat = st.columns([1, 1.4, 1, 1.6], vertical_alignment="bottom")
     folds.number_input("Folds", 2, 10, 5, key=f"lb_folds_{run.id}")
     cv.button("Cross-validate", key=f"lb_cv_{run.id}", icon=":material/view_week:", on_click=start_job,
-              args=(store, run.id, RunKind.CV, f"lb_folds_{run.id}"),
+              args=(store, run.id, RunKind.CV, f"lb_folds_{run.id}"), disabled=not mine,
               help="Stratified k-fold on the training images with this run's settings: mean ± std of the held-out folds' accuracy.")
     seeds.number_input("Seeds", 2, 10, 3, key=f"lb_seeds_{run.id}")
     repeat.button("Repeat with seeds", key=f"lb_repeat_{run.id}", icon=":material/casino:", on_click=start_job,
-                  args=(store, run.id, RunKind.SEEDS, f"lb_seeds_{run.id}"),
+                  args=(store, run.id, RunKind.SEEDS, f"lb_seeds_{run.id}"), disabled=not mine,
                   help="Train these settings again with other seeds: the test accuracy's spread from chance alone.")
     job_status(store, run.id)
 
@@ -262,8 +256,8 @@ def seed_table(store: RunStore, runs: list) -> None:
                "Train them here with the same settings and see how close the figures come.")
     if st.button("Train the seed's four stacks", icon=":material/replay:", key="lb_seed_train"):
         try:
-            queued, limited = train_seed_stacks(store, owner=acting_person(), max_runs=max_runs_per_person())
-        except (AccessError, ClusterError) as e:
+            queued, limited = services.train_seed_stacks(store, acting())
+        except services.REFUSED as e:
             queued, limited = [], str(e)
         if queued:
             st.success(f"Queued {', '.join(f'#{r}' for r in queued)}: they train one after another, "

@@ -1,17 +1,15 @@
 """Search: let Optuna find a stack, watch the trials race and get pruned, then train the best one honestly."""
 
-from dataclasses import replace
 
 import streamlit as st
 
-from fmnist import ui
-from fmnist.access import AccessError, check_may_manage, may_manage
+from fmnist import services, ui
+from fmnist.access import may_manage
 from fmnist.models import ACTIVATIONS, MAX_CONV_BLOCKS, MAX_LAYERS, SpecError, stack_name
-from fmnist.runs import LimitError, RunKind, RunStatus
+from fmnist.runs import RunKind, RunStatus
 from fmnist.search_charts import accuracy_vs_size, best_so_far, importance_bars, trials_table, validation_curves
 from fmnist.search_space import BATCH_SIZES, FILTER_CHOICES, SearchSpace, describe_size, validate_space
-from fmnist.studies import best_trial_run, delete_search, importances, load_study, parallel_coordinates
-from fmnist.worker import launch, launch_search, resume_search, stop_run
+from fmnist.studies import best_trial_run, importances, load_study, parallel_coordinates
 
 WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01]
@@ -59,8 +57,8 @@ def start_search(space: SearchSpace) -> None:
     if ui.dataset_or_message() is None:
         return
     try:
-        search_id = launch_search(ui.get_store(), space, owner=ui.acting_person(), max_runs=ui.max_runs_per_person())
-    except (AccessError, LimitError) as e:
+        search_id = services.start_search(ui.get_store(), ui.acting(), space)
+    except services.REFUSED as e:
         st.error(str(e), icon=":material/block:")
         return
     st.session_state.search_id = search_id
@@ -88,12 +86,12 @@ def controls(store, search) -> None:
     if search.active:
         if stop.button("Stop search", key="search_stop", icon=":material/stop_circle:", disabled=not mine,
                        help="the trial that trains ends at its next batch; finished trials stay"):
-            act(store, search, "stop", lambda: stop_run(store, search.id))
+            act(lambda: services.stop(store, ui.acting(), search.id))
     else:
         if resume.button("Resume", key="search_resume", icon=":material/play_arrow:", disabled=not mine,
                          help="go on from the trials it has, with its budget (raise Trials or Minutes on the left to extend it)"):
             trials, minutes = st.session_state.search_trials, st.session_state.search_minutes
-            act(store, search, "resume", lambda: resume_search(store, search.id, trials=int(trials), minutes=float(minutes)))
+            act(lambda: services.resume_search(store, ui.acting(), search.id, trials=int(trials), minutes=float(minutes)))
         if stop.button("Delete…", key="search_delete", icon=":material/delete:", disabled=not mine):
             st.session_state.search_confirm = search.id
         if st.session_state.get("search_confirm") == search.id:
@@ -101,7 +99,7 @@ def controls(store, search) -> None:
                        icon=":material/warning:")
             if st.button("Yes, delete", key="search_delete_yes", type="primary"):
                 st.session_state.search_confirm = None
-                act(store, search, "delete", lambda: delete_search(store, search.id))
+                act(lambda: services.delete(store, ui.acting(), search.id))
     best = best_trial_run(store, search.id)
     if best is None:
         return
@@ -110,21 +108,20 @@ def controls(store, search) -> None:
         if st.button(f"Train the best (trial {best.name.split()[1]}) on all 60,000 images", key="search_train_best", type="primary",
                      icon=":material/workspace_premium:"):
             try:
-                run_id = launch(store, replace(best.spec, epochs=int(epochs)), name=f"best of search #{search.id}",
-                                owner=ui.acting_person(), max_runs=ui.max_runs_per_person())
+                run_id = services.train_best_of_search(store, ui.acting(), search.id, int(epochs))
                 st.success(f"Run #{run_id} trains the best settings on all training images, then scores the 10,000 test images: "
                            "see it on Build & Train and the Leaderboard.", icon=":material/rocket_launch:")
                 st.page_link(ui.LEADERBOARD_PAGE, label="Leaderboard", icon=":material/leaderboard:")
-            except (AccessError, LimitError) as e:
+            except services.REFUSED as e:
                 st.error(str(e), icon=":material/block:")
 
 
-def act(store, search, action: str, do) -> None:
+def act(action) -> None:
+    """A service call (it checks the person may), then the page again; refused: why, and nothing changes."""
     try:
-        check_may_manage(ui.acting_person(), store.get(search.id), action)
-        do()
+        action()
         st.rerun()
-    except (AccessError, ValueError, RuntimeError) as e:
+    except services.REFUSED as e:
         st.error(str(e), icon=":material/lock:")
 
 

@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
+from fmnist import services
+from fmnist.access import LOCAL_ADMIN, may_manage
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import live_curves, stack_diagram
-from fmnist.cluster import ClusterError
 from fmnist.live_chart import live_chart
 from fmnist.models import (
     ACTIVATIONS,
@@ -26,13 +26,13 @@ from fmnist.models import (
     summary_rows,
     validate,
 )
-from fmnist.runs import LimitError, Run, RunKind, RunStatus
+from fmnist.runs import Run, RunKind, RunStatus
 from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
 from fmnist.ui import (
     LEADERBOARD_PAGE,
     SEARCH_PAGE,
     SIDEBAR_QUIET,
-    acting_person,
+    acting,
     active_runs,
     activity,
     cached_store,
@@ -40,12 +40,10 @@ from fmnist.ui import (
     dataset_or_message,
     enter_through_navigation,
     get_store,
-    max_runs_per_person,
     page_drawn_for,
     run_label,
     store_errors_shown,
 )
-from fmnist.worker import launch, stop_run
 
 DEFAULT_PRESET = "Seed D: 128-64"
 ALL_IMAGES = 60000
@@ -206,9 +204,8 @@ def start_run(spec: ModelSpec, name: str, limit: int | None, backend_setting: st
     if dataset_or_message() is None:
         return
     try:
-        run_id = launch(store, spec, name=name or None, train_limit=limit, owner=acting_person(), max_runs=max_runs_per_person(),
-                        backend_setting=backend_setting)
-    except (AccessError, LimitError, ClusterError) as e:
+        run_id = services.start_training(store, acting(), spec, name=name or None, train_limit=limit, backend_setting=backend_setting)
+    except services.REFUSED as e:
         st.error(str(e), icon=":material/block:")
         return
     st.session_state.watch_run = run_id
@@ -332,11 +329,10 @@ def live_view(drawn_for: tuple, live: bool):
     mine = may_manage(person, run)
     stop_help = "ends at the next batch and keeps what it learnt" if mine else f"started by {run.owner_name or LOCAL_ADMIN.name}"
     if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", disabled=not mine, help=stop_help):
-        try:
-            check_may_manage(acting_person(), run, "stop")  # checked as it happens, not only as the button was drawn
-            stop_run(store, run.id)
+        try:  # checked as it happens, not only as the button was drawn
+            services.stop(store, acting(), run.id)
             st.toast(f"Stopping run #{run.id}…")
-        except AccessError as e:
+        except services.REFUSED as e:
             st.error(str(e), icon=":material/lock:")
     if run.status == RunStatus.QUEUED and run.on_cluster:
         st.info("Queued on the cluster: it starts when Ray has room for it.", icon=":material/schedule:")

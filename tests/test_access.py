@@ -23,8 +23,9 @@ from fmnist.access import (
 )
 from fmnist.models import dense_spec
 from fmnist.runs import LimitError, RunStatus
+from fmnist.services import Actor, start_training
 from fmnist.store import RunStore
-from fmnist.worker import launch, try_start
+from fmnist.worker import try_start
 
 from helpers import APP, ROOT, run_cli
 
@@ -108,16 +109,16 @@ def test_the_per_person_limit_counts_queued_and_running_runs(home, monkeypatch):
     monkeypatch.setattr("fmnist.worker.start_process", lambda store, run_id: None)  # no training process needed here
     store = RunStore()
     ada, teacher = Person("class:ada", "Ada"), Person("class:hopper", "Ms Hopper", admin=True)
-    first = launch(store, SPEC, owner=ada, max_runs=2)
+    first = start_training(store, Actor(ada, 2), SPEC)
     try_start(store, first, max_parallel=1)
-    launch(store, SPEC, owner=ada, max_runs=2)
+    start_training(store, Actor(ada, 2), SPEC)
     with pytest.raises(LimitError, match=r"You have 2 trainings queued or running.*\(2\)"):
-        launch(store, SPEC, owner=ada, max_runs=2)
+        start_training(store, Actor(ada, 2), SPEC)
     assert len(store.list_runs()) == 2, "the refused run was never created"
     store.finish(first, RunStatus.STOPPED)
-    launch(store, SPEC, owner=ada, max_runs=2)
+    start_training(store, Actor(ada, 2), SPEC)
     for _ in range(3):
-        launch(store, SPEC, owner=teacher, max_runs=2)  # a teacher has no limit
+        start_training(store, Actor(teacher, 2), SPEC)  # a teacher has no limit
     assert {run.owner_name for run in store.list_runs()} == {"Ada", "Ms Hopper"}
 
 
@@ -228,12 +229,10 @@ def test_cli_serve_refuses_to_share_without_sign_in(home, tmp_path):
 def test_a_training_process_listens_on_no_port(home):
     import psutil
 
-    from fmnist.worker import launch
-
     from helpers import wait_until
 
     store = RunStore()
-    run_id = launch(store, dense_spec([16], epochs=30), train_limit=2000)
+    run_id = start_training(store, Actor.local(), dense_spec([16], epochs=30), train_limit=2000)
     try:
         run = wait_until(lambda: (r := store.get(run_id)).status == RunStatus.RUNNING and r.step > 0 and r, timeout=120,
                          message="the training to run")

@@ -13,14 +13,13 @@ import sys
 import numpy as np
 import pytest
 
-from fmnist import schema
+from fmnist import jobs, schema
 from fmnist.backends import auto_backend, default_setting, engine_label, resolve, setting_label
 from fmnist.data import to_model_input
 from fmnist.models import PRESETS, ConvBlock, DenseLayer, ModelSpec, dense_spec
 from fmnist.prediction import load_model
-from fmnist.runs import RunKind
+from fmnist.services import Actor, start_training
 from fmnist.store import RunStore
-from fmnist.worker import create_job, launch
 
 from helpers import ROOT, run_cli, wait_until
 
@@ -83,7 +82,7 @@ def test_a_job_trains_on_the_backend_that_trained_its_run(home):
     store = RunStore()
     run_id = store.create_run(dense_spec([32]), backend_setting="auto")
     store.record_engine(run_id, "tensorflow", "some CPU")
-    job_id = create_job(store, run_id, RunKind.SEEDS, 2)
+    job_id = jobs.SEEDS.create(store, run_id, 2)
     assert store.get(job_id).backend_setting == "tensorflow"
     assert engine_label(store.get(run_id)) == "TensorFlow" and engine_label(store.get(job_id)) == "tensorflow (asked)"
 
@@ -117,7 +116,7 @@ def test_a_jax_trained_model_loads_and_predicts_the_same_under_tensorflow(home, 
 
 def test_jax_streams_writes_tensorboard_logs_and_stops_keeping_what_it_learnt(home):
     store = RunStore()
-    run_id = launch(store, dense_spec([256, 128], epochs=50), train_limit=20000, backend_setting="jax")
+    run_id = start_training(store, Actor.local(), dense_spec([256, 128], epochs=50), train_limit=20000, backend_setting="jax")
     wait_until(lambda: len(store.epochs(run_id)) >= 1 and len(store.batches(run_id)) >= 3, timeout=120, message="live points")
     store.request_stop(run_id)
     run = wait_until(lambda: (r := store.get(run_id)).status not in ("running", "queued") and r, timeout=60, message="the run to end")

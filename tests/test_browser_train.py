@@ -7,8 +7,9 @@ import pytest
 from playwright.sync_api import expect
 
 from fmnist.models import PRESETS, count_params, dense_spec, stack_name
+from fmnist.services import Actor, start_training
 from fmnist.store import RunStore
-from fmnist.worker import launch, try_start
+from fmnist.worker import try_start
 
 from browser import CHROMIUM, app_idle, free_port, screenshot, set_slider, set_tab_hidden, start_streamlit
 from helpers import wait_until
@@ -142,7 +143,8 @@ def test_an_ended_run_stands_still_until_a_run_starts_elsewhere(server, browser)
     resent = [frame for frame in received if isinstance(frame, bytes) and b"fmnist.live_chart" in frame]
     assert not resent, "the ended run's curves were sent again"
 
-    run_id = launch(store, dense_spec([32], epochs=30), name="started elsewhere", train_limit=20000, backend_setting="tensorflow")
+    run_id = start_training(store, Actor.local(), dense_spec([32], epochs=30), name="started elsewhere",
+                             train_limit=20000, backend_setting="tensorflow")
     try:
         page.get_by_text("· running").wait_for(timeout=60000)
         seen = wait_until(lambda: live_points(page), timeout=60, message="live points of the new run")

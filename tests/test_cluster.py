@@ -10,9 +10,10 @@ from streamlit.testing.v1 import AppTest
 from fmnist import cluster
 from fmnist.runs import RunKind, RunStatus
 from fmnist.search_space import SearchSpace
+from fmnist.services import Actor, start_search
 from fmnist.store import RunStore
 from fmnist.studies import load_study
-from fmnist.worker import launch_search, reap_dead_runs, stop_run
+from fmnist.worker import reap_dead_runs, stop_run
 
 from helpers import APP, run_cli, wait_until
 from servers import free_port
@@ -79,7 +80,7 @@ def test_runs_from_the_train_page_train_as_ray_jobs_at_once_stop_and_die_as_the_
 def test_a_search_runs_its_trials_as_ray_jobs(on_cluster):
     store = on_cluster
     space = SearchSpace(trials=3, minutes=None, epochs=1, images=2000, layers=(1, 1), width=(16, 64), seed=1)
-    search_id = launch_search(store, space)
+    search_id = start_search(store, Actor.local(), space)
     done = wait_until(lambda: not (run := store.get(search_id)).active and run, timeout=170, every=1, message="the search")
     trials = [run for run in store.children(search_id) if run.kind == RunKind.TRIAL]
     assert done.status == RunStatus.FINISHED, (done.error, [(t.status, t.error) for t in trials])

@@ -12,8 +12,9 @@ import pytest
 from fmnist import cluster
 from fmnist.models import dense_spec
 from fmnist.runs import RunKind, RunStatus
+from fmnist.services import Actor, start_training
 from fmnist.training import train_run
-from fmnist.worker import launch, reap_dead_runs, try_start
+from fmnist.worker import reap_dead_runs, try_start
 
 from helpers import run_cli, wait_until
 from servers import RayWorkerNode, free_port
@@ -44,9 +45,9 @@ def test_a_dead_node_then_a_restarted_head_interrupt_their_runs_saying_why_and_k
     store = on_cluster
     kept = finished_run(store, dataset)
     finished_before = store.get(kept)
-    on_head = launch(store, LONG, name="on the head", train_limit=60000)
+    on_head = start_training(store, Actor.local(), LONG, name="on the head", train_limit=60000)
     monkeypatch.setenv(cluster.RESOURCES_ENV, json.dumps({NODE_RESOURCE: 1}))  # only the worker node has it
-    on_node = launch(store, LONG, name="on the worker node", train_limit=60000)
+    on_node = start_training(store, Actor.local(), LONG, name="on the worker node", train_limit=60000)
     monkeypatch.delenv(cluster.RESOURCES_ENV)
     node = RayWorkerNode(ray_head, NODE_RESOURCE)  # Ray held the run in its queue until a node offers the resource
     try:

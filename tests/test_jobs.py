@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 
+from fmnist import jobs
 from fmnist.data import stratified_folds
 from fmnist.models import dense_spec
+from fmnist.services import Actor, start_repeat
 from fmnist.store import RunStore
 from fmnist.training import run_job, train_run
-from fmnist.worker import create_job, launch_job, try_start
+from fmnist.worker import try_start
 
 from helpers import run_cli, wait_until
 
@@ -36,7 +38,7 @@ def trained_run(home, dataset):
 
 def test_cross_validation_scores_each_fold_and_puts_mean_and_std_on_the_run(trained_run, dataset):
     store, run_id = trained_run
-    job_id = create_job(store, run_id, "cv", 3)
+    job_id = jobs.CV.create(store, run_id, 3)
     assert try_start(store, job_id, 1)
     summary = run_job(store, job_id, dataset)
     assert summary["status"] == "finished", store.get(job_id).error
@@ -50,7 +52,7 @@ def test_cross_validation_scores_each_fold_and_puts_mean_and_std_on_the_run(trai
 
 def test_seed_spread(trained_run, dataset):
     store, run_id = trained_run
-    job_id = create_job(store, run_id, "seeds", 2)
+    job_id = jobs.SEEDS.create(store, run_id, 2)
     try_start(store, job_id, 1)
     summary = run_job(store, job_id, dataset)
     assert summary["status"] == "finished", store.get(job_id).error
@@ -64,9 +66,9 @@ def test_jobs_reject_bad_counts_and_unknown_runs(trained_run):
     store, run_id = trained_run
     for kind, repeats in (("cv", 1), ("cv", 21), ("seeds", 0)):
         with pytest.raises(ValueError):
-            create_job(store, run_id, kind, repeats)
+            jobs.kind_of(kind).create(store, run_id, repeats)
     with pytest.raises(ValueError, match="no run 99"):
-        create_job(store, 99, "cv", 5)
+        jobs.CV.create(store, 99, 5)
     assert run_cli("cv", "99").returncode == 2
 
 
@@ -74,7 +76,7 @@ def test_stopping_a_job_keeps_the_folds_already_scored(home):
     store = RunStore()
     run_id = store.create_run(dense_spec([128], epochs=15), train_limit=6000)
     store.finish(run_id, "finished")
-    job_id = launch_job(store, run_id, "cv", 4)
+    job_id = start_repeat(store, Actor.local(), run_id, "cv", 4)
     wait_until(lambda: store.get(job_id).scores, timeout=180, message="the first fold's score")
     store.request_stop(job_id)
     job = wait_until(lambda: (j := store.get(job_id)).status not in ("queued", "running") and j, timeout=60, message="the job to stop")

@@ -7,13 +7,14 @@ import signal
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fmnist import studies
+from fmnist import jobs, studies
 from fmnist.models import SpecError, dense_spec
 from fmnist.runs import RunKind, RunStatus
 from fmnist.search_space import SearchSpace, configurations, describe_size, suggest, validate_space
+from fmnist.services import Actor, resume_search, start_search
 from fmnist.store import RunStore
 from fmnist.studies import best_trial_run, load_study, open_study
-from fmnist.worker import create_search, launch_search, reap_dead_runs, resume_search, try_start
+from fmnist.worker import reap_dead_runs, try_start
 
 from helpers import APP, run_cli, wait_until
 
@@ -55,7 +56,7 @@ def test_a_small_search_prunes_a_bad_trial_and_never_scores_the_test_set(home, d
 
     monkeypatch.setattr(studies, "STARTUP_TRIALS", 2)  # compare from the third trial on
     store = RunStore()
-    search_id = create_search(store, TINY, name="tiny")
+    search_id = jobs.SEARCH.create(store, TINY, name="tiny")
     assert try_start(store, search_id, max_parallel=1)
     study = open_study(store, search_id, TINY)
     for params in (GOOD, GOOD, BAD):
@@ -80,7 +81,7 @@ def test_a_small_search_prunes_a_bad_trial_and_never_scores_the_test_set(home, d
 def test_a_killed_search_is_interrupted_and_resumes_without_losing_a_trial(home):
     store = RunStore()
     space = SearchSpace(**{**TINY.to_dict(), "trials": 3, "epochs": 2})
-    search_id = launch_search(store, space, name="killed")
+    search_id = start_search(store, Actor.local(), space, name="killed")
     wait_until(lambda: any(run.status == RunStatus.FINISHED for run in store.children(search_id)), timeout=180,
                message="the first trial to finish")
     os.kill(store.get(search_id).pid, signal.SIGKILL)
@@ -89,7 +90,7 @@ def test_a_killed_search_is_interrupted_and_resumes_without_losing_a_trial(home)
     finished_before = [run.id for run in store.children(search_id) if run.status == RunStatus.FINISHED]
     assert finished_before and not any(run.active for run in store.children(search_id))
 
-    resume_search(store, search_id)
+    resume_search(store, Actor.local(), search_id)
     wait_until(lambda: store.get(search_id).status == RunStatus.FINISHED, timeout=240, message="the resumed search to finish")
     trials = store.children(search_id)
     assert set(finished_before) <= {run.id for run in trials if run.status == RunStatus.FINISHED}, "no finished trial lost"
@@ -102,7 +103,7 @@ def test_a_killed_search_is_interrupted_and_resumes_without_losing_a_trial(home)
 def test_a_trial_its_search_created_but_never_claimed_goes_with_the_search(home):
     """The search's process was killed between creating a trial's run and claiming it."""
     store = RunStore()
-    search_id = create_search(store, SearchSpace(**{**TINY.to_dict(), "trials": 3}), name="killed early")
+    search_id = jobs.SEARCH.create(store, SearchSpace(**{**TINY.to_dict(), "trials": 3}), name="killed early")
     assert try_start(store, search_id, max_parallel=1)
     store.set_pid(search_id, 2**22 + 7, None)  # no such process
     orphan = store.create_run(dense_spec([32]), name="trial 2", kind=RunKind.TRIAL, parent_id=search_id)
@@ -138,7 +139,7 @@ def test_the_search_page(home):
     assert "This space cannot be searched: activations: choose at least one" in at.error[0].value
     assert at.button(key="search_start").disabled
     # A search with trials to show (as a process would have left them).
-    search_id = create_search(store, TINY, name="shown")
+    search_id = jobs.SEARCH.create(store, TINY, name="shown")
     for i, (status, best) in enumerate(((RunStatus.FINISHED, 0.8), (RunStatus.PRUNED, 0.5)), start=1):
         trial = store.create_run(suggest_fixed(i), name=f"trial {i} of #{search_id}", kind=RunKind.TRIAL, parent_id=search_id)
         store.record_epoch(trial, 1, {"val_accuracy": best}, 1.0)
@@ -172,7 +173,7 @@ def test_trials_train_in_parallel_as_far_as_the_queue_allows(home, monkeypatch):
     monkeypatch.setenv("FMNIST_MAX_PARALLEL", "2")
     store = RunStore()
     space = SearchSpace(**{**TINY.to_dict(), "trials": 4, "epochs": 2, "learning_rate": (1e-3, 3e-3)})
-    search_id = launch_search(store, space, name="parallel")
+    search_id = start_search(store, Actor.local(), space, name="parallel")
     wait_until(lambda: store.get(search_id).status == RunStatus.FINISHED, timeout=300, message="the search to finish")
     trials = store.children(search_id)
     assert len(trials) == 4 and all(run.status in (RunStatus.FINISHED, RunStatus.PRUNED) for run in trials), "exactly its budget"

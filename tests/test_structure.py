@@ -17,12 +17,20 @@ KERAS_SIDE = {"fmnist.network", "fmnist.training", "fmnist.prediction", "fmnist.
               "fmnist.search_bench", "fmnist.inside", "fmnist.inside_bench", "fmnist.export", "fmnist.outlier_check",
               "fmnist.photo_bench"}
 ML_LIBRARIES = {"keras", "tensorflow", "jax", "torch"}
-# The command line's package: it reaches the Keras side, inside its commands only.
+# The command line's package and the run kinds' (fmnist.jobs): they reach the Keras side inside their
+# commands and `execute` only, so listing, stopping or creating runs stays light.
 CLI = "fmnist.cli"
+JOBS = "fmnist.jobs"
+# The layers, top to bottom: a module imports only from its own layer or those below it.
+UPPER_LAYERS = (("fmnist.__main__", "fmnist.cli"), ("fmnist.services",), ("fmnist.jobs",))
+
+
+def in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
 
 
 def in_cli(module: str) -> bool:
-    return module == CLI or module.startswith(f"{CLI}.")
+    return in_package(module, CLI) or in_package(module, JOBS)
 
 
 def imports_of(path) -> set[str]:
@@ -95,14 +103,42 @@ def test_the_pure_side_never_imports_keras_or_the_keras_side():
             continue
         assert not targets & ML_LIBRARIES, f"{module} imports {targets & ML_LIBRARIES}"
         assert not targets & KERAS_SIDE or module == "fmnist.ui", f"{module} imports the Keras side: {targets & KERAS_SIDE}"
-    # The CLI loads the engine only once a training may start (`--help`, `runs` and `stop` stay light):
-    # every module of fmnist/cli/ imports Keras and the Keras side inside its commands only.
+    # The CLI and the run kinds load the engine only once a training may start (`--help`, `runs` and `stop`
+    # stay light): every module of fmnist/cli/ and fmnist/jobs/ imports Keras and the Keras side inside functions only.
     cli_modules = {name: path for name, path in package_modules().items() if in_cli(name)}
-    assert {CLI, f"{CLI}.train_commands"} <= set(cli_modules), "the command line's modules exist"
+    assert {CLI, f"{CLI}.train_commands", JOBS, f"{JOBS}.train"} <= set(cli_modules), "the command line's and the kinds' modules exist"
     for module, path in cli_modules.items():
         top_level = top_level_imports(path)
         heavy = top_level & KERAS_SIDE | {name for name in top_level if name.split(".")[0] in ML_LIBRARIES}
         assert not heavy, f"{module} imports {heavy} at its top: the CLI imports the Keras side inside its commands only"
+
+
+def test_arrows_only_go_down_the_layers():
+    """pages/cli -> services -> jobs -> engine, store, worker -> pure side: nothing below imports what is above it."""
+    graph = import_graph()
+    def in_layers(module: str, layers) -> bool:
+        return any(in_package(module, package) for layer in layers for package in layer)
+
+    for module, targets in graph.items():
+        layers = [rank for rank, layer in enumerate(UPPER_LAYERS) if in_layers(module, [layer])]
+        above = UPPER_LAYERS[:layers[0]] if layers else UPPER_LAYERS
+        reaching_up = {target for target in targets if in_layers(target, above)}
+        assert not reaching_up, f"{module} imports {reaching_up}, a layer above it"
+
+
+# What only the application layer (fmnist.services) does: pages call it rather than these.
+STORE_WRITES = ("create_run", "rename(", ".delete(", "request_stop", "requeue", "finish(", "set_pid", "claim_slot", "add_person")
+
+
+def test_pages_act_through_the_services_only():
+    for page in [*(ROOT / "pages").glob("*.py"), ROOT / "streamlit_app.py"]:
+        names = imports_of(page)
+        assert not {n for n in names if in_package(n, "fmnist.worker") or in_package(n, JOBS)}, \
+            f"{page.name} imports the worker or the run kinds: it should call fmnist.services"
+        text = page.read_text()
+        for write in STORE_WRITES:
+            calls = [line for line in text.splitlines() if f"store.{write}" in line]
+            assert not calls, f"{page.name} writes to the store itself: {calls}"
 
 
 def test_pages_reach_the_keras_side_only_where_a_model_runs():

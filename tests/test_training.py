@@ -7,9 +7,10 @@ import numpy as np
 
 from fmnist.models import dense_spec
 from fmnist.prediction import load_model
+from fmnist.services import Actor, start_training
 from fmnist.store import RunStore
 from fmnist.training import train_run
-from fmnist.worker import launch, try_start
+from fmnist.worker import try_start
 
 from helpers import wait_until
 
@@ -70,7 +71,7 @@ def test_missing_dataset_fails_the_run_with_the_way_to_get_it(home, monkeypatch)
 
 def test_stop_ends_a_background_run_that_keeps_what_it_learnt(home):
     store = RunStore()
-    run_id = launch(store, dense_spec([256, 128], epochs=50), train_limit=20000)
+    run_id = start_training(store, Actor.local(), dense_spec([256, 128], epochs=50), train_limit=20000)
     wait_until(lambda: len(store.batches(run_id)) >= 3, timeout=120, message="live batch points")
     assert store.get(run_id).status == "running"
     store.request_stop(run_id)
@@ -82,8 +83,8 @@ def test_stop_ends_a_background_run_that_keeps_what_it_learnt(home):
 
 def test_second_run_queues_behind_the_first_and_killed_runs_are_interrupted(home):
     store = RunStore()
-    first = launch(store, dense_spec([256, 128], epochs=50), train_limit=20000)
-    second = launch(store, dense_spec([32], epochs=1), train_limit=500)
+    first = start_training(store, Actor.local(), dense_spec([256, 128], epochs=50), train_limit=20000)
+    second = start_training(store, Actor.local(), dense_spec([32], epochs=1), train_limit=500)
     wait_until(lambda: store.get(first).status == "running", timeout=60, message="the first run to start")
     wait_until(lambda: store.batches(first), timeout=120, message="the first run's batch points")
     assert store.get(second).status == "queued"

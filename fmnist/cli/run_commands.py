@@ -2,16 +2,17 @@
 `runs` and `stop` never load Keras."""
 
 import json
-import sys
 
-from fmnist import cluster
+from fmnist import services
 from fmnist.cli.args import positive_int
 from fmnist.cli.terminal import format_table
-from fmnist.cli.train_commands import train_here_or_on_cluster
+from fmnist.cli.train_commands import train_here
+from fmnist.jobs.process import exit_code
 from fmnist.models import stack_name
 from fmnist.runs import RunKind, RunStatus
+from fmnist.services import Actor
 from fmnist.store import open_store
-from fmnist.worker import create_job, reap_dead_runs, stop_run, this_process
+from fmnist.worker import reap_dead_runs, this_process
 
 
 def add_runs(sub) -> None:
@@ -51,11 +52,7 @@ def add_stop(sub) -> None:
 
 
 def cmd_stop(args) -> int:
-    try:
-        status = stop_run(open_store(), args.run_id)
-    except KeyError as e:
-        print(e.args[0], file=sys.stderr)
-        return 2
+    status = services.stop(open_store(), Actor.local(), args.run_id)  # no such run: an error, exit 2
     messages = {
         RunStatus.CANCELLED: f"run {args.run_id} was queued: cancelled",
         RunStatus.RUNNING: f"run {args.run_id} will stop at its next batch and keep what it learnt",
@@ -81,9 +78,7 @@ def add_seeds(sub) -> None:
 def cmd_job(args) -> int:
     kind, repeats = (RunKind.CV, args.folds) if args.command == "cv" else (RunKind.SEEDS, args.n)
     store = open_store()
-    cluster.ready_for_runs()
-    pid, started = this_process()
-    job_id = create_job(store, args.run_id, kind, repeats, pid=pid, pid_started=started)
-    summary = train_here_or_on_cluster(store, job_id)
+    job_id = services.start_repeat(store, Actor.local(), args.run_id, kind, repeats, process=this_process())
+    summary = train_here(store, job_id)
     print(json.dumps(summary))
-    return 0 if RunStatus(summary["status"]).has_model else 1
+    return exit_code(summary)

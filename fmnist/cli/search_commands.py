@@ -1,15 +1,15 @@
-"""Optuna searches from the command line: `search` (new, resumed, or its bench) and `search-helper`,
-a running search's extra trial process."""
+"""Optuna searches from the command line: `search` (new, resumed, or its bench)."""
 
 import argparse
 import json
 import sys
 from dataclasses import replace
 
-from fmnist import cluster
+from fmnist import services
 from fmnist.cli.args import positive_int
-from fmnist.cli.train_commands import backend_for, train_in_this_process
-from fmnist.runs import RunStatus
+from fmnist.cli.train_commands import train_here
+from fmnist.jobs.process import exit_code
+from fmnist.services import Actor
 from fmnist.store import open_store
 from fmnist.worker import this_process
 
@@ -79,14 +79,9 @@ def cmd_search(args) -> int:
         return run_search_bench(args)
 
     store = open_store()
-    cluster.ready_for_runs()  # its trials go there: a cluster that cannot take them refuses before the search is written
-    pid, started = this_process()
     if args.resume is not None:
-        from fmnist.worker import resume_search
-
-        resume_search(store, args.resume, trials=args.trials, minutes=args.minutes, start=False)
+        services.resume_search(store, Actor.local(), args.resume, trials=args.trials, minutes=args.minutes, process=this_process())
         search_id = args.resume
-        store.set_pid(search_id, pid, started)
     else:
         defaults = SearchSpace()
         values = {
@@ -98,29 +93,10 @@ def cmd_search(args) -> int:
         space = validate_space(replace(defaults, **{k: v for k, v in values.items() if v is not None}))
         if args.no_minutes:
             space = validate_space(replace(space, minutes=None))
-        from fmnist.worker import create_search
-
-        search_id = create_search(store, space, name=args.name, pid=pid, pid_started=started)
+        search_id = services.start_search(store, Actor.local(), space, name=args.name, process=this_process())
         print(f"search #{search_id}: {describe_size(space)}; up to {space.trials or 'any number of'} trials"
               f"{f' or {space.minutes:g} minutes' if space.minutes else ''}, {space.epochs} epochs on {space.images:,} images each; "
               "trials are compared on validation accuracy, never on the test set", file=sys.stderr)
-    summary = train_in_this_process(store, search_id)
+    summary = train_here(store, search_id)
     print(json.dumps(summary))
-    return 0 if summary["status"] in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
-
-
-def add_search_helper(sub) -> None:
-    helper = sub.add_parser("search-helper", help="internal: a running search's extra trial process")
-    helper.add_argument("search_id", type=int)
-    helper.set_defaults(func=cmd_search_helper)
-
-
-def cmd_search_helper(args) -> int:
-    from fmnist.keras_start import start_keras
-
-    store = open_store()
-    start_keras(backend_for(store.get(args.search_id)))  # the same backend as the search's own process
-    from fmnist.search import help_search
-
-    help_search(store, args.search_id)
-    return 0
+    return exit_code(summary)

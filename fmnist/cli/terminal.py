@@ -1,42 +1,6 @@
-"""What commands print while they wait or once they end: progress bars, queue lines, trial lines, tables."""
-
-import sys
+"""The tables commands print once they end (progress bars and queue lines: fmnist.console)."""
 
 import pandas as pd
-from tqdm import tqdm
-
-from fmnist.models import stack_name
-
-
-class ProgressBar:
-    """The training's progress on stderr (stdout keeps the final JSON line): a bar per epoch with the live samples/s."""
-
-    def __init__(self):
-        self.epoch, self.bar = None, None
-
-    def __call__(self, epoch, epochs, step, steps, samples_per_s):
-        if epoch != self.epoch:
-            self.close()
-            self.epoch = epoch
-            self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit=" batches", leave=True, dynamic_ncols=True)
-        self.bar.set_postfix_str(f"{samples_per_s:,.0f} samples/s", refresh=False)
-        self.bar.update(step - self.bar.n)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
-def print_queued(position):
-    sys.stderr.write(f"\rqueued: {position} in line (one training at a time; FMNIST_MAX_PARALLEL raises that) ")
-    sys.stderr.flush()
-
-
-def print_trial(run, value) -> None:
-    """A search's trial as it ends: one line."""
-    score = f"best validation accuracy {value:.4f}" if value is not None else (run.error or "no score")
-    print(f"trial #{run.id} {stack_name(run.spec)}, batch {run.spec.batch_size}, lr {run.spec.learning_rate:.2g}: "
-          f"{run.status} after {run.epoch}/{run.spec.epochs} epochs, {score}", flush=True)
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:

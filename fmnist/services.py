@@ -1,0 +1,187 @@
+"""What people do with runs, each action checking the person's rights and limits once.
+
+The pages and the command line call these, never the store's writes or the worker: starting a
+training, a cross-validation or seed job, a search (new or resumed), stopping, renaming, deleting and
+exporting a run. Each takes the `Actor` (who acts, and the per-person limit that applies to them:
+fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too many
+runs), ValueError (bad input, SpecError included), ClusterError (a cluster that cannot take runs),
+RuntimeError (a run that is busy). Nothing is written when one of them is raised.
+
+The command line acts as this machine's admin (`Actor.local()`) and trains the runs it creates in
+its own process: `process=` gives that process's (pid, start time), and nothing is spawned.
+"""
+
+from dataclasses import replace
+
+from fmnist import cluster, jobs
+from fmnist.access import AccessError, Actor, check_may_manage
+from fmnist.backends import default_setting
+from fmnist.jobs.process import start
+from fmnist.leaderboard import seed_spec
+from fmnist.models import SEED_STACKS, ModelSpec
+from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
+from fmnist.search_space import SearchSpace, validate_space
+from fmnist.store import RunStore
+from fmnist.worker import stop_run
+
+# A search a student starts or resumes (someone with a per-person limit) ends within this budget:
+# the server has one search slot, which nobody should hold for a day (a teacher may).
+STUDENT_SEARCH_MINUTES = 60.0
+STUDENT_SEARCH_TRIALS = 200
+
+
+# What a refused action raises: its message is for the person who tried it (pages show it as it is).
+REFUSED = (AccessError, LimitError, cluster.ClusterError, ValueError, RuntimeError)
+
+
+def run_to_manage(store: RunStore, actor: Actor, run_id: int, action: str) -> Run:
+    """The run, if the actor may `action` it (its owner or a teacher); AccessError otherwise, and for a run that is gone."""
+    run = store.get(run_id)
+    if run is None:
+        raise AccessError(f"There is no run {run_id}: it was deleted, or never existed.")
+    check_may_manage(actor.person, run, action)
+    return run
+
+
+def process_fields(process: tuple[int, str | None] | None) -> dict:
+    return {} if process is None else {"pid": process[0], "pid_started": process[1]}
+
+
+# --- starting work ---
+
+def start_training(store: RunStore, actor: Actor, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
+                   backend_setting: str | None = None, process: tuple[int, str | None] | None = None) -> int:
+    """Queue a training and give it its own process (or `process`'s); returns the run id."""
+    cluster.ready_for_runs()  # a cluster that cannot be reached refuses (ClusterError) before anything is written
+    run_id = jobs.TRAIN.create(store, spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting(),
+                               **process_fields(process), **actor.owner_fields())
+    if process is None:
+        start(store, run_id)
+    return run_id
+
+
+def start_repeat(store: RunStore, actor: Actor, run_id: int, kind: RunKind, repeats: int,
+                 process: tuple[int, str | None] | None = None) -> int:
+    """Queue a cross-validation (kind cv) or seed job (seeds) on a finished training's settings; returns
+    the job's id. Only the run's owner or a teacher may: a job on someone else's run would keep
+    them from deleting it, and they could not stop it."""
+    kind = jobs.kind_of(kind)
+    if not isinstance(kind, (jobs.CrossValidation, jobs.Seeds)):
+        raise ValueError(f"{kind.kind} is not a job on a run (cv or seeds)")
+    run_to_manage(store, actor, run_id, "cross-validate" if kind.kind == RunKind.CV else "repeat")
+    cluster.ready_for_runs()
+    job_id = kind.create(store, run_id, repeats, **process_fields(process), **actor.owner_fields())
+    if process is None:
+        start(store, job_id)
+    return job_id
+
+
+def check_search_budget(actor: Actor, space: SearchSpace) -> None:
+    """A student's search ends within STUDENT_SEARCH_MINUTES and STUDENT_SEARCH_TRIALS."""
+    if not actor.limited:
+        return
+    if space.minutes is None or space.minutes > STUDENT_SEARCH_MINUTES:
+        raise LimitError(f"A search may run for at most {STUDENT_SEARCH_MINUTES:g} minutes when the app is shared "
+                         f"(a teacher's may run longer): set Minutes to {STUDENT_SEARCH_MINUTES:g} or fewer.")
+    if space.trials is not None and space.trials > STUDENT_SEARCH_TRIALS:
+        raise LimitError(f"A search may try at most {STUDENT_SEARCH_TRIALS} stacks when the app is shared: "
+                         f"set Trials to {STUDENT_SEARCH_TRIALS} or fewer.")
+
+
+def start_search(store: RunStore, actor: Actor, space: SearchSpace, name: str | None = None,
+                 process: tuple[int, str | None] | None = None) -> int:
+    """Queue a search over space; returns its id. It waits for other searches to end."""
+    space = validate_space(space)
+    check_search_budget(actor, space)
+    cluster.ready_for_runs()  # its trials go there
+    search_id = jobs.SEARCH.create(store, space, name=name, **process_fields(process), **actor.owner_fields())
+    if process is None:
+        start(store, search_id)
+    return search_id
+
+
+def resume_search(store: RunStore, actor: Actor, search_id: int, trials: int | None = None, minutes: float | None = None,
+                  process: tuple[int, str | None] | None = None) -> None:
+    """Queue an ended search again, with a new budget if given: the owner's or a teacher's, within the
+    owner's limit on runs queued or running, as a new search would be."""
+    search = run_to_manage(store, actor, search_id, "resume")
+    if search.kind != RunKind.SEARCH:
+        raise ValueError(f"no search {search_id}")
+    space = SearchSpace.from_dict(search.space)
+    check_search_budget(actor, validate_space(replace(space, trials=trials if trials is not None else space.trials,
+                                                      minutes=minutes if minutes is not None else space.minutes)))
+    if actor.limited:
+        active = sum(run.owner == search.owner for run in store.list_runs(statuses=ACTIVE))
+        if active >= actor.max_runs:
+            raise LimitError(f"You have {active} trainings queued or running, the most one person may have "
+                             f"({actor.max_runs}): wait for one to end, or stop one, then resume this search.")
+    cluster.ready_for_runs()
+    jobs.SEARCH.resume(store, search_id, trials=trials, minutes=minutes)
+    if process is None:
+        start(store, search_id)
+    else:
+        store.set_pid(search_id, *process)
+
+
+def train_best_of_search(store: RunStore, actor: Actor, search_id: int, epochs: int) -> int:
+    """Train a search's best trial's settings on all training images, scored on the test set once."""
+    from fmnist.studies import best_trial_run
+
+    best = best_trial_run(store, search_id)
+    if best is None:
+        raise ValueError(f"search #{search_id} has no finished trial yet")
+    return start_training(store, actor, replace(best.spec, epochs=int(epochs)), name=f"best of search #{search_id}")
+
+
+def train_seed_stacks(store: RunStore, actor: Actor) -> tuple[list[int], str | None]:
+    """Queue the seed notebook's four stacks (ten epochs, all images), one training each, skipping a
+    stack already queued or training. Returns the new run ids, and why the rest were not queued when
+    the actor's limit stopped them."""
+    active = [run.spec for run in store.list_runs(statuses=ACTIVE) if run.kind == RunKind.TRAIN and run.train_limit is None]
+    run_ids = []
+    for name, widths in SEED_STACKS.items():
+        spec = seed_spec(widths)
+        if spec not in active:
+            try:
+                run_ids.append(start_training(store, actor, spec, name=name))
+            except LimitError as e:
+                return run_ids, str(e)
+    return run_ids, None
+
+
+# --- managing runs ---
+
+def stop(store: RunStore, actor: Actor, run_id: int) -> RunStatus:
+    """Stop a running run at its next batch (it keeps what it learnt) or cancel a queued one; returns its new status."""
+    run_to_manage(store, actor, run_id, "stop")
+    return stop_run(store, run_id)
+
+
+def rename(store: RunStore, actor: Actor, run_id: int, name: str) -> None:
+    run_to_manage(store, actor, run_id, "rename")
+    store.rename(run_id, name)
+
+
+def delete(store: RunStore, actor: Actor, run_id: int) -> None:
+    """Delete a run that is not training, with its jobs, files and (for a search) its study.
+    RuntimeError when it or one of its jobs is queued or training."""
+    run = run_to_manage(store, actor, run_id, "delete")
+    if run.kind == RunKind.SEARCH:
+        from fmnist.studies import delete_search
+
+        delete_search(store, run_id)
+    else:
+        store.delete(run_id)
+
+
+def export(store: RunStore, actor: Actor, run_id: int, variant) -> str | None:
+    """Convert a finished training's model to variant (fmnist.export_formats.VARIANTS) and check it, in a
+    process of its own; the export is kept with the run. None when made, else what went wrong. Anyone
+    who may see a run may export it: it changes nothing of the run and its files are derived."""
+    from fmnist.export_formats import make_export
+
+    run = store.get(run_id)
+    if run is None or run.kind != RunKind.TRAIN or not run.status.has_model:
+        raise ValueError(f"Run #{run_id} has no model to export.")
+    return make_export(store, run_id, variant)
+
