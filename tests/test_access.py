@@ -106,7 +106,7 @@ def test_owners_and_the_teacher(home):
 
 
 def test_the_per_person_limit_counts_queued_and_running_runs(home, monkeypatch):
-    monkeypatch.setattr("fmnist.worker.start_process", lambda store, run_id: None)  # no training process needed here
+    monkeypatch.setattr("fmnist.services.start", lambda store, run_id: None)  # no training process needed here
     store = RunStore()
     ada, teacher = Person("class:ada", "Ada"), Person("class:hopper", "Ms Hopper", admin=True)
     first = start_training(store, Actor(ada, 2), SPEC)
