@@ -1,7 +1,8 @@
-"""The store's runs: `runs` (the leaderboard), `stop`, and the jobs on a trained run's spec (`cv`, `seeds`).
+"""The store's runs: `runs` (the leaderboard), `stop`, `code` (a run as a script), and the jobs on a trained run's spec (`cv`, `seeds`).
 `runs` and `stop` never load Keras."""
 
 import json
+import sys
 
 from fmnist import services
 from fmnist.cli.args import positive_int
@@ -58,6 +59,27 @@ def cmd_stop(args) -> int:
         RunStatus.RUNNING: f"run {args.run_id} will stop at its next batch and keep what it learnt",
     }
     print(messages.get(status, f"run {args.run_id} is already {status}"))
+    return 0
+
+
+def add_code(sub) -> None:
+    code = sub.add_parser("code", help="a run as a standalone script (or notebook) in plain Keras: train it yourself, anywhere")
+    code.add_argument("run_id", type=int)
+    code.add_argument("--notebook", action="store_true", help="a Jupyter notebook instead of a script")
+    code.add_argument("--out", help="write it to this file (default: print it)")
+    code.set_defaults(func=cmd_code)
+
+
+def cmd_code(args) -> int:
+    from fmnist.run_code import code_of
+
+    text = code_of(open_store(), args.run_id, as_notebook=args.notebook)  # CodeError (a ValueError): one line, exit 2
+    if args.out:
+        with open(args.out, "w") as file:
+            file.write(text)
+        print(f"run {args.run_id}: written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
