@@ -30,7 +30,7 @@ def default_setting() -> str:
 
 
 def auto_backend(spec: ModelSpec) -> str:
-    """The backend that trains this spec fastest on a CPU (README, "Which engine trains a run").
+    """The backend that trains this spec fastest on a CPU (docs/engines.md, "Which engine trains a run").
 
     JAX for dense stacks: its compiled step has far less overhead per batch. TensorFlow wherever a
     conv block is present, because XLA's CPU convolutions are several times slower than

@@ -3,8 +3,8 @@
 For each run: opening the model up, one image through every layer with its saliency map (median
 over 20 test images), the PCA and the t-SNE of the test images (the first time: they are removed
 first, and computed again as the page's background process does), and the page's rerun in each
-view once everything is cached (AppTest, the fastest of 5). Prints one JSON object per run; the
-README keeps the figures.
+view once everything is cached (AppTest, the fastest of 5). Prints one JSON object per run;
+docs/performance.md, "Inside", keeps the figures.
 """
 
 import json
