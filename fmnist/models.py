@@ -8,6 +8,8 @@ builds the Keras model from the same plan.
 import functools
 from dataclasses import asdict, dataclass, fields, replace
 
+from fmnist.machine import cpu_flags
+
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish")
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -149,12 +151,8 @@ def validate(spec: ModelSpec) -> ModelSpec:
 @functools.cache  # the Train page asks on every rerun
 def cpu_has_bfloat16() -> bool | None:
     """Whether this CPU computes bfloat16 natively (Linux tells; elsewhere None: unknown)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            words = set(f.read().split())
-    except OSError:
-        return None
-    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+    flags = cpu_flags()
+    return None if flags is None else bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def stack_name(spec: ModelSpec) -> str:

@@ -18,7 +18,8 @@ from PIL import Image
 
 from fmnist.data import load_dataset, to_model_input
 from fmnist.imaging import open_image, prepare, prepare_or_whole
-from fmnist.inside_bench import cpu_name, load_average
+from fmnist.inside_bench import load_average
+from fmnist.machine import cpu_name
 from fmnist.outlier_check import HiddenAndOutput, calibrated_check
 from fmnist.outliers import FLAGGED_SHARE, MEASURES, held_out_images, item_pieces, separation
 from fmnist.photo_fixtures import SITUATIONS, encode, phone_photo, photo_like, unlike_data
