@@ -127,7 +127,7 @@ def sharing_from(secrets_: Mapping, address: str | None) -> Sharing:
             return Sharing(max_runs_per_person=limit)
         raise SharingConfigError(
             f"the app listens on {address!r}, reachable from other machines, but no sign-in is configured: "
-            "add a [sharing] section to .streamlit/secrets.toml (README: 'Serve it to a class'), "
+            "add a [sharing] section to .streamlit/secrets.toml (docs/sharing.md, \"Serve it to a class\"), "
             "or serve it on 127.0.0.1 only")
     if mode == "class":
         missing = [key for key in ("class_code_hash", "teacher_code_hash") if not valid_hash(section.get(key))]

@@ -5,9 +5,7 @@ The training process turns the choice into KERAS_BACKEND before it imports Keras
 (fmnist.keras_start), since Keras fixes its backend once per process.
 """
 
-import functools
 import os
-import platform
 
 from fmnist.models import ModelSpec
 
@@ -30,7 +28,7 @@ def default_setting() -> str:
 
 
 def auto_backend(spec: ModelSpec) -> str:
-    """The backend that trains this spec fastest on a CPU (README, "Which engine trains a run").
+    """The backend that trains this spec fastest on a CPU (docs/engines.md, "Which engine trains a run").
 
     JAX for dense stacks: its compiled step has far less overhead per batch. TensorFlow wherever a
     conv block is present, because XLA's CPU convolutions are several times slower than
@@ -57,16 +55,3 @@ def engine_label(run) -> str | None:
     if run.backend:
         return LABELS.get(run.backend, run.backend)
     return f"{run.backend_setting} (asked)" if run.backend_setting and run.status == "queued" else None
-
-
-@functools.cache
-def cpu_name() -> str:
-    """The CPU's model name as /proc/cpuinfo gives it, e.g. 'AMD EPYC 9B14' (elsewhere what platform knows)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"

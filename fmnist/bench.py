@@ -22,7 +22,8 @@ import sys
 import tempfile
 import time
 
-from fmnist.backends import BACKENDS, LABELS, auto_backend, cpu_name
+from fmnist.backends import BACKENDS, LABELS, auto_backend
+from fmnist.machine import cpu_flags, cpu_mhz, cpu_name
 from fmnist.models import PRESETS, ModelSpec, layer_plan, with_training
 from fmnist.store import RunStore
 
@@ -73,16 +74,7 @@ def cpu_limit() -> tuple[float, str]:
     cores × SIMD lanes × FMA units × 2 FLOPs × clock, from /proc/cpuinfo (lanes from its flags:
     16 with avx512f, 8 with avx2; the clock is its 'cpu MHz'; FMA units assumed, see FMA_UNITS)."""
     cores = len(os.sched_getaffinity(0))
-    flags, mhz = set(), 0.0
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-                elif line.startswith("cpu MHz") and not mhz:
-                    mhz = float(line.split(":", 1)[1])
-    except OSError:
-        pass
+    flags, mhz = cpu_flags() or set(), cpu_mhz()
     lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
     flops = cores * lanes * FMA_UNITS * 2 * mhz * 1e6
     how = (f"{cores} cores × {lanes} float32 lanes × {FMA_UNITS} FMA units × 2 FLOPs × {mhz / 1000:.2f} GHz "

@@ -179,7 +179,7 @@ def focus_range(values: list[float], pad: float = 0.3) -> list[float]:
 
 LIVE_METRICS = ("loss", "accuracy")
 # The per-batch line's most points on the live charts. A long run streams thousands; every
-# refresh sends them all to each tab watching and the browser draws them again (README, "The app").
+# refresh sends them all to each tab watching and the browser draws them again (docs/performance.md, "The live panel in the browser").
 LIVE_BATCH_POINTS = 400
 
 

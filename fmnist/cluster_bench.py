@@ -5,8 +5,8 @@ app's own launch path (fmnist.worker.launch), first on the local queue, then thr
 FMNIST_RAY_ADDRESS (each run a job asking FMNIST_RAY_CPUS, default 1), each side in a fresh
 FMNIST_HOME on the configured run store. It watches the store: the wall time from the first launch
 to the last run's end, and for each run the time from its launch to its first batch's point in the
-store (for the runs that did not wait for another: the overhead of starting a run). README, "On a
-cluster", has the figures.
+store (for the runs that did not wait for another: the overhead of starting a run).
+docs/performance.md, "The local queue against a local Ray head", has the figures.
 """
 
 import json
@@ -60,7 +60,7 @@ def main() -> int:
 
     head = cluster.current()
     if head is None:
-        print(f"error: set {cluster.ADDRESS_ENV} to a Ray head's dashboard (README: \"On a cluster\")")
+        print(f"error: set {cluster.ADDRESS_ENV} to a Ray head's dashboard (docs/cluster.md, \"Three setups\")")
         return 2
     address = os.environ.pop(cluster.ADDRESS_ENV)
     try:

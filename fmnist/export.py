@@ -4,8 +4,8 @@ it is kept, with its model card beside it.
 
 The Keras side, on TensorFlow whatever backend trained the run: the converters that Keras uses
 (tf2onnx for ONNX, TensorFlow's LiteRT converter) work from TensorFlow graphs, and a .keras file
-written by a JAX training loads under TensorFlow with the same weights (README, "Which engine
-trains a run"). `python -m fmnist export` starts Keras on TensorFlow before it imports this.
+written by a JAX training loads under TensorFlow with the same weights
+(docs/engines.md, "Which engine trains a run"). `python -m fmnist export` starts Keras on TensorFlow before it imports this.
 
 Every export is made in a temporary folder beside where it is kept and moved into place only once
 its check has run: a conversion or check that fails leaves nothing behind.

@@ -3,8 +3,8 @@
 For each run: opening the model up, one image through every layer with its saliency map (median
 over 20 test images), the PCA and the t-SNE of the test images (the first time: they are removed
 first, and computed again as the page's background process does), and the page's rerun in each
-view once everything is cached (AppTest, the fastest of 5). Prints one JSON object per run; the
-README keeps the figures.
+view once everything is cached (AppTest, the fastest of 5). Prints one JSON object per run;
+docs/performance.md, "Inside", keeps the figures.
 """
 
 import json
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fmnist.data import load_dataset
 from fmnist.inside import Inside, project_run, run_pca
+from fmnist.machine import cpu_name
 from fmnist.prediction import load_model
 from fmnist.projection import PCA, TSNE, pixels_projection_path, run_projection_path
 from fmnist.store import open_store
@@ -24,14 +25,6 @@ APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 def load_average() -> float:
     return os.getloadavg()[0]
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 def fastest_rerun(at, repeats: int) -> float:

@@ -9,7 +9,8 @@ TensorFlow, saying why on stderr (the run's train.log when the app started it).
 import os
 import sys
 
-from fmnist.backends import LABELS, cpu_name
+from fmnist.backends import LABELS
+from fmnist.machine import cpu_name
 
 
 def why_not(backend: str) -> str | None:

@@ -2,7 +2,7 @@
 
 Why not Streamlit's own charts: the live panel refreshes every second on every tab that watches a
 run, and each refresh of a Vega-Lite chart and a progress bar cost the browser about a sixth of a
-core (React re-rendering them, Vega laying out its scenegraph; README, "Watching a training"), which
+core (React re-rendering them, Vega laying out its scenegraph; docs/performance.md, "The live panel in the browser"), which
 on two cores comes out of the training. This component is one element: the browser calls its
 script only when its data changed, and the script redraws a <canvas> only when its points did.
 Its data is plain number lists (fmnist.charts.live_curves), no network, no CDN.

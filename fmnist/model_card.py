@@ -12,8 +12,8 @@ from importlib import metadata
 
 import numpy as np
 
-from fmnist.backends import cpu_name
 from fmnist.data import CLASS_NAMES
+from fmnist.machine import cpu_name
 from fmnist.models import INPUT_SHAPE, NUM_CLASSES, stack_name
 from fmnist.runs import Run
 

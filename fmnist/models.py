@@ -8,6 +8,8 @@ builds the Keras model from the same plan.
 import functools
 from dataclasses import asdict, dataclass, fields, replace
 
+from fmnist.machine import cpu_flags
+
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish")
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -149,12 +151,8 @@ def validate(spec: ModelSpec) -> ModelSpec:
 @functools.cache  # the Train page asks on every rerun
 def cpu_has_bfloat16() -> bool | None:
     """Whether this CPU computes bfloat16 natively (Linux tells; elsewhere None: unknown)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            words = set(f.read().split())
-    except OSError:
-        return None
-    return bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+    flags = cpu_flags()
+    return None if flags is None else bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def stack_name(spec: ModelSpec) -> str:
@@ -264,7 +262,7 @@ PRESETS = {
     # Wider, with dropout against overfitting and a cosine-decayed learning rate to settle at the end.
     "Best MLP": dense_spec((512, 256), dropout=0.2, epochs=20, batch_size=64, lr_schedule="cosine"),
     # Two conv blocks, a larger batch with a larger learning rate, bfloat16 for speed: chosen among
-    # the variants in the README's "How the Small CNN got there" (accuracy and time of each).
+    # the variants in docs/performance.md, "How the Small CNN got there" (accuracy and time of each).
     "Small CNN": validate(ModelSpec(
         conv=(ConvBlock(32, dropout=0.25), ConvBlock(64, dropout=0.25)),
         layers=(DenseLayer(128, dropout=0.3),),
@@ -274,7 +272,7 @@ PRESETS = {
 
 
 # What each preset reaches on the test set and how long it trains from the app on a 2-core CPU,
-# as the Train page labels them (the measurements: README, "Measured on this project's machine").
+# as the Train page labels them (the measurements: docs/performance.md, "Presets").
 PRESET_EXPECTED = {
     "Seed A: 64-128-64-32": "seed notebook 0.887",
     "Seed B: 64-128-32": "seed notebook 0.885",

@@ -7,7 +7,7 @@ distance to its nearest training images there (Sun et al., 2022: the k-th neares
 Each measure is a score, higher meaning more unusual; its threshold is calibrated on the run's
 held-out images (its validation split, never the test set) so that a set share of them is flagged.
 The app uses the nearest training images: of the four it separated text pages and photos of other
-things from held-out images best, for the Small CNN and the Best MLP alike (README, "Photos").
+things from held-out images best, for the Small CNN and the Best MLP alike (docs/photos.md, "Which measure of unusual").
 Beside it, one thing the model does not measure: a training image's item is one piece, or two or
 three (a sandal's straps), where a page of text or a photo of a scene falls apart into many; the
 number of pieces a picture's 28×28 breaks into that at most PIECES_SHARE of the held-out images reach
@@ -28,7 +28,7 @@ from fmnist.store import save_atomically
 TOP_PROBABILITY, ENTROPY = "top probability", "entropy"
 MAHALANOBIS, NEIGHBOURS = "Mahalanobis distance", "distance to the nearest training images"
 MEASURES = (TOP_PROBABILITY, ENTROPY, MAHALANOBIS, NEIGHBOURS)
-# The measure the app uses (chosen on validation images: README, "Photos").
+# The measure the app uses (chosen on validation images: docs/photos.md, "Which measure of unusual").
 MEASURE = NEIGHBOURS
 # The k-th nearest training image is the one whose distance counts: one near copy does not make a picture usual.
 NEAREST_K = 10

@@ -5,7 +5,7 @@ right (as they are and averaged over small shifts) and how well the item's box i
 how well each measure of unusualness separates pictures unlike the data (noise, text pages, other
 photos) from the run's held-out validation images (the area under the ROC curve), and which share of
 each kind gets the notice at the app's threshold. Also the time to prepare a 12-megapixel photo.
-Prints one JSON object per run; the README keeps the figures.
+Prints one JSON object per run; docs/photos.md, "Measured", keeps the figures.
 """
 
 import io
@@ -18,7 +18,8 @@ from PIL import Image
 
 from fmnist.data import load_dataset, to_model_input
 from fmnist.imaging import open_image, prepare, prepare_or_whole
-from fmnist.inside_bench import cpu_name, load_average
+from fmnist.inside_bench import load_average
+from fmnist.machine import cpu_name
 from fmnist.outlier_check import HiddenAndOutput, calibrated_check
 from fmnist.outliers import FLAGGED_SHARE, MEASURES, held_out_images, item_pieces, separation
 from fmnist.photo_fixtures import SITUATIONS, encode, phone_photo, photo_like, unlike_data
@@ -27,7 +28,7 @@ from fmnist.store import open_store
 
 
 def small_shifts(image01: np.ndarray) -> np.ndarray:
-    """Test-time augmentation, measured here (it did not help: README, "Photos"): the (28, 28) image
+    """Test-time augmentation, measured here (it did not help: docs/photos.md, "Tried and not in the app"): the (28, 28) image
     and its copies moved one pixel up, down, left and right, black coming in: (5, 28, 28)."""
     padded = np.pad(image01, 1)
     return np.stack([padded[1 + dy:29 + dy, 1 + dx:29 + dx] for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))])

@@ -46,7 +46,7 @@ def predict_image(model, image01: np.ndarray) -> np.ndarray:
 
     predict_on_batch runs the model's compiled predict step (traced on its first call):
     much faster than an eager model(x), and than predict(), which builds a data
-    pipeline on every call (README: "Measured on this project's machine").
+    pipeline on every call (docs/performance.md, "The app").
     """
     batch = image01[np.newaxis, :, :, np.newaxis]
     return np.asarray(model.predict_on_batch(batch))[0]

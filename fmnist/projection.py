@@ -25,7 +25,7 @@ from fmnist.worker import PACKAGE_ROOT, process_alive, process_started
 PCA, TSNE = "pca", "tsne"
 METHODS = {PCA: "PCA", TSNE: "t-SNE"}
 # The t-SNE settings, chosen to finish within a minute on this project's 2 shared cores
-# (README, "Measured on this project's machine"): openTSNE's FFT-accelerated gradients, the
+# (docs/performance.md, "Inside"): openTSNE's FFT-accelerated gradients, the
 # usual perplexity 30 on the first 50 principal components, 250 iterations of early exaggeration
 # (which forms the clusters) and 250 more to spread them.
 TSNE_SETTINGS = dict(perplexity=30, pca_dims=50, exaggeration_iter=250, iter=250, seed=0)

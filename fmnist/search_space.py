@@ -31,7 +31,7 @@ MAX_MINUTES = 24 * 60
 @dataclass(frozen=True)
 class SearchSpace:
     """Ranges are (low, high), both included; choices are tuples. Defaults: an MLP search that
-    ends in about ten minutes on two CPU cores (README: "Search")."""
+    ends in about ten minutes on two CPU cores (docs/performance.md, "The search")."""
     layers: tuple[int, int] = (1, 4)
     width: tuple[int, int] = (32, 1024)  # every layer's own width, log scale
     activations: tuple[str, ...] = ("relu", "gelu", "tanh")  # one for the whole stack

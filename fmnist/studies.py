@@ -19,7 +19,7 @@ from fmnist.store import RunStore
 
 # The median pruner compares a trial with the finished ones once this many have finished, at every
 # epoch from the first (steps are epochs counted from 1; Optuna skips steps below WARMUP_EPOCHS).
-# What that saves and costs is measured in the README ("The search").
+# What that saves and costs is measured in docs/performance.md, "The search".
 STARTUP_TRIALS = 4
 WARMUP_EPOCHS = 1
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,7 +1,7 @@
 """Whether the browser tab is hidden (another tab in front, the window minimised), as the browser says.
 
 A page that refreshes on its own (the sidebar's run status, Build & Train's live panel) costs the
-server a script run each time, on every open tab (README, "Watching a training"): a hidden tab's
+server a script run each time, on every open tab (docs/performance.md, "A hidden tab"): a hidden tab's
 refresh is work nobody sees. The browser tells a page when it hides and shows again
 (`visibilitychange`); a component that listens reports it here, the refresh pauses while the tab is
 hidden, and the page reruns at once when it shows again, with what changed meanwhile.

@@ -45,7 +45,7 @@ INSIDE_REQUEST = "inside_request"
 # The sidebar's refresh: every STATUS_EVERY_S while a run is queued or training (its progress),
 # every IDLE_STATUS_EVERY_S with nothing active, only to notice a run started elsewhere (another
 # tab, the command line): each refresh makes the browser redraw the page's elements, which on a
-# page full of charts costs more than the refresh itself (README, "The app").
+# page full of charts costs more than the refresh itself (docs/performance.md, "Idle pages and page times").
 STATUS_EVERY_S = 2.0
 IDLE_STATUS_EVERY_S = 10.0
 ACTIVITY = "active_runs_drawn"  # the active runs a page run was drawn for: see remember_activity
@@ -441,7 +441,7 @@ def keep_keras_between_runs() -> None:
     """Streamlit (1.67, `_clean_problem_modules` in streamlit/runtime/scriptrunner/script_runner.py)
     calls `keras.backend.clear_session()` after every script run once Keras is imported: a full
     garbage collection and TensorFlow's kernel cache thrown away each time, and every refresh of
-    a fragment is a script run, on every open tab (README, "The app"). This server never builds
+    a fragment is a script run, on every open tab (docs/performance.md, "A hidden tab"). This server never builds
     a Keras model (training runs in processes of its own); it only predicts with loaded ones,
     which lose their compiled kernels on each reset. So nothing is cleared; the hook's other
     task, closing matplotlib figures, has nothing to do here (no page uses pyplot)."""

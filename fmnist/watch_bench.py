@@ -26,6 +26,8 @@ from pathlib import Path
 
 import psutil
 
+from fmnist.machine import cpu_name
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the browser tests' server and Chromium set-up, shared
 
@@ -43,13 +45,6 @@ PAGES = (
 )
 VIEWPORT = {"width": 1400, "height": 1000}
 SETTLE_S = 15
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 def browser_processes() -> list[psutil.Process]:
@@ -273,7 +268,7 @@ def main(argv=None) -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
-    print(f"CPU: {cpu_model()}, {psutil.cpu_count()} cores; model 256-128, batch 64, {args.epochs} epochs, "
+    print(f"CPU: {cpu_name()}, {psutil.cpu_count()} cores; model 256-128, batch 64, {args.epochs} epochs, "
           f"{args.limit or 60000:,} images; {args.rounds} rounds each, alternating", flush=True)
     with tempfile.TemporaryDirectory(prefix="fmnist-watch-bench-") as tmp, sync_playwright() as playwright:
         home = Path(tmp) / "home"

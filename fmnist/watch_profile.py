@@ -24,7 +24,8 @@ from pathlib import Path
 
 import psutil
 
-from fmnist.watch_bench import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, CpuMeter, browser_processes, cpu_model, cpu_seconds, free_port, start_streamlit
+from fmnist.machine import cpu_name
+from fmnist.watch_bench import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, CpuMeter, browser_processes, cpu_seconds, free_port, start_streamlit
 
 from browser import set_tab_hidden  # tests/browser.py, on the path fmnist.watch_bench sets
 
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    print(f"CPU: {cpu_model()}, {psutil.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in psutil.getloadavg())}", flush=True)
+    print(f"CPU: {cpu_name()}, {psutil.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in psutil.getloadavg())}", flush=True)
     with tempfile.TemporaryDirectory(prefix="fmnist-watch-profile-") as tmp, sync_playwright() as playwright:
         home = Path(tmp) / "home"
         home.mkdir()

@@ -43,7 +43,7 @@ from fmnist.ui import (
 
 STARTER = "Seed D: 128-64"
 # The button's promise, from `python -m fmnist train --layers 128,64 --epochs 10` on 2 CPU cores
-# (README: "Measured on this project's machine").
+# (docs/performance.md, "The app").
 STARTER_TIME = "about 35 seconds"
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 SHOWN = 280  # px: the canvas, the originals and the enlarged 28×28 image share a size

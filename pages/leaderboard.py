@@ -202,7 +202,8 @@ def export_controls(store: RunStore, run) -> None:
             "Keras ms/image": st.column_config.NumberColumn(format="%.3f"),
         })
         st.caption("Each zip holds the model and its model card: the input it expects (28×28 grayscale, a light item on black, "
-                   "0–1), the classes in order, this check. The README shows how to classify a photo with onnxruntime alone.")
+                   "0–1), the classes in order, this check. How to classify a photo with onnxruntime alone: "
+                   "docs/exports.md, \"Classify a PNG with onnxruntime alone\".")
 
 
 def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> None:

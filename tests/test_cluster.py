@@ -1,7 +1,7 @@
 """Runs on a real Ray cluster: a local head (token authentication, 2 CPUs, 127.0.0.1, a temporary
 folder) and a real PostgreSQL run store, both started by the tests (tests/servers.py). The app's
 own launch path sends runs there as Ray jobs; the Train page shows their curves from PostgreSQL;
-stop, `ray job stop` and a search's trials behave as the README says."""
+stop, `ray job stop` and a search's trials behave as docs/cluster.md, "Faults", says."""
 
 import json
 

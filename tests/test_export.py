@@ -1,6 +1,6 @@
 """Exports of a run's model (ONNX, LiteRT in float32, float16 and int8, SavedModel): each loads in
 its own runtime and agrees with the Keras model on 1,000 test images; the model card; `predict`;
-bad input; the Leaderboard's export control; the README's onnxruntime-only example.
+bad input; the Leaderboard's export control; the example of docs/exports.md, "Classify a PNG with onnxruntime alone".
 
 One small CNN (one conv block, one epoch on 2,000 images) is trained and exported to every format
 once for the module. Stated tolerances, against the Keras model on the first 1,000 test images:
@@ -328,7 +328,7 @@ def test_a_model_trained_on_jax_exports_like_any_other(home, tmp_path, dataset):
 
 def test_the_readmes_example_classifies_a_png_with_onnxruntime_alone(exported, tmp_path, dataset):
     store, run_id, exporter, _ = exported
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "exports.md").read_text(), re.S)
     [example] = [block for block in blocks if "onnxruntime" in block]
     assert len(example.strip().splitlines()) <= 12
     (tmp_path / "classify.py").write_text(example)

@@ -35,7 +35,7 @@ def small_run(tmp_path_factory, dataset):
 
 @pytest.fixture(scope="module")
 def photos(dataset):
-    """The set the README reports on: 12 pictures of each situation, seed 0."""
+    """The set docs/photos.md, "Measured", reports on: 12 pictures of each situation, seed 0."""
     return photo_like(dataset.x_test, dataset.y_test, per_situation=12, seed=0)
 
 
@@ -83,7 +83,7 @@ def test_each_situation_is_classified_as_its_test_image_is(photos, prepared, sma
     as_photos = np.asarray(model.predict_on_batch(np.stack([p.image01 for p in prepared])[..., np.newaxis])).argmax(axis=1)
     as_test_images = np.asarray(model.predict_on_batch(to_model_input(dataset.x_test[[photo.test_index for photo in photos]]))).argmax(axis=1)
     labels = np.array([photo.label for photo in photos])
-    # An MLP minds the turn of a phone photo's item more than a CNN (the Small CNN: 34 of 36 agree, README "Photos").
+    # An MLP minds the turn of a phone photo's item more than a CNN (the Small CNN: 34 of 36 agree, docs/photos.md, "Measured").
     for situation in SITUATIONS:
         chosen = np.array([photo.situation == situation for photo in photos])
         agree = (as_photos[chosen] == as_test_images[chosen]).sum()

@@ -20,7 +20,7 @@ def test_no_file_watching():
 
 
 def test_streamlit_reads_it_so():
-    """As `streamlit run` sees it from the project folder, the way the README starts the app."""
+    """As `streamlit run` sees it from the project folder, the way README.md, "Start", starts the app."""
     shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, check=True).stdout
     assert 'fileWatcherType = "none"' in shown and "runOnSave = false" in shown

@@ -25,8 +25,9 @@ def start(store: RunStore, run_id: int) -> None:
 
 def missing_gpu(backend: str) -> str | None:
     """In a run's Ray job that asked for a GPU: why it cannot have one, when Keras finds none on its node."""
-    from fmnist.backends import LABELS, cpu_name
+    from fmnist.backends import LABELS
     from fmnist.keras_start import device_name
+    from fmnist.machine import cpu_name
 
     asked = cluster.in_cluster_job() and cluster.resource_setting(cluster.GPUS_ENV, 0.0) > 0
     if not asked or device_name(backend) != cpu_name():
