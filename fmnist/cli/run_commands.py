@@ -1,4 +1,5 @@
-"""The store's runs: `runs` (the leaderboard), `stop`, `code` (a run as a script), and the jobs on a trained run's spec (`cv`, `seeds`).
+"""The store's runs: `runs` (the leaderboard), `stop`, `code` (a run as a script), `advise` (the coach),
+and the jobs on a trained run's spec (`cv`, `seeds`).
 `runs` and `stop` never load Keras."""
 
 import json
@@ -80,6 +81,19 @@ def cmd_code(args) -> int:
         print(f"run {args.run_id}: written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def add_advise(sub) -> None:
+    advise = sub.add_parser("advise", help="what a run's curves say (overfitting, underfitting, learning rate, epochs, size): one JSON line")
+    advise.add_argument("run_id", type=int)
+    advise.set_defaults(func=cmd_advise)
+
+
+def cmd_advise(args) -> int:
+    from fmnist.coach import advice_of
+
+    print(json.dumps(advice_of(open_store(), args.run_id)))  # CoachError (a ValueError): one line, exit 2
     return 0
 
 
