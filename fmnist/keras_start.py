@@ -37,12 +37,27 @@ def start_keras(backend: str, log=None) -> str:
                   f"Install it with ./setup.sh, or choose the backend tensorflow.", file=log, flush=True)
             backend = "tensorflow"
         os.environ["KERAS_BACKEND"] = backend
+        if backend == "jax":
+            cache_jax_compilations()
     import keras
 
     actual = keras.backend.backend()
     if actual != backend:  # e.g. several trainings in one process (seed-table) asking for different backends
         print(f"Keras already runs on {actual} in this process: this run trains on {actual}, not {backend}.", file=log, flush=True)
     return actual
+
+
+def cache_jax_compilations() -> None:
+    """JAX's persistent compilation cache in the run store's folder: a spec trained before (the same
+    layers, batch size and optimizer) skips compiling its training step, the larger part of a small
+    run's start. Any compilation is kept (JAX's default keeps only those over a second)."""
+    import jax
+
+    from fmnist.home import home_dir
+
+    jax.config.update("jax_compilation_cache_dir", str(home_dir() / "cache" / "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def device_name(backend: str) -> str:

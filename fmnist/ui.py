@@ -471,9 +471,11 @@ def warm_up() -> None:
     """What the first visit to Classify would do: TensorFlow's import (with fmnist.prediction),
     the dataset, the best run's model loaded and its predict step traced, the model opened up
     for the saliency map, its unusual-picture check calibrated. Into the caches the pages read, so a visit meanwhile waits for it."""
+    from fmnist import warm
     from fmnist.leaderboard import best_run
 
     try:
+        warm.prepare(get_store())  # the next run's process, waiting with Keras and the dataset loaded
         get_dataset()
         best = best_run(get_store().list_runs())
         if best is None:  # nothing to classify with yet: Classify offers to train, without TensorFlow

@@ -6,6 +6,9 @@ import tempfile
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Runs start cold in tests (each warm trainer is a process with Keras loaded, waiting): the tests of
+# warm trainers turn them on (tests/test_warm.py).
+os.environ["FMNIST_WARM_TRAINER"] = "0"
 # Nothing a test does lands in the repository's ./runs.
 os.environ["FMNIST_HOME"] = tempfile.mkdtemp(prefix="fmnist-tests-")
 

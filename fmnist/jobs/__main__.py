@@ -1,5 +1,6 @@
 """A run's own process: `python -m fmnist.jobs RUN_ID` (the worker spawns it for the app, and a Ray job
-runs it on a cluster's node); `--help-search` makes it another trial process of a running search.
+runs it on a cluster's node); `--help-search` makes it another trial process of a running search;
+`--warm BACKEND` a warm trainer waiting for the next run (fmnist.warm).
 It prints the run's progress on stderr (the run's train.log) and its summary as one JSON line."""
 
 import argparse
@@ -11,16 +12,22 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fmnist.console import ProgressBar, print_queued, print_trial  # noqa: E402
-from fmnist.jobs.process import exit_code, help_in_this_process, run_in_this_process  # noqa: E402
+from fmnist.jobs.process import exit_code, help_in_this_process, run_in_this_process, wait_warm  # noqa: E402
 from fmnist.runs import RunStatus  # noqa: E402
 from fmnist.store import open_store  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmnist.jobs", description="Train a queued run in this process.")
-    parser.add_argument("run_id", type=int)
+    parser.add_argument("run_id", type=int, nargs="?")
     parser.add_argument("--help-search", action="store_true", help="be another trial process of this running search")
+    parser.add_argument("--warm", choices=("jax", "tensorflow"), help="a warm trainer: load Keras and the dataset, then wait "
+                                                                     "for a run's id on stdin (fmnist.warm)")
     args = parser.parse_args(argv)
+    if args.warm:
+        return wait_warm(args.warm)
+    if args.run_id is None:
+        parser.error("a run id is required")
     store = open_store()
     run = store.get(args.run_id)
     if args.help_search:

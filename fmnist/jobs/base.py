@@ -22,10 +22,11 @@ class JobKind:
         """The Keras backend its process starts (fmnist.backends): the run's setting for its spec."""
         return resolve(run.spec, run.backend_setting)
 
-    def execute(self, store, run: Run, progress=None, on_trial=None) -> dict:
+    def execute(self, store, run: Run, progress=None, on_trial=None, dataset=None) -> dict:
         """Do the run's work in this process (Keras started on backend_for's backend, the run claimed
         from its queue); record how it ended in the store, never raise for a failed training. Returns
-        the summary the process prints."""
+        the summary the process prints. dataset: the loaded dataset when the process has it already
+        (a warm trainer), else the kind loads it."""
         raise NotImplementedError
 
     def describe(self, run: Run) -> dict:

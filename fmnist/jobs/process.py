@@ -6,21 +6,26 @@ the backend its kind picks, and hands the run to its kind's `execute`. The worke
 app; the command line runs the same function in its own process, showing progress as it goes.
 """
 
+import json
 import os
 import sys
 import time
 
-from fmnist import cluster
+from fmnist import cluster, warm
 from fmnist.jobs import kind_of
 from fmnist.runs import RunStatus
-from fmnist.store import RunStore
+from fmnist.store import RunStore, open_store
 from fmnist.worker import reap_dead_runs, start_process, submit, wait_for_slot
 
 
 def start(store: RunStore, run_id: int) -> None:
     """Give a queued run its own process: a Ray job with FMNIST_RAY_ADDRESS set (unless its kind stays
-    here), else a local process."""
-    start_process(store, run_id, local=kind_of(store.get(run_id)).local_only)
+    here), else the warm trainer of its backend when one waits (fmnist.warm), else a new local process."""
+    run = store.get(run_id)
+    kind = kind_of(run)
+    if (kind.local_only or cluster.current() is None) and warm.hand_over(store, run_id, kind.backend_for(run)):
+        return
+    start_process(store, run_id, local=kind.local_only)
 
 
 def missing_gpu(backend: str) -> str | None:
@@ -39,10 +44,10 @@ def missing_gpu(backend: str) -> str | None:
             f"CUDA builds there (./setup.sh --gpu), or set {cluster.GPUS_ENV}=0 to train on CPUs")
 
 
-def run_in_this_process(store: RunStore, run_id: int, progress=None, on_wait=None, on_trial=None) -> dict:
+def run_in_this_process(store: RunStore, run_id: int, progress=None, on_wait=None, on_trial=None, dataset=None) -> dict:
     """Wait for the run's turn, then do its kind's work here; returns its summary. progress (a training's
     points), on_wait (its place in the queue) and on_trial (a search's trials as they end) let a
-    caller show them."""
+    caller show them; dataset, when this process loaded it already (a warm trainer)."""
     if not wait_for_slot(store, run_id, on_wait=on_wait):
         return store.get(run_id).summary()
     # Keras loads here, once the run may start (listing, stopping and a queued wait stay light), on the
@@ -55,7 +60,44 @@ def run_in_this_process(store: RunStore, run_id: int, progress=None, on_wait=Non
     if missing:
         store.finish(run_id, RunStatus.FAILED, error=missing)
         return store.get(run_id).summary()
-    return kind.execute(store, run, progress=progress, on_trial=on_trial)
+    return kind.execute(store, run, progress=progress, on_trial=on_trial, dataset=dataset)
+
+
+def wait_warm(backend: str) -> int:
+    """A warm trainer's life: Keras started on backend and the dataset loaded, then blocked on stdin
+    until the server writes a run's id (fmnist.warm.hand_over); then that run's process, its output
+    in the run's train.log. Ends at once, with nothing done, when stdin closes without an id."""
+    from fmnist.data import load_dataset
+    from fmnist.keras_start import start_keras
+
+    start_keras(backend)
+    import fmnist.training  # noqa: F401  (the engine's imports, paid while waiting)
+
+    dataset = load_dataset()
+    print(f"warm trainer ready: {backend}, pid {os.getpid()}", flush=True)  # what fmnist.warm.ready reads
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    run_id = int(line)
+    store = open_store()
+    log = os.open(store.run_dir(run_id) / "train.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, sys.stdout.fileno())
+    os.dup2(log, sys.stderr.fileno())
+    os.chdir(store.run_dir(run_id))
+    run = store.get(run_id)
+    if run is None or run.status != RunStatus.QUEUED:
+        print(f"run {run_id} is not queued", file=sys.stderr)
+        return 2
+    print(f"run {run_id}: trained by a warm trainer (Keras and the dataset loaded before it was queued)", file=sys.stderr, flush=True)
+    from fmnist.console import ProgressBar, print_queued, print_trial
+
+    progress = ProgressBar()
+    try:
+        summary = run_in_this_process(store, run_id, progress=progress, on_wait=print_queued, on_trial=print_trial, dataset=dataset)
+    finally:
+        progress.close()
+    print(json.dumps(summary), flush=True)
+    return exit_code(summary)
 
 
 def help_in_this_process(store: RunStore, run_id: int) -> None:

@@ -24,7 +24,7 @@ class Repeat(JobKind):
                                 pid=pid, pid_started=pid_started, kind=self.kind, parent_id=run_id, repeats=repeats,
                                 backend_setting=run.backend or run.backend_setting or "auto", **owner)
 
-    def execute(self, store, run: Run, progress=None, on_trial=None) -> dict:
+    def execute(self, store, run: Run, progress=None, on_trial=None, dataset=None) -> dict:
         from fmnist.training import run_job
 
-        return run_job(store, run.id, progress=progress)
+        return run_job(store, run.id, dataset=dataset, progress=progress)

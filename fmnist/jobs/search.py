@@ -46,10 +46,10 @@ class Search(JobKind):
             spec = replace(spec, conv=(ConvBlock(16),))
         return resolve(spec, run.backend_setting)
 
-    def execute(self, store, run: Run, progress=None, on_trial=None) -> dict:
+    def execute(self, store, run: Run, progress=None, on_trial=None, dataset=None) -> dict:
         from fmnist.search import run_search
 
-        return run_search(store, run.id, on_trial=on_trial)
+        return run_search(store, run.id, dataset=dataset, on_trial=on_trial)
 
     def help(self, store, run: Run) -> None:
         """Another process's part of a running search (FMNIST_MAX_PARALLEL > 1): more trials at once."""

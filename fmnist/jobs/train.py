@@ -14,7 +14,7 @@ class Train(JobKind):
         return store.create_run(spec, name=name, train_limit=train_limit, pid=pid, pid_started=pid_started,
                                 backend_setting=backend_setting, **owner)
 
-    def execute(self, store, run: Run, progress=None, on_trial=None) -> dict:
+    def execute(self, store, run: Run, progress=None, on_trial=None, dataset=None) -> dict:
         from fmnist.training import train_run
 
-        return train_run(store, run.id, progress=progress)
+        return train_run(store, run.id, dataset=dataset, progress=progress)

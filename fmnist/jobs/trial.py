@@ -9,7 +9,7 @@ from fmnist.runs import Run, RunKind
 class Trial(JobKind):
     kind = RunKind.TRIAL
 
-    def execute(self, store, run: Run, progress=None, on_trial=None) -> dict:
+    def execute(self, store, run: Run, progress=None, on_trial=None, dataset=None) -> dict:
         from fmnist.search import train_submitted_trial
 
         return train_submitted_trial(store, run.id)
