@@ -23,6 +23,7 @@ import tempfile
 import time
 
 from fmnist.backends import BACKENDS, LABELS, auto_backend
+from fmnist.dataset import FASHION_MNIST
 from fmnist.machine import cpu_flags, cpu_mhz, cpu_name
 from fmnist.models import PRESETS, ModelSpec, layer_plan, with_training
 from fmnist.store import RunStore
@@ -30,8 +31,8 @@ from fmnist.store import RunStore
 MLP_PRESET = "Seed A: 64-128-64-32"
 # (name, preset, batch size, training images): the CNN on a fifth of the set keeps the bench short.
 CASES = (
-    ("MLP 64-128-64-32", MLP_PRESET, 32, 60000),
-    ("MLP 64-128-64-32", MLP_PRESET, 256, 60000),
+    ("MLP 64-128-64-32", MLP_PRESET, 32, FASHION_MNIST.train_size),
+    ("MLP 64-128-64-32", MLP_PRESET, 256, FASHION_MNIST.train_size),
     ("Small CNN (bfloat16)", "Small CNN", PRESETS["Small CNN"].batch_size, 12800),
 )
 SIDES = (("bare", "tensorflow"), ("engine", "tensorflow"), ("engine", "jax"))

@@ -11,9 +11,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import percent
-from fmnist.models import INPUT_SHAPE, MAX_LAYERS, NUM_CLASSES, WIDTH_RANGE, ConvBlock, DenseLayer, ModelSpec, summary_rows
+from fmnist.models import MAX_LAYERS, WIDTH_RANGE, ConvBlock, DenseLayer, ModelSpec, summary_rows
 
 TRAIN_COLOR = "#636EFA"
 VAL_COLOR = "#EF553B"
@@ -24,7 +24,7 @@ OUTPUT_COLOR = "#00CC96"
 CONV_COLOR = "#AB63FA"
 # Transparent so the figures sit on Streamlit's light and dark themes alike.
 TRANSPARENT = dict(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")
-FLAT = INPUT_SHAPE[0] * INPUT_SHAPE[1] * INPUT_SHAPE[2]
+FLAT = FASHION_MNIST.pixels  # the network picture is of a model for the app's dataset
 
 
 # --- the network as a picture ---
@@ -50,7 +50,7 @@ def layer_boxes(spec: ModelSpec) -> list[dict]:
     """One box per layer as drawn: title above it, detail lines below, params on hover."""
     rows = {row["layer"]: row for row in summary_rows(spec)}
     params = {name: row["params"] for name, row in rows.items()}
-    shape = "×".join(str(n) for n in INPUT_SHAPE)
+    shape = "×".join(str(n) for n in FASHION_MNIST.input_shape)
     boxes = [dict(title="Input", units=FLAT, params=0, color=IO_COLOR, detail=[shape, "augmented" if spec.augment else ""],
                   hover=f"Input: one {shape} grayscale image" + ("<br>+ random shifts and flips while training" if spec.augment else ""))]
     for i, block in enumerate(spec.conv, start=1):
@@ -62,12 +62,12 @@ def layer_boxes(spec: ModelSpec) -> list[dict]:
     for i, layer in enumerate(spec.layers, start=1):
         boxes.append(dense_box(i, layer, width, params))
         width = layer.units
-    output = params["output"]
+    output, classes = params["output"], FASHION_MNIST.num_classes
     boxes.append(dict(
-        title=f"Dense<br>{NUM_CLASSES}", units=NUM_CLASSES, params=output, color=OUTPUT_COLOR,
+        title=f"Dense<br>{classes}", units=classes, params=output, color=OUTPUT_COLOR,
         detail=["softmax", f"{compact(output)} params"],
-        hover=f"output: Dense {NUM_CLASSES}, softmax (one probability per class)<br>"
-              f"{output:,} params = {width}×{NUM_CLASSES} weights + {NUM_CLASSES} biases",
+        hover=f"output: Dense {classes}, softmax (one probability per class)<br>"
+              f"{output:,} params = {width}×{classes} weights + {classes} biases",
     ))
     return boxes
 
@@ -245,12 +245,12 @@ def overlay_curves(curves: dict[str, list[dict]], metric: str) -> go.Figure:
     return fig
 
 
-def probability_bars(probs: np.ndarray) -> go.Figure:
+def probability_bars(probs: np.ndarray, class_names: tuple[str, ...] = FASHION_MNIST.class_names) -> go.Figure:
     """One horizontal bar per class in the dataset's order, the predicted class in colour."""
     top = int(np.argmax(probs))
     fig = go.Figure(go.Bar(
-        x=probs, y=list(CLASS_NAMES), orientation="h",
-        marker_color=[OUTPUT_COLOR if i == top else IO_COLOR for i in range(len(CLASS_NAMES))],
+        x=probs, y=list(class_names), orientation="h",
+        marker_color=[OUTPUT_COLOR if i == top else IO_COLOR for i in range(len(class_names))],
         text=[percent(p) for p in probs], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.2%}<extra></extra>",
     ))

@@ -1,4 +1,5 @@
-"""Fashion-MNIST: find the real files, validate them, cache a decoded copy.
+"""Fashion-MNIST's images: find the real files, validate them against fmnist.dataset.FASHION_MNIST,
+cache a decoded copy.
 
 Search order: $FMNIST_DATA, Debian's dataset-fashion-mnist, the Keras cache,
 then the Keras download. A set $FMNIST_DATA that holds no valid dataset is an
@@ -18,17 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fmnist.dataset import FASHION_MNIST, DatasetInfo
 from fmnist.home import StoreError, home_dir
 
-CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
+# The four original IDX files: name, magic number, and the shape the description says they hold.
 FILES = {
-    "x_train": ("train-images-idx3-ubyte.gz", 2051, (60000, 28, 28)),
-    "y_train": ("train-labels-idx1-ubyte.gz", 2049, (60000,)),
-    "x_test": ("t10k-images-idx3-ubyte.gz", 2051, (10000, 28, 28)),
-    "y_test": ("t10k-labels-idx1-ubyte.gz", 2049, (10000,)),
+    "x_train": ("train-images-idx3-ubyte.gz", 2051, (FASHION_MNIST.train_size, *FASHION_MNIST.image_shape)),
+    "y_train": ("train-labels-idx1-ubyte.gz", 2049, (FASHION_MNIST.train_size,)),
+    "x_test": ("t10k-images-idx3-ubyte.gz", 2051, (FASHION_MNIST.test_size, *FASHION_MNIST.image_shape)),
+    "y_test": ("t10k-labels-idx1-ubyte.gz", 2049, (FASHION_MNIST.test_size,)),
 }
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 HOW_TO_GET = (
@@ -46,12 +45,20 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class Dataset:
-    x_train: np.ndarray  # uint8 (60000, 28, 28)
-    y_train: np.ndarray  # uint8 (60000,)
-    x_test: np.ndarray  # uint8 (10000, 28, 28)
-    y_test: np.ndarray  # uint8 (10000,)
+    """The images and labels, with the description (shape, class names) everything downstream reads."""
+    x_train: np.ndarray  # uint8 (train images, height, width)
+    y_train: np.ndarray  # uint8 labels, 0 to info.num_classes - 1
+    x_test: np.ndarray  # uint8 (test images, height, width)
+    y_test: np.ndarray
     source: str
     note: str | None = None  # what people should know, e.g. that the decoded copy could not be saved
+    info: DatasetInfo = FASHION_MNIST
+
+    def __post_init__(self):
+        for name in ("x_train", "x_test"):
+            found = tuple(getattr(self, name).shape[1:])
+            if found != self.info.image_shape:
+                raise DatasetError(f"{self.source}: {name} holds {found} images, {self.info.name} has {self.info.image_shape}.")
 
 
 def keras_cache_dir() -> Path:
@@ -87,8 +94,8 @@ def read_folder(folder: Path) -> Dataset:
         raise DatasetError(f"{folder} lacks {', '.join(missing)}.")
     arrays = {key: read_idx(folder / name, magic, shape) for key, (name, magic, shape) in FILES.items()}
     for key in ("y_train", "y_test"):
-        if arrays[key].max() > 9:
-            raise DatasetError(f"{folder / FILES[key][0]} has labels outside 0-9.")
+        if arrays[key].max() >= FASHION_MNIST.num_classes:
+            raise DatasetError(f"{folder / FILES[key][0]} has labels outside 0-{FASHION_MNIST.num_classes - 1}.")
     return Dataset(**arrays, source=str(folder))
 
 
@@ -187,15 +194,15 @@ def load_dataset() -> Dataset:
 
 
 def to_model_input(images: np.ndarray) -> np.ndarray:
-    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in 0-1, as the seed normalised it."""
+    """uint8 (N, height, width) -> float32 (N, height, width, 1) in 0-1, as the seed normalised it."""
     return (images.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
 
-def examples_per_class(labels: np.ndarray, per_class: int, seed: int = 0) -> list[np.ndarray]:
-    """For each class 0-9, `per_class` random indices of images with that label."""
+def examples_per_class(labels: np.ndarray, per_class: int, seed: int = 0, num_classes: int = FASHION_MNIST.num_classes) -> list[np.ndarray]:
+    """For each class (0 to num_classes - 1), `per_class` random indices of images with that label."""
     rng = np.random.default_rng(seed)
-    return [rng.choice(np.flatnonzero(labels == label), per_class, replace=False) for label in range(len(CLASS_NAMES))]
+    return [rng.choice(np.flatnonzero(labels == label), per_class, replace=False) for label in range(num_classes)]
 
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int = 0) -> list[np.ndarray]:

@@ -1,7 +1,8 @@
 """Scores from class probabilities: loss and accuracy, confusion matrices, per-class scores.
 
 Pure numpy: a run's stored test-set probabilities are all it needs (computing them
-from a model is the Keras side's job, fmnist.prediction).
+from a model is the Keras side's job, fmnist.prediction). Any dataset's: the class names, or
+their number, come from its DatasetInfo (the app's Fashion-MNIST unless the caller hands down another).
 """
 
 from pathlib import Path
@@ -9,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fmnist.data import CLASS_NAMES
-from fmnist.models import NUM_CLASSES
+from fmnist.dataset import FASHION_MNIST
 
 # Keras clips probabilities the same way in sparse_categorical_crossentropy.
 EPSILON = 1e-7
@@ -26,29 +26,29 @@ def test_metrics(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 # --- a run's predictions on the test images ---
 
-def read_probabilities(path: Path, n_images: int) -> np.ndarray | None:
-    """The stored (n_images, 10) probabilities, or None if the file is missing, unreadable or of another shape."""
+def read_probabilities(path: Path, n_images: int, num_classes: int = FASHION_MNIST.num_classes) -> np.ndarray | None:
+    """The stored (n_images, num_classes) probabilities, or None if the file is missing, unreadable or of another shape."""
     try:
         probs = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-    return probs if probs.shape == (n_images, NUM_CLASSES) else None
+    return probs if probs.shape == (n_images, num_classes) else None
 
 
 # --- where the model goes wrong ---
 
 
-def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int = FASHION_MNIST.num_classes) -> np.ndarray:
     """cm[true, predicted] = number of images; rows are the true classes."""
-    pairs = labels.astype(np.int64) * NUM_CLASSES + predicted.astype(np.int64)
-    return np.bincount(pairs, minlength=NUM_CLASSES * NUM_CLASSES).reshape(NUM_CLASSES, NUM_CLASSES)
+    pairs = labels.astype(np.int64) * num_classes + predicted.astype(np.int64)
+    return np.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def accuracy(cm: np.ndarray) -> float:
     return float(np.trace(cm) / cm.sum())
 
 
-def per_class_scores(cm: np.ndarray) -> pd.DataFrame:
+def per_class_scores(cm: np.ndarray, class_names: tuple[str, ...] = FASHION_MNIST.class_names) -> pd.DataFrame:
     """Precision, recall and F1 per class; a class never predicted (or never present) scores 0 there."""
     right = np.diag(cm).astype(float)
     predicted, actual = cm.sum(axis=0), cm.sum(axis=1)
@@ -57,7 +57,7 @@ def per_class_scores(cm: np.ndarray) -> pd.DataFrame:
     both = precision + recall
     f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(right), where=both > 0)
     return pd.DataFrame({
-        "class": CLASS_NAMES, "precision": precision, "recall": recall, "F1": f1, "images": actual,
+        "class": class_names, "precision": precision, "recall": recall, "F1": f1, "images": actual,
     })
 
 
@@ -81,11 +81,11 @@ def top_classes(probs: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
     return [(int(c), float(probs[c])) for c in best]
 
 
-def confusion_name(true_class: int, predicted_class: int) -> str:
-    return f"{CLASS_NAMES[true_class]} taken for {CLASS_NAMES[predicted_class]}"
+def confusion_name(true_class: int, predicted_class: int, class_names: tuple[str, ...] = FASHION_MNIST.class_names) -> str:
+    return f"{class_names[true_class]} taken for {class_names[predicted_class]}"
 
 
-def change_summary(cm_a: np.ndarray, cm_b: np.ndarray) -> str:
+def change_summary(cm_a: np.ndarray, cm_b: np.ndarray, class_names: tuple[str, ...] = FASHION_MNIST.class_names) -> str:
     """One line on how run B's mistakes differ from run A's: in total, then the confusions that changed most."""
     diff = cm_b.astype(np.int64) - cm_a
     mistakes = diff - np.diag(np.diag(diff))
@@ -100,9 +100,9 @@ def change_summary(cm_a: np.ndarray, cm_b: np.ndarray) -> str:
     better = np.unravel_index(np.argmin(mistakes), mistakes.shape)
     worse = np.unravel_index(np.argmax(mistakes), mistakes.shape)
     if mistakes[better] < 0:
-        parts.append(f"most improved: {confusion_name(*better)} ({int(mistakes[better]):+d})")
+        parts.append(f"most improved: {confusion_name(*better, class_names)} ({int(mistakes[better]):+d})")
     if mistakes[worse] > 0:
-        parts.append(f"most worsened: {confusion_name(*worse)} ({int(mistakes[worse]):+d})")
+        parts.append(f"most worsened: {confusion_name(*worse, class_names)} ({int(mistakes[worse]):+d})")
     return "; ".join(parts) + "."
 
 
@@ -113,6 +113,6 @@ def percent(p: float) -> str:
     return ">99.9%" if p > 0.999 else f"{p:.1%}"
 
 
-def top_k(probs: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+def top_k(probs: np.ndarray, k: int = 3, class_names: tuple[str, ...] = FASHION_MNIST.class_names) -> list[tuple[str, float]]:
     """The k likeliest classes as (name, probability), likeliest first."""
-    return [(CLASS_NAMES[c], p) for c, p in top_classes(probs, k)]
+    return [(class_names[c], p) for c, p in top_classes(probs, k)]

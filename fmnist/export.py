@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from fmnist.data import Dataset, to_model_input
+from fmnist.dataset import FASHION_MNIST
 from fmnist.export_formats import (
     ExportError,
     Variant,
@@ -37,12 +38,11 @@ from fmnist.export_formats import (
     place,
 )
 from fmnist.model_card import CHECK_IMAGES, build_card, card_json, card_markdown, compare
-from fmnist.models import INPUT_SHAPE, NUM_CLASSES
 from fmnist.prediction import load_model
 from fmnist.store import RunStore
 
 # One float32 image batch of any size, named for what it is: the exported models' input.
-SIGNATURE = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32, name="image")]
+SIGNATURE = [tf.TensorSpec((None, *FASHION_MNIST.input_shape), tf.float32, name="image")]
 KERAS_FORMATS = {"onnx": "onnx", "litert": "litert", "saved_model": "tf_saved_model"}
 # Training images (never test images) that show the int8 converter the range of each layer's values.
 CALIBRATION_IMAGES = 300
@@ -99,14 +99,14 @@ def compute_dtype(model: keras.Model) -> str:
 
 
 def check_io(model: keras.Model) -> None:
-    """ExportError unless the model takes one 28×28×1 image batch and gives ten probabilities."""
+    """ExportError unless the model takes one batch of the dataset's images and gives one probability per class."""
     try:
         inputs, outputs = [tuple(t.shape[1:]) for t in model.inputs], [tuple(t.shape[1:]) for t in model.outputs]
     except (AttributeError, ValueError) as e:
         raise ExportError(f"the model has no fixed input and output to export ({e}).") from e
-    if inputs != [INPUT_SHAPE] or outputs != [(NUM_CLASSES,)]:
-        raise ExportError(f"the model maps {inputs} to {outputs}; an export here is of a model from one 28×28×1 image to "
-                          f"{NUM_CLASSES} class probabilities.")
+    if inputs != [FASHION_MNIST.input_shape] or outputs != [(FASHION_MNIST.num_classes,)]:
+        raise ExportError(f"the model maps {inputs} to {outputs}; an export here is of a model from one {FASHION_MNIST.size_text}×1 image to "
+                          f"{FASHION_MNIST.num_classes} class probabilities.")
 
 
 def layers_named_in(text: str, model: keras.Model) -> list[str]:

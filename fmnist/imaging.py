@@ -17,13 +17,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from fmnist.data import to_model_input
+from fmnist.dataset import FASHION_MNIST
 from fmnist.segmentation import NOISE_LEVEL, NoItemError, Separated, clean_border, find_item, separate  # noqa: F401  (NOISE_LEVEL: part of what imaging offers)
 from fmnist.upright import estimate, upright
 
 # Pillow's guard against decompression bombs (a small file that decodes to gigabytes),
 # set explicitly: 40 megapixels is a large photo, and what may be decoded at all.
 Image.MAX_IMAGE_PIXELS = 40_000_000
-SIZE = 28
+SIZE = FASHION_MNIST.image_shape[0]  # its images are square
 # Larger images are shrunk to this (4× the final size) before the item is looked for:
 # fast for a 12-megapixel photo, and area averaging takes the sensor and JPEG noise
 # down with it, so that noise cannot pass for the item's edge.

@@ -2,7 +2,7 @@
 pixels drove a prediction (integrated gradients), and the last hidden layer's outputs for the test
 images projected to 2-D.
 
-The Keras side. It works on any loaded run model whose input is a 28×28×1 image and whose output
+The Keras side. It works on any loaded run model whose input is one FASHION_MNIST image (28×28×1) and whose output
 is the ten class probabilities: the seed's MLPs, the presets, runs saved before this module existed,
 and models with layers it does not know (it shows the layers it can and names the ones it skips).
 """
@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from fmnist.data import Dataset, to_model_input
+from fmnist.dataset import FASHION_MNIST
 from fmnist.inside_charts import InsideError, LayerOutput, Look, SkippedLayer, WeightImages, by_norm
-from fmnist.models import INPUT_SHAPE, NUM_CLASSES
 from fmnist.prediction import load_model
 from fmnist.projection import (
     PCA,
@@ -48,17 +48,17 @@ IG_STEPS = 32
 
 
 def check_shapes(model) -> None:
-    """InsideError unless the model takes one 28×28×1 image and gives ten probabilities."""
+    """InsideError unless the model takes one FASHION_MNIST image and gives one probability per class."""
     try:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError) as e:
         raise InsideError(f"the model has no fixed input ({e}).") from e
-    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != INPUT_SHAPE:
+    if len(inputs) != 1 or tuple(inputs[0].shape[1:]) != FASHION_MNIST.input_shape:
         raise InsideError(f"the model takes {', '.join(str(tuple(i.shape[1:])) for i in inputs)}, not one "
-                          f"{'×'.join(map(str, INPUT_SHAPE))} image, so the page cannot feed it test images.")
-    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) != (NUM_CLASSES,):
+                          f"{FASHION_MNIST.size_text}×1 image, so the page cannot feed it test images.")
+    if len(outputs) != 1 or tuple(outputs[0].shape[1:]) != (FASHION_MNIST.num_classes,):
         raise InsideError(f"the model outputs {', '.join(str(tuple(o.shape[1:])) for o in outputs)}, "
-                          f"not the {NUM_CLASSES} class probabilities.")
+                          f"not the {FASHION_MNIST.num_classes} class probabilities.")
 
 
 def layer_output(layer):
@@ -119,7 +119,7 @@ class Inside:
     def look(self, image01: np.ndarray, target: int | None = None) -> Look:
         """A (28, 28) image in 0-1 through every shown layer, its probabilities, and the integrated
         gradients of the predicted class (or `target`)."""
-        x = tf.constant(np.asarray(image01, np.float32).reshape(1, *INPUT_SHAPE))
+        x = tf.constant(np.asarray(image01, np.float32).reshape(1, *FASHION_MNIST.input_shape))
         results = [np.asarray(tf.cast(r, tf.float32))[0] for r in self._forward(x)]
         probs = results[-1]
         outputs = [LayerOutput(layer.name, type(layer).__name__, values) for (layer, _), values in zip(self.layers, results)]
@@ -140,9 +140,9 @@ def first_layer_weights(model) -> WeightImages | None:
             return by_norm(layer.name, "filters", np.moveaxis(kernel[:, :, 0, :], -1, 0))
         if kind == "Dense":
             kernel = np.asarray(layer.get_weights()[0], np.float32)  # (784 pixels, units), pixels row by row
-            if kernel.shape[0] != INPUT_SHAPE[0] * INPUT_SHAPE[1]:
+            if kernel.shape[0] != FASHION_MNIST.pixels:
                 return None
-            return by_norm(layer.name, "units", kernel.T.reshape(-1, INPUT_SHAPE[0], INPUT_SHAPE[1]))
+            return by_norm(layer.name, "units", kernel.T.reshape(-1, *FASHION_MNIST.image_shape))
         return None
     return None
 

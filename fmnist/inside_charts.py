@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 from fmnist.charts import TRANSPARENT
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 
 # Diverging: blue below zero, white at zero, red above (weights and attributions have a sign).
 DIVERGING = [[0.0, "#2166AC"], [0.25, "#92C5DE"], [0.5, "#F7F7F7"], [0.75, "#F4A582"], [1.0, "#B2182B"]]
@@ -175,7 +175,7 @@ def projection_scatter(points: np.ndarray, labels: np.ndarray, predicted: np.nda
     ten thousand strings or symbols make plotly's checks take a third of a second."""
     fig = go.Figure()
     wrong = np.zeros(len(points), bool) if predicted is None else predicted != labels
-    for c, name in enumerate(CLASS_NAMES):
+    for c, name in enumerate(FASHION_MNIST.class_names):
         right, mistaken = np.flatnonzero((labels == c) & ~wrong), np.flatnonzero((labels == c) & wrong)
         fig.add_trace(go.Scatter(
             x=points[right, 0], y=points[right, 1], mode="markers", name=name, legendgroup=name, customdata=right,
@@ -183,7 +183,7 @@ def projection_scatter(points: np.ndarray, labels: np.ndarray, predicted: np.nda
             hovertemplate=f"test image #%{{customdata}}<br>{name}" + (", right" if predicted is not None else "") + "<extra></extra>",
         ))
         if len(mistaken):
-            said = [f"said {CLASS_NAMES[p]}" for p in predicted[mistaken]]
+            said = [f"said {FASHION_MNIST.class_names[p]}" for p in predicted[mistaken]]
             fig.add_trace(go.Scatter(
                 x=points[mistaken, 0], y=points[mistaken, 1], mode="markers", name=f"{name}, wrong", legendgroup=name,
                 showlegend=False, customdata=mistaken, hovertext=said,

@@ -12,9 +12,9 @@ from importlib import metadata
 
 import numpy as np
 
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 from fmnist.machine import cpu_name
-from fmnist.models import INPUT_SHAPE, NUM_CLASSES, stack_name
+from fmnist.models import stack_name
 from fmnist.runs import Run
 
 CARD_VERSION = 1
@@ -69,21 +69,22 @@ def build_card(run: Run, variant, file_name: str, check: dict, io: dict, model_v
         "quantization": variant.quantize,
         "runtime": variant.runtime,
         "input": {
-            "name": io.get("input"), "shape": [None, *INPUT_SHAPE], "dtype": "float32",
+            "name": io.get("input"), "shape": [None, *FASHION_MNIST.input_shape], "dtype": "float32",
             "layout": "batch, height, width, channel (NHWC); any batch size" if variant.format != "litert"
             else "batch, height, width, channel (NHWC); batch 1 as exported (resize the input tensor for more)",
         },
         "output": {
-            "name": io.get("output"), "shape": [None, NUM_CLASSES], "dtype": "float32",
+            "name": io.get("output"), "shape": [None, FASHION_MNIST.num_classes], "dtype": "float32",
             "meaning": "the probability of each class, in the order of `classes` (softmax applied: they add up to 1)",
         },
         "preprocessing": PREPROCESSING,
-        "classes": list(CLASS_NAMES),
+        "classes": list(FASHION_MNIST.class_names),
         "run": {
             "id": run.id, "name": run.name, "stack": stack_name(run.spec), "params": run.params, "spec": run.spec.to_dict(),
-            "trained_on": f"the first {run.train_limit:,} training images" if run.train_limit else "all 60,000 training images",
+            "trained_on": f"the first {run.train_limit:,} training images" if run.train_limit
+            else f"all {FASHION_MNIST.train_size:,} training images",
             "backend": run.backend, "test_accuracy": run.test_acc, "test_loss": run.test_loss,
-            "test_images": 10000,
+            "test_images": FASHION_MNIST.test_size,
         },
         "check": {**check, "cpu": cpu_name()},
         "model_version": model_version,

@@ -8,11 +8,10 @@ builds the Keras model from the same plan.
 import functools
 from dataclasses import asdict, dataclass, fields, replace
 
+from fmnist.dataset import FASHION_MNIST, DatasetInfo
 from fmnist.machine import cpu_flags
 
 ACTIVATIONS = ("relu", "gelu", "elu", "selu", "tanh", "sigmoid", "swish")
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 MAX_LAYERS = 6
 WIDTH_RANGE = (8, 1024)
 MAX_CONV_BLOCKS = 3  # three 2×2 poolings take 28×28 down to 3×3
@@ -177,9 +176,10 @@ class PlannedLayer:
     mixed_precision: bool = False
 
 
-def layer_plan(spec: ModelSpec) -> list[PlannedLayer]:
-    """Input(28,28,1) -> [augmentation] -> [conv blocks] -> Flatten -> Dense... -> Dense(10, softmax)."""
-    side, channels = INPUT_SHAPE[0], INPUT_SHAPE[2]
+def layer_plan(spec: ModelSpec, info: DatasetInfo = FASHION_MNIST) -> list[PlannedLayer]:
+    """Input(height, width, 1) -> [augmentation] -> [conv blocks] -> Flatten -> Dense... -> Dense(classes, softmax),
+    for the images and classes of the dataset info describes."""
+    (rows, cols), channels = info.image_shape, 1
     mixed = spec.mixed_precision
     plan = []
 
@@ -189,12 +189,12 @@ def layer_plan(spec: ModelSpec) -> list[PlannedLayer]:
     if spec.augment:
         # Clothing is left-right symmetric and sits roughly centred: small shifts and mirror images
         # are still the same class. Both layers are inactive outside training.
-        image = (side, side, channels)
+        image = (rows, cols, channels)
         plan.append(PlannedLayer("augment_shift", "RandomTranslation",
                                  (("height_factor", 0.1), ("width_factor", 0.1), ("fill_mode", "constant"), ("seed", spec.seed)), image, 0))
         plan.append(PlannedLayer("augment_flip", "RandomFlip", (("mode", "horizontal"), ("seed", spec.seed)), image, 0))
     for i, block in enumerate(spec.conv, start=1):
-        shape = (side, side, block.filters)
+        shape = (rows, cols, block.filters)
         weights = block.kernel_size * block.kernel_size * channels * block.filters
         add(f"conv_{i}", "Conv2D", shape, weights + block.filters, filters=block.filters, kernel_size=block.kernel_size,
             padding="same", activation=None if block.batch_norm else block.activation)
@@ -202,13 +202,13 @@ def layer_plan(spec: ModelSpec) -> list[PlannedLayer]:
             add(f"conv_batch_norm_{i}", "BatchNormalization", shape, 4 * block.filters)
             add(f"conv_activation_{i}", "Activation", shape, activation=block.activation)
         if block.pool:
-            side //= 2
-            shape = (side, side, block.filters)
+            rows, cols = rows // 2, cols // 2
+            shape = (rows, cols, block.filters)
             add(f"pool_{i}", "MaxPooling2D", shape, pool_size=2)
         if block.dropout > 0:
             add(f"conv_dropout_{i}", "Dropout", shape, rate=block.dropout)
         channels = block.filters
-    width = side * side * channels
+    width = rows * cols * channels
     add("flatten", "Flatten", (width,))
     for i, layer in enumerate(spec.layers, start=1):
         shape = (layer.units,)
@@ -220,8 +220,8 @@ def layer_plan(spec: ModelSpec) -> list[PlannedLayer]:
         if layer.dropout > 0:
             add(f"dropout_{i}", "Dropout", shape, rate=layer.dropout)
         width = layer.units
-    plan.append(PlannedLayer("output", "Dense", (("units", NUM_CLASSES), ("activation", "softmax")), (NUM_CLASSES,),
-                             width * NUM_CLASSES + NUM_CLASSES))
+    classes = info.num_classes
+    plan.append(PlannedLayer("output", "Dense", (("units", classes), ("activation", "softmax")), (classes,), width * classes + classes))
     return plan
 
 

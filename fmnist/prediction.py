@@ -25,7 +25,7 @@ def load_model(store: RunStore, run_id: int) -> keras.Model:
 
 
 def predict_test(model, dataset: Dataset) -> np.ndarray:
-    """The model's class probabilities for the 10,000 test images (float32, 10000×10)."""
+    """The model's class probabilities for the dataset's test images (float32, test images × classes)."""
     return model.predict(to_model_input(dataset.x_test), batch_size=1024, verbose=0).astype(np.float32)
 
 
@@ -33,7 +33,7 @@ def probabilities_on_test_set(store: RunStore, run_id: int, dataset: Dataset, lo
     """The run's class probabilities for the test images: read from its folder, or computed once
     from its model (load(run_id), by default load_model; it may raise ModelFileError) and saved there."""
     path = store.probs_path(run_id)
-    probs = read_probabilities(path, len(dataset.y_test))
+    probs = read_probabilities(path, len(dataset.y_test), dataset.info.num_classes)
     if probs is None:
         model = load(run_id) if load else load_model(store, run_id)
         probs = predict_test(model, dataset)
@@ -42,7 +42,7 @@ def probabilities_on_test_set(store: RunStore, run_id: int, dataset: Dataset, lo
 
 
 def predict_image(model, image01: np.ndarray) -> np.ndarray:
-    """The ten class probabilities for one (28, 28) image in 0-1.
+    """The class probabilities for one (height, width) image in 0-1.
 
     predict_on_batch runs the model's compiled predict step (traced on its first call):
     much faster than an eager model(x), and than predict(), which builds a data

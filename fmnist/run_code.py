@@ -11,6 +11,7 @@ set once and prints `test accuracy: 0.8853`. Pure side: it writes text, it impor
 import json
 from textwrap import dedent, indent
 
+from fmnist.dataset import FASHION_MNIST
 from fmnist.models import ModelSpec, layer_plan, stack_name
 from fmnist.runs import Run, RunKind
 
@@ -100,7 +101,7 @@ def sections(run: Run) -> list[tuple[str, str]]:
         ("The data: Fashion-MNIST's four original files, from FMNIST_DATA or Debian's dataset-fashion-mnist,\n"
          "else Keras downloads them. Pixels become 0-1 floats with one channel, as the app feeds them.",
          dedent(f"""\
-            CLASS_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+            CLASS_NAMES = {list(FASHION_MNIST.class_names)!r}
 
 
             def read_idx(path, count_dims):
@@ -125,7 +126,7 @@ def sections(run: Run) -> list[tuple[str, str]]:
          + ("\nEach layer computes in bfloat16 and keeps its weights in float32 (mixed precision)." if uses_mixed_precision(spec) else ""),
          f"keras.utils.set_random_seed({spec.seed})  # the same seed: the same first weights and shuffles\n"
          "model = keras.Sequential([\n"
-         "    keras.Input(shape=(28, 28, 1)),\n"
+         f"    keras.Input(shape={FASHION_MNIST.input_shape!r}),\n"
          + "\n".join(layer_lines(spec)) + "\n"
          f"], name={stack_name(spec).replace('-', '_')!r})\n"
          "model.summary()"),

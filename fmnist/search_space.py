@@ -7,6 +7,7 @@ configuration and returns it as an ordinary ModelSpec, so a trial trains like an
 import math
 from dataclasses import asdict, dataclass
 
+from fmnist.dataset import FASHION_MNIST
 from fmnist.models import (
     ACTIVATIONS,
     FILTERS_RANGE,
@@ -91,8 +92,8 @@ def validate_space(space: SearchSpace) -> SearchSpace:
     _choices("lr_schedules", space.lr_schedules, ("constant", "cosine"))
     _range("conv_blocks", space.conv_blocks, 0, MAX_CONV_BLOCKS)
     _choices("filters", space.filters, tuple(f for f in FILTER_CHOICES if FILTERS_RANGE[0] <= f <= FILTERS_RANGE[1]))
-    if not (isinstance(space.images, int) and 100 <= space.images <= 60000):
-        raise SpecError(f"images: a whole number from 100 to 60000, got {space.images!r}")
+    if not (isinstance(space.images, int) and 100 <= space.images <= FASHION_MNIST.train_size):
+        raise SpecError(f"images: a whole number from 100 to {FASHION_MNIST.train_size}, got {space.images!r}")
     if not (isinstance(space.epochs, int) and 1 <= space.epochs <= 100):
         raise SpecError(f"epochs: a whole number from 1 to 100, got {space.epochs!r}")
     if not (isinstance(space.val_split, (int, float)) and 0.05 <= space.val_split <= 0.5):

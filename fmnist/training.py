@@ -22,6 +22,7 @@ from tensorboard.summary.writer.record_writer import RecordWriter
 
 from fmnist.data import Dataset, load_dataset, stratified_folds, to_model_input
 from fmnist.database import StoreUnreachable
+from fmnist.dataset import FASHION_MNIST, DatasetInfo
 from fmnist.evaluation import test_metrics
 from fmnist.keras_start import device_name
 from fmnist.models import ModelSpec
@@ -256,10 +257,11 @@ def save_model(model, path: Path) -> None:
 
 
 def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoch_offset: int = 0, progress=None,
-        extra_callbacks=()):
-    """Build, compile and fit a model on (x, y) while streaming to the run; returns (model, epochs run, seconds)."""
+        extra_callbacks=(), info: DatasetInfo = FASHION_MNIST):
+    """Build (for info's images and classes), compile and fit a model on (x, y) while streaming to the run;
+    returns (model, epochs run, seconds)."""
     set_random_seed(spec.seed)
-    model = compile_model(build_model(spec), spec, len(x))
+    model = compile_model(build_model(spec, info), spec, len(x))
     callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress) + list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
@@ -290,7 +292,7 @@ def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, prog
         dataset = dataset or load_dataset()
         x, y = training_arrays(dataset, run.train_limit)
         run_dir = store.run_dir(run_id)
-        model, epochs_done, train_s = fit(store, run_id, run.spec, x, y, run_dir, progress=progress)
+        model, epochs_done, train_s = fit(store, run_id, run.spec, x, y, run_dir, progress=progress, info=dataset.info)
 
         probs = predict_test(model, dataset)
         save_atomically(store.probs_path(run_id), lambda tmp: np.save(tmp, probs))
@@ -317,7 +319,8 @@ def train_trial(store: RunStore, run_id: int, trial, dataset: Dataset) -> tuple[
     try:
         record_engine(store, run_id)
         x, y = training_arrays(dataset, run.train_limit)
-        _, epochs_done, train_s = fit(store, run_id, run.spec, x, y, store.run_dir(run_id), extra_callbacks=[reporter])
+        _, epochs_done, train_s = fit(store, run_id, run.spec, x, y, store.run_dir(run_id), extra_callbacks=[reporter],
+                                   info=dataset.info)
         status = RunStatus.PRUNED if reporter.pruned else ended_status(store, run_id)
         trial.set_user_attr("first_batch_at", reporter.first_batch_at)
         trained_samples = round(len(x) * (1 - run.spec.val_split)) * epochs_done
@@ -359,7 +362,8 @@ def run_job(store: RunStore, job_id: int, dataset: Dataset | None = None, progre
         scores, train_s = [], 0.0
         for i, (spec, x, y, x_score, y_score) in enumerate(job_parts(job, dataset)):
             log_dir = store.run_dir(job_id) / f"part-{i + 1}"
-            model, _, seconds = fit(store, job_id, spec, x, y, log_dir, epoch_offset=i * spec.epochs, progress=progress)
+            model, _, seconds = fit(store, job_id, spec, x, y, log_dir, epoch_offset=i * spec.epochs, progress=progress,
+                                    info=dataset.info)
             train_s += seconds
             if store.stop_requested(job_id):
                 break  # a part cut short would skew the scores

@@ -218,7 +218,7 @@ def run_probabilities(run_id: int, dataset) -> np.ndarray:
     """The run's test-set probabilities: stored with the run, or computed once from its model
     (ModelFileError if that cannot be loaded)."""
     store = get_store()
-    probs = read_probabilities(store.probs_path(run_id), len(dataset.y_test))
+    probs = read_probabilities(store.probs_path(run_id), len(dataset.y_test), dataset.info.num_classes)
     if probs is None:
         from fmnist.prediction import probabilities_on_test_set  # TensorFlow: only for a run without stored ones
 
@@ -476,13 +476,13 @@ def warm_up() -> None:
 
     try:
         warm.prepare(get_store())  # the next run's process, waiting with Keras and the dataset loaded
-        get_dataset()
+        dataset = get_dataset()
         best = best_run(get_store().list_runs())
         if best is None:  # nothing to classify with yet: Classify offers to train, without TensorFlow
             return
         from fmnist.prediction import predict_image
 
-        blank = np.zeros((28, 28), dtype=np.float32)
+        blank = np.zeros(dataset.info.image_shape, dtype=np.float32)
         predict_image(load_run_model(best.id), blank)
         load_run_inside(best.id).look(blank)
         load_run_outlier_check(best.id)

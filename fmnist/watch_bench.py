@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from fmnist.dataset import FASHION_MNIST
 from fmnist.machine import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,7 +260,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fmnist.watch_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each set-up (default 3)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs of the 256-128 stack per round (default 8)")
-    parser.add_argument("--limit", type=int, help="training images per round (default all 60,000)")
+    parser.add_argument("--limit", type=int, help=f"training images per round (default all {FASHION_MNIST.train_size:,})")
     parser.add_argument("--idle-s", type=float, default=20.0, help="seconds of CPU measured per idle page (default 20)")
     parser.add_argument("--training-only", action="store_true", help="only the rounds of training, alone and watched")
     args = parser.parse_args(argv)
@@ -269,7 +270,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
 
     print(f"CPU: {cpu_name()}, {psutil.cpu_count()} cores; model 256-128, batch 64, {args.epochs} epochs, "
-          f"{args.limit or 60000:,} images; {args.rounds} rounds each, alternating", flush=True)
+          f"{args.limit or FASHION_MNIST.train_size:,} images; {args.rounds} rounds each, alternating", flush=True)
     with tempfile.TemporaryDirectory(prefix="fmnist-watch-bench-") as tmp, sync_playwright() as playwright:
         home = Path(tmp) / "home"
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -7,7 +7,8 @@ from streamlit_drawable_canvas import st_canvas
 
 from fmnist import services
 from fmnist.charts import probability_bars
-from fmnist.data import CLASS_NAMES, DatasetError, examples_per_class
+from fmnist.data import DatasetError, examples_per_class
+from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import percent, top_k
 from fmnist.imaging import (
     WHOLE,
@@ -101,7 +102,7 @@ def show_prediction(model, prepared, seen, verdict, key: str, true_label: int | 
     """What the model receives (in the `seen` column, unless the steps show it) and what it predicts (in `verdict`);
     no_item: no item stood out, so the whole picture was classified."""
     if show_seen:
-        seen.image(enlarge(prepared.pixels), caption="What the model sees: 28×28", width=SHOWN, output_format="PNG")
+        seen.image(enlarge(prepared.pixels), caption=f"What the model sees: {FASHION_MNIST.size_text}", width=SHOWN, output_format="PNG")
     probs = predict_image(model, prepared.image01)
     with seen:
         why(prepared.image01, key, true_label)
@@ -111,8 +112,8 @@ def show_prediction(model, prepared, seen, verdict, key: str, true_label: int | 
         cols = st.columns(2)
         cols[0].metric("Prediction", name, f"{percent(prob)} sure", delta_color="off", delta_arrow="off")
         if true_label is not None:
-            cols[1].metric("True label", CLASS_NAMES[true_label])
-            if name == CLASS_NAMES[true_label]:
+            cols[1].metric("True label", FASHION_MNIST.class_names[true_label])
+            if name == FASHION_MNIST.class_names[true_label]:
                 st.badge("right", icon=":material/check:", color="green")
             else:
                 st.badge("wrong", icon=":material/close:", color="red")
@@ -238,12 +239,12 @@ def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool)
     if prepared.turned:  # a photo's symmetric item lying a little turned (fmnist.upright)
         how += f", turned {abs(prepared.turned):.0f}° {'anticlockwise' if prepared.turned > 0 else 'clockwise'} to stand upright"
     crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({how})", width=STEP)
-    seen.image(enlarge(prepared.pixels, 6), caption="What the model sees: 28×28", width=STEP, output_format="PNG")
+    seen.image(enlarge(prepared.pixels, 6), caption=f"What the model sees: {FASHION_MNIST.size_text}", width=STEP, output_format="PNG")
 
 
 def upload_tab(model):
     upload = st.file_uploader("A photo or drawing of one item", type=UPLOAD_TYPES, key="classify_upload",
-                              help="Any size and colour; the item is found, cropped, centred and shrunk to 28×28.")
+                              help=f"Any size and colour; the item is found, cropped, centred and shrunk to {FASHION_MNIST.size_text}.")
     if upload is None:
         st.info("Upload a picture of a clothing item: a phone photo of it lying on a floor or bed, a product card, a drawing.",
                 icon=":material/upload:")
@@ -285,14 +286,16 @@ def upload_tab(model):
 def test_image_tab(model):
     source, seen, verdict = st.columns([1, 1, 1.4], gap="medium")
     with source:
-        label = st.selectbox("Class", range(len(CLASS_NAMES)), format_func=CLASS_NAMES.__getitem__, key="classify_test_class")
+        label = st.selectbox("Class", range(FASHION_MNIST.num_classes), format_func=FASHION_MNIST.class_names.__getitem__,
+                             key="classify_test_class")
         dataset = dataset_or_message()
         if dataset is not None and st.button("Pick a random test image", icon=":material/shuffle:", key="classify_pick"):
             # seed=None: a fresh pick on every press.
             st.session_state.classify_test_index = int(examples_per_class(dataset.y_test, 1, seed=None)[label][0])
     index = st.session_state.get("classify_test_index")
     if dataset is None or index is None:
-        seen.info("Pick a class and press the button: one of the 10,000 test images, which no model trained on.", icon=":material/shuffle:")
+        seen.info(f"Pick a class and press the button: one of the {FASHION_MNIST.test_size:,} test images, which no model trained on.",
+                  icon=":material/shuffle:")
         return
     original = dataset.x_test[index]
     source.image(enlarge(original), caption=f"Test image #{index}", width=SHOWN, output_format="PNG")

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from fmnist.compare_charts import confusion_heatmap, difference_heatmap
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import (
     accuracy,
     cell_examples,
@@ -34,7 +34,7 @@ from fmnist.ui import (
 GALLERY_STEP = 40
 PER_ROW = 8
 ZOOM = 3  # 28×28 pixels shown as 84×84
-CLASSES = list(range(len(CLASS_NAMES)))
+CLASSES = list(range(FASHION_MNIST.num_classes))
 NO_TOOLBAR = {"displayModeBar": False}
 
 
@@ -50,7 +50,7 @@ def run_predictions(run, dataset) -> np.ndarray | None:
     path = store.probs_path(run.id)
     modified_ns = path.stat().st_mtime_ns if path.is_file() else 0
     try:
-        with st.spinner(f"Computing run #{run.id}'s predictions for the 10,000 test images (once: they are kept)…"):
+        with st.spinner(f"Computing run #{run.id}'s predictions for the {FASHION_MNIST.test_size:,} test images (once: they are kept)…"):
             return predictions(str(store.home), run.id, modified_ns, dataset)
     except ModelFileError as e:
         st.error(f"**Run #{run.id} cannot be evaluated.** {e} Delete it on the Leaderboard or train it again.",
@@ -70,8 +70,8 @@ def pick_clicked_cell(key: str) -> None:
     """A click on the matrix chooses the cell in the two select boxes below it."""
     points = st.session_state[key].selection.points
     if points:
-        st.session_state.eval_true = CLASS_NAMES.index(points[0]["y"])
-        st.session_state.eval_predicted = CLASS_NAMES.index(points[0]["x"])
+        st.session_state.eval_true = FASHION_MNIST.class_names.index(points[0]["y"])
+        st.session_state.eval_predicted = FASHION_MNIST.class_names.index(points[0]["x"])
 
 
 def forget_click() -> None:
@@ -85,7 +85,7 @@ def show_more() -> None:
 
 def caption(probs: np.ndarray, index: int) -> str:
     """The image's number, then the model's top three classes, one a line, its answer in bold."""
-    lines = [f"{CLASS_NAMES[c]} {p:.0%}" for c, p in top_classes(probs)]
+    lines = [f"{FASHION_MNIST.class_names[c]} {p:.0%}" for c, p in top_classes(probs)]
     return "  \n".join([f"#{index}", f"**{lines[0]}**", *lines[1:]])
 
 
@@ -118,16 +118,16 @@ def confusion_section(cm: np.ndarray) -> None:
 def gallery_section(run_id: int, probs: np.ndarray, dataset) -> None:
     st.subheader("The images in a cell")
     true_box, predicted_box = st.columns(2)
-    true_class = true_box.selectbox("True class", CLASSES, format_func=CLASS_NAMES.__getitem__, key="eval_true", on_change=forget_click)
-    predicted_class = predicted_box.selectbox("Predicted class", CLASSES, format_func=CLASS_NAMES.__getitem__,
+    true_class = true_box.selectbox("True class", CLASSES, format_func=FASHION_MNIST.class_names.__getitem__, key="eval_true", on_change=forget_click)
+    predicted_class = predicted_box.selectbox("Predicted class", CLASSES, format_func=FASHION_MNIST.class_names.__getitem__,
                                               key="eval_predicted", on_change=forget_click)
     indices = cell_examples(probs, dataset.y_test, true_class, predicted_class)
     cell = (run_id, true_class, predicted_class)
     if st.session_state.get("eval_cell") != cell:
         st.session_state.eval_cell, st.session_state.eval_shown = cell, GALLERY_STEP
     shown = indices[:st.session_state.eval_shown]
-    what = "correctly" if true_class == predicted_class else f"as **{CLASS_NAMES[predicted_class]}**"
-    st.markdown(f"**{len(indices)}** test images of **{CLASS_NAMES[true_class]}** classified {what}"
+    what = "correctly" if true_class == predicted_class else f"as **{FASHION_MNIST.class_names[predicted_class]}**"
+    st.markdown(f"**{len(indices)}** test images of **{FASHION_MNIST.class_names[true_class]}** classified {what}"
                 + (", the most confident first; under each, the model's top three." if len(indices) else "."))
     if len(shown):
         with st.container(key="eval_gallery"):
@@ -173,7 +173,7 @@ store = get_store()
 scored = sorted((r for r in training_runs(store.list_runs()) if r.test_acc is not None), key=lambda r: -r.test_acc)
 if not scored:
     no_runs_yet("No run has test results yet. Train a model on the Build & Train page; it is evaluated on the "
-                "10,000 test images when training ends.")
+                f"{FASHION_MNIST.test_size:,} test images when training ends.")
     st.stop()
 dataset = dataset_or_stop()
 

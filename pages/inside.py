@@ -5,7 +5,8 @@ import numpy as np
 import streamlit as st
 
 from fmnist.charts import probability_bars
-from fmnist.data import CLASS_NAMES, examples_per_class
+from fmnist.data import examples_per_class
+from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import percent
 from fmnist.imaging import enlarge
 from fmnist.inside_charts import InsideError, feature_maps, projection_scatter, saliency_overlay, unit_strip, weight_grid
@@ -125,7 +126,7 @@ def chosen_image(dataset) -> tuple[np.ndarray, str, int | None, int | None]:
     pick, number = st.columns([3, 2], vertical_alignment="bottom")
     with pick:
         left, right = st.columns([3, 2], vertical_alignment="bottom")
-        left.selectbox("Class", range(len(CLASS_NAMES)), format_func=CLASS_NAMES.__getitem__, key="inside_class")
+        left.selectbox("Class", range(FASHION_MNIST.num_classes), format_func=FASHION_MNIST.class_names.__getitem__, key="inside_class")
         right.button("Random image of it", icon=":material/shuffle:", key="pick_inside_random", on_click=pick_random, args=(dataset,))
     number.number_input("Test image #", 0, len(dataset.y_test) - 1, key="inside_index", on_change=lambda: show_test_image(
                             int(st.session_state.inside_index), dataset.y_test),
@@ -143,17 +144,17 @@ def image_view(inside, dataset) -> None:
     picture.image(enlarge((image01 * 255).astype(np.uint8)), caption=what, width=SHOWN, output_format="PNG")
     with saliency:
         st.plotly_chart(saliency_overlay(image01, look.saliency, height=SHOWN), key="inside_saliency", config=NO_TOOLBAR)
-        st.caption(f"Why *{CLASS_NAMES[look.target]}*: red pixels pushed the model towards it, blue ones away.")
+        st.caption(f"Why *{FASHION_MNIST.class_names[look.target]}*: red pixels pushed the model towards it, blue ones away.")
     with verdict:
         with st.container(key="inside_verdict"):
             cols = st.columns(2)
-            cols[0].metric("Prediction", CLASS_NAMES[predicted], f"{percent(float(look.probs[predicted]))} sure",
+            cols[0].metric("Prediction", FASHION_MNIST.class_names[predicted], f"{percent(float(look.probs[predicted]))} sure",
                            delta_color="off", delta_arrow="off")
             if true_class is not None:
-                cols[1].metric("True class", CLASS_NAMES[true_class])
+                cols[1].metric("True class", FASHION_MNIST.class_names[true_class])
         st.plotly_chart(probability_bars(look.probs), key="inside_probs", config=NO_TOOLBAR)
-    st.selectbox("Explain", [PREDICTED, *range(len(CLASS_NAMES))], key="inside_target",
-                 format_func=lambda c: "the predicted class" if c == PREDICTED else CLASS_NAMES[c],
+    st.selectbox("Explain", [PREDICTED, *range(FASHION_MNIST.num_classes)], key="inside_target",
+                 format_func=lambda c: "the predicted class" if c == PREDICTED else FASHION_MNIST.class_names[c],
                  help="Which class the saliency map explains.")
     st.caption("The saliency map is integrated gradients: the gradient of the class' probability with respect to each "
                "pixel, averaged along the way from a black image to this one, times the pixel. The values add up to about "
@@ -168,7 +169,7 @@ def image_view(inside, dataset) -> None:
         st.markdown(f"**{output.name}** · {output.type} · {what} (output {shape})")
         figure = feature_maps(output) if output.is_maps else unit_strip(output, in_order)
         st.plotly_chart(figure, key=f"inside_layer_{output.name}", config=NO_TOOLBAR)
-    st.markdown(f"**output** · Dense, softmax · the ten probabilities above: **{CLASS_NAMES[predicted]}**")
+    st.markdown(f"**output** · Dense, softmax · the ten probabilities above: **{FASHION_MNIST.class_names[predicted]}**")
     skipped(look.skipped)
 
 
@@ -188,7 +189,7 @@ def skipped(layers) -> None:
 def weights_view(inside) -> None:
     weights = inside.weights
     if weights is None:
-        st.info("This model's first layer with weights is neither a dense layer on the 28×28 pixels nor a convolution, "
+        st.info(f"This model's first layer with weights is neither a dense layer on the {FASHION_MNIST.size_text} pixels nor a convolution, "
                 "so there is no picture of what it learnt.", icon=":material/info:")
         return
     n = len(weights.images)
@@ -258,7 +259,7 @@ def projection_view(run, dataset) -> None:
     try:
         probs = run_probabilities(run.id, dataset)
         if method == PCA:
-            with st.spinner("The last hidden layer's outputs for the 10,000 test images…"):
+            with st.spinner(f"The last hidden layer's outputs for the {FASHION_MNIST.test_size:,} test images…"):
                 found, pixels = run_pca(run.id, dataset), pixels_pca(get_store(), dataset.x_test)
         else:
             found, pixels = tsne_or_progress(run, dataset)
@@ -295,7 +296,7 @@ def projection_view(run, dataset) -> None:
 enter_through_navigation()
 st.title("Inside")
 st.caption("Follow one image through every layer, see what the first layer's weights learnt and which pixels drove a "
-           "prediction, and where the 10,000 test images land.")
+           f"prediction, and where the {FASHION_MNIST.test_size:,} test images land.")
 store = get_store()
 runs = [run for run in training_runs(store.list_runs()) if run.test_acc is not None or run.active]
 scored = [run for run in runs if run.test_acc is not None]

@@ -8,6 +8,7 @@ from fmnist import services
 from fmnist.access import LOCAL_ADMIN, may_manage
 from fmnist.charts import overlay_curves
 from fmnist.compare_charts import size_vs_accuracy
+from fmnist.dataset import FASHION_MNIST
 from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, training_runs
 from fmnist.runs import RunKind
@@ -201,7 +202,7 @@ def export_controls(store: RunStore, run) -> None:
             "ms/image": st.column_config.NumberColumn(format="%.3f", help="one image at a time, in the export's runtime"),
             "Keras ms/image": st.column_config.NumberColumn(format="%.3f"),
         })
-        st.caption("Each zip holds the model and its model card: the input it expects (28×28 grayscale, a light item on black, "
+        st.caption(f"Each zip holds the model and its model card: the input it expects ({FASHION_MNIST.size_text} grayscale, a light item on black, "
                    "0–1), the classes in order, this check. How to classify a photo with onnxruntime alone: "
                    "docs/exports.md, \"Classify a PNG with onnxruntime alone\".")
 
@@ -253,7 +254,7 @@ def repeat_controls(store: RunStore, run, mine: bool) -> None:
 
 def seed_table(store: RunStore, runs: list) -> None:
     st.subheader("Reproduce the seed's table")
-    st.caption("The seed notebook trained four dense stacks for ten epochs with Adam on all 60,000 images. "
+    st.caption(f"The seed notebook trained four dense stacks for ten epochs with Adam on all {FASHION_MNIST.train_size:,} images. "
                "Train them here with the same settings and see how close the figures come.")
     if st.button("Train the seed's four stacks", icon=":material/replay:", key="lb_seed_train"):
         try:

@@ -5,6 +5,7 @@ import streamlit as st
 
 from fmnist import services, ui
 from fmnist.access import may_manage
+from fmnist.dataset import FASHION_MNIST
 from fmnist.models import ACTIVATIONS, MAX_CONV_BLOCKS, MAX_LAYERS, SpecError, stack_name
 from fmnist.runs import RunKind, RunStatus
 from fmnist.search_charts import accuracy_vs_size, best_so_far, importance_bars, trials_table, validation_curves
@@ -13,7 +14,7 @@ from fmnist.studies import best_trial_run, importances, load_study, parallel_coo
 
 WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01]
-IMAGES = [2000, 5000, 10000, 20000, 30000, 60000]
+IMAGES = [2000, 5000, 10000, 20000, 30000, FASHION_MNIST.train_size]
 NO_TOOLBAR = {"displayModeBar": False}
 DEFAULTS = SearchSpace()
 
@@ -105,11 +106,11 @@ def controls(store, search) -> None:
         return
     with best_box:
         epochs = st.number_input("Epochs for the best", 1, 100, 20, key="search_best_epochs")
-        if st.button(f"Train the best (trial {best.name.split()[1]}) on all 60,000 images", key="search_train_best", type="primary",
-                     icon=":material/workspace_premium:"):
+        if st.button(f"Train the best (trial {best.name.split()[1]}) on all {FASHION_MNIST.train_size:,} images", key="search_train_best",
+                     type="primary", icon=":material/workspace_premium:"):
             try:
                 run_id = services.train_best_of_search(store, ui.acting(), search.id, int(epochs))
-                st.success(f"Run #{run_id} trains the best settings on all training images, then scores the 10,000 test images: "
+                st.success(f"Run #{run_id} trains the best settings on all training images, then scores the {FASHION_MNIST.test_size:,} test images: "
                            "see it on Build & Train and the Leaderboard.", icon=":material/rocket_launch:")
                 st.page_link(ui.LEADERBOARD_PAGE, label="Leaderboard", icon=":material/leaderboard:")
             except services.REFUSED as e:
@@ -181,7 +182,7 @@ st.title("Search")
 st.caption("Optuna tries stacks for you: its TPE sampler proposes settings from what the earlier trials scored, and a "
            "median pruner ends a trial whose validation accuracy falls behind. Trials are compared on **validation accuracy** "
            "(images held out of each trial's training images), never on the test set: only *Train the best* scores the "
-           "10,000 test images, once, for the settings the search chose.")
+           f"{FASHION_MNIST.test_size:,} test images, once, for the settings the search chose.")
 store = ui.get_store()
 setup, view = st.columns([1, 2.2], gap="large")
 with setup:

@@ -7,6 +7,7 @@ from fmnist import services
 from fmnist.access import LOCAL_ADMIN, may_manage
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import live_curves, stack_diagram
+from fmnist.dataset import FASHION_MNIST
 from fmnist.live_chart import live_chart
 from fmnist.models import (
     ACTIVATIONS,
@@ -46,7 +47,7 @@ from fmnist.ui import (
 )
 
 DEFAULT_PRESET = "Seed D: 128-64"
-ALL_IMAGES = 60000
+ALL_IMAGES = FASHION_MNIST.train_size
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
 TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, ALL_IMAGES]
@@ -173,7 +174,7 @@ def training_controls() -> dict:
     }
     limit = cols[1].select_slider(
         "Training images", TRAIN_SIZES, key="build_limit",
-        help="Train on the first N of the 60,000 images: fewer is faster, for a quick try.",
+        help=f"Train on the first N of the {ALL_IMAGES:,} images: fewer is faster, for a quick try.",
     )
     cols = st.columns(2, vertical_alignment="center")
     settings["early_stopping"] = cols[0].checkbox("Early stopping", key="build_early_stopping",

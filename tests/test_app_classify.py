@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import percent
 from fmnist.imaging import as_dataset_image, open_image, prepare
 from fmnist.models import dense_spec
@@ -61,7 +61,7 @@ def expected_prediction(store: RunStore, run_id: int, image: Image.Image | np.nd
     or a test image's pixels, as they are), as the page should show it."""
     prepared = as_dataset_image(image) if isinstance(image, np.ndarray) else prepare(image)
     probs = predict_image(load_model(store, run_id), prepared.image01)
-    return CLASS_NAMES[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
+    return FASHION_MNIST.class_names[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -250,7 +250,7 @@ def upload(app, name: str, content: bytes):
 
 def expected(store: RunStore, run_id: int, prepared) -> tuple[str, str]:
     probs = predict_image(load_model(store, run_id), prepared.image01)
-    return CLASS_NAMES[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
+    return FASHION_MNIST.class_names[int(np.argmax(probs))], f"{percent(float(probs.max()))} sure"
 
 
 def notices(app) -> list[str]:

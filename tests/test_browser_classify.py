@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist.data import CLASS_NAMES, load_dataset
+from fmnist.data import load_dataset
+from fmnist.dataset import FASHION_MNIST
 from fmnist.imaging import open_image, prepare, prepare_or_whole
 from fmnist.photo_fixtures import photo_like
 from fmnist.prediction import load_model, predict_image
@@ -112,7 +113,7 @@ def server_model(home):
 def expected_class(model, content: bytes) -> str:
     """What the library predicts for the image."""
     probs = predict_image(model, prepare(open_image(content)).image01)
-    return CLASS_NAMES[int(np.argmax(probs))]
+    return FASHION_MNIST.class_names[int(np.argmax(probs))]
 
 
 def test_drawing_shows_what_the_model_sees_and_its_prediction(server, browser):
@@ -167,7 +168,7 @@ def test_uploads_a_phone_photo_and_sees_each_step(server, browser):
     photo = photo_like(load_dataset().x_test, load_dataset().y_test, per_situation=1, seed=0)[0]  # a T-shirt on a lit floor, JPEG
     panel.locator("input[type=file]").set_input_files(files=[{"name": "floor.jpg", "mimeType": "image/jpeg", "buffer": photo.data}])
     model = server_model(home)
-    expected = CLASS_NAMES[int(np.argmax(predict_image(model, prepare_or_whole(open_image(photo.data))[0].image01)))]
+    expected = FASHION_MNIST.class_names[int(np.argmax(predict_image(model, prepare_or_whole(open_image(photo.data))[0].image01)))]
     wait_for_prediction(panel, lambda: expected)
     for caption in ("floor.jpg", "Item found", "The crop", "What the model sees"):
         shown_image(panel, caption).wait_for(timeout=30000)  # each step's image, once it has loaded
@@ -188,8 +189,8 @@ def test_a_random_test_image_next_to_its_true_label(server, browser):
     true_label = panel.get_by_test_id("stMetric").filter(has_text="True label").get_by_test_id("stMetricValue")
     true_label.wait_for(timeout=60000)
     app_idle(page)
-    assert true_label.inner_text() == CLASS_NAMES[0], "the first class is chosen at first"
-    assert shown_prediction(panel) in CLASS_NAMES
+    assert true_label.inner_text() == FASHION_MNIST.class_names[0], "the first class is chosen at first"
+    assert shown_prediction(panel) in FASHION_MNIST.class_names
     original, seen = non_black(shown_image(panel, "Test image #")), non_black(shown_image(panel, "What the model sees"))
     assert original > 0.2 and abs(seen - original) < 0.01, "a test image reaches the model as it is, as the test set is scored"
     screenshot(page, "classify-test-image")

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from test_browser_train import open_app
 from test_evaluation import train_tiny
 
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 from fmnist.store import RunStore
 
 from browser import CHROMIUM, free_port, screenshot, start_streamlit
@@ -136,10 +136,11 @@ def test_compare_two_runs_then_click_a_confusion_cell(server, browser, dataset):
     true_class, predicted_class = np.unravel_index(np.argmax(mistakes_elsewhere), mistakes.shape)
     click_cell(page, true_class, predicted_class)
 
-    heading = f"{mistakes[true_class, predicted_class]} test images of {CLASS_NAMES[true_class]} classified as {CLASS_NAMES[predicted_class]}"
+    names = FASHION_MNIST.class_names
+    heading = f"{mistakes[true_class, predicted_class]} test images of {names[true_class]} classified as {names[predicted_class]}"
     page.get_by_text(heading).wait_for(timeout=30000)
-    expect(page.get_by_role("combobox", name="True class")).to_have_value(CLASS_NAMES[true_class])
-    expect(page.get_by_role("combobox", name="Predicted class")).to_have_value(CLASS_NAMES[predicted_class])
+    expect(page.get_by_role("combobox", name="True class")).to_have_value(FASHION_MNIST.class_names[true_class])
+    expect(page.get_by_role("combobox", name="Predicted class")).to_have_value(FASHION_MNIST.class_names[predicted_class])
     in_cell = np.flatnonzero((dataset.y_test == true_class) & (predicted == predicted_class))
     shown = sorted(in_cell, key=lambda i: -probs[i, predicted_class])[:40]
     wait_until(lambda: gallery_indices(page) == shown, timeout=30, message="the gallery of the clicked cell")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import fmnist.data as data
-from fmnist.data import CLASS_NAMES, DatasetError, load_dataset, read_folder, read_idx, to_model_input
+from fmnist.data import DatasetError, load_dataset, read_folder, read_idx, to_model_input
+from fmnist.dataset import FASHION_MNIST
 
 REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
 needs_real_data = pytest.mark.skipif(
@@ -115,7 +116,7 @@ def test_real_dataset_shapes_types_labels_and_class_names(monkeypatch):
     assert np.bincount(ds.y_test, minlength=11).tolist() == [1000] * 10 + [0]
     assert ds.x_train.max() > 0 and ds.x_test.max() > 0, "images are not blank"
     assert Path(ds.source) == REAL_DIR
-    assert CLASS_NAMES == (
+    assert FASHION_MNIST.class_names == (
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
     )

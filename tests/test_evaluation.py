@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from fmnist import evaluation
 from fmnist.compare_charts import confusion_heatmap, difference_heatmap
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import (
     accuracy,
     cell_examples,
@@ -27,7 +27,7 @@ from fmnist.worker import try_start
 
 from helpers import APP, ml_modules_after
 
-SHIRT, COAT, PULLOVER, TROUSER = (CLASS_NAMES.index(name) for name in ("Shirt", "Coat", "Pullover", "Trouser"))
+SHIRT, COAT, PULLOVER, TROUSER = (FASHION_MNIST.class_names.index(name) for name in ("Shirt", "Coat", "Pullover", "Trouser"))
 
 
 def train_tiny(store: RunStore, dataset, widths, name: str, epochs: int = 1) -> int:
@@ -93,10 +93,10 @@ def test_per_class_scores_of_a_hand_made_example():
     cm = confusion_matrix(np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 0, 2]))
     scores = per_class_scores(cm).set_index("class")
     # class 0: 1 right of 2 predicted, 1 found of 2; class 1: 1 of 2 predicted, 1 of 1 found; class 2: 2 of 2, 2 of 3.
-    assert scores.loc[CLASS_NAMES[0], ["precision", "recall", "F1"]].tolist() == pytest.approx([0.5, 0.5, 0.5])
-    assert scores.loc[CLASS_NAMES[1], ["precision", "recall", "F1"]].tolist() == pytest.approx([0.5, 1.0, 2 / 3])
-    assert scores.loc[CLASS_NAMES[2], ["precision", "recall", "F1"]].tolist() == pytest.approx([1.0, 2 / 3, 0.8])
-    assert scores.loc[CLASS_NAMES[3]:, ["precision", "recall", "F1", "images"]].to_numpy().sum() == 0, "absent classes score 0"
+    assert scores.loc[FASHION_MNIST.class_names[0], ["precision", "recall", "F1"]].tolist() == pytest.approx([0.5, 0.5, 0.5])
+    assert scores.loc[FASHION_MNIST.class_names[1], ["precision", "recall", "F1"]].tolist() == pytest.approx([0.5, 1.0, 2 / 3])
+    assert scores.loc[FASHION_MNIST.class_names[2], ["precision", "recall", "F1"]].tolist() == pytest.approx([1.0, 2 / 3, 0.8])
+    assert scores.loc[FASHION_MNIST.class_names[3]:, ["precision", "recall", "F1", "images"]].to_numpy().sum() == 0, "absent classes score 0"
     assert scores["images"].tolist() == [2, 1, 3] + [0] * 7
 
 
@@ -198,7 +198,7 @@ def test_confusion_heatmap_counts_and_row_shares():
     fig = confusion_heatmap(cm, chosen=(SHIRT, COAT))
     heatmap, cells = fig.data
     np.testing.assert_array_equal(np.array(heatmap.z), cm)
-    assert list(heatmap.x) == list(heatmap.y) == list(CLASS_NAMES)
+    assert list(heatmap.x) == list(heatmap.y) == list(FASHION_MNIST.class_names)
     assert heatmap.text[0][0] == "91" and heatmap.zmax == 7, "the scale tops out at the biggest mistake"
     assert fig.layout.yaxis.range == (9.5, -0.5), "the first class on top"
     # One clickable point per cell, at the cell, carrying its count.
@@ -267,7 +267,7 @@ def test_evaluate_shows_the_best_run_its_matrix_and_scores(trained, dataset):
     assert metric(at, "Test accuracy") == f"{real.test_acc:.4f}"
     assert metric(at, "Test loss") == f"{real.test_loss:.4f}"
     scores = at.dataframe[0].value
-    assert list(scores["class"]) == list(CLASS_NAMES) and scores["images"].sum() == 10000
+    assert list(scores["class"]) == list(FASHION_MNIST.class_names) and scores["images"].sum() == 10000
 
     at.selectbox(key="eval_run").select(worse).run()
     assert metric(at, "Test accuracy") == f"{trained.get(worse).test_acc:.4f}"

@@ -25,7 +25,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from fmnist.cli import main
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 from fmnist.export import Exporter, convert, inference_copy, run_onnx
 from fmnist.export_formats import (
     VARIANTS,
@@ -162,13 +162,13 @@ def test_the_model_card_says_what_the_export_expects_and_how_it_did(exported):
         card_json, card_markdown = card_paths(kept_path(store, run_id, variant))
         card = read_card(card_json)
         assert card == json.loads(json.dumps(cards[variant.key]))
-        assert card["classes"] == list(CLASS_NAMES)
+        assert card["classes"] == list(FASHION_MNIST.class_names)
         assert card["input"]["shape"] == [None, 28, 28, 1] and card["input"]["dtype"] == "float32"
         assert card["output"]["shape"] == [None, 10] and card["quantization"] == variant.quantize
         assert card["run"]["test_accuracy"] == run.test_acc and ModelSpec.from_dict(card["run"]["spec"]) == run.spec
         text = card_markdown.read_text()
         listed = re.findall(r"^(\d)\. (.+)$", text, re.M)
-        assert [name for _, name in listed] == list(CLASS_NAMES) and [int(i) for i, _ in listed] == list(range(10))
+        assert [name for _, name in listed] == list(FASHION_MNIST.class_names) and [int(i) for i, _ in listed] == list(range(10))
         assert "light on a black background" in text and f"{card['check']['accuracy']:.4f}" in text
     assert exports_table(cards)["format"].tolist() == [variant.label for variant in VARIANTS]
 
@@ -281,9 +281,9 @@ def test_predict_gives_the_librarys_class_and_each_bad_file_its_message(exported
     files = [str(tmp_path / name) for name in ("ankle-boot.png", "notes.png", "gone.png")]
     assert main(["predict", str(run_id), *files]) == 0
     good, bad, missing = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines())
-    assert good["file"] == files[0] and good["class"] == CLASS_NAMES[expected.argmax()]
+    assert good["file"] == files[0] and good["class"] == FASHION_MNIST.class_names[expected.argmax()]
     assert good["probability"] == pytest.approx(expected.max(), abs=1e-4)
-    assert [entry["class"] for entry in good["top3"]] == [CLASS_NAMES[i] for i in np.argsort(-expected)[:3]]
+    assert [entry["class"] for entry in good["top3"]] == [FASHION_MNIST.class_names[i] for i in np.argsort(-expected)[:3]]
     assert bad == {"file": files[1], "error": "This file is not an image: upload a PNG, JPEG, WebP, GIF or BMP."}
     assert missing == {"file": files[2], "error": "no such file"}
     assert main(["predict", str(run_id), *files[1:]]) == 1, "every file failed"
@@ -343,7 +343,7 @@ def test_the_readmes_example_classifies_a_png_with_onnxruntime_alone(exported, t
                             cwd=tmp_path, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     name, percent = result.stdout.strip().rsplit(" ", 1)
-    assert name == CLASS_NAMES[exporter.keras_probs[index].argmax()]
+    assert name == FASHION_MNIST.class_names[exporter.keras_probs[index].argmax()]
     assert float(percent.rstrip("%")) == pytest.approx(100 * exporter.keras_probs[index].max(), abs=0.06)
 
 

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from fmnist.charts import probability_bars
-from fmnist.data import CLASS_NAMES, examples_per_class, to_model_input
+from fmnist.data import examples_per_class, to_model_input
+from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import percent, top_k
 from fmnist.imaging import NOISE_LEVEL, EmptyImageError, ImageError, enlarge, open_image, prepare, preview
 from fmnist.models import dense_spec
@@ -277,14 +278,14 @@ def test_predict_image_matches_keras_predict_and_top_k_orders_the_classes(one_pe
     assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-5
     np.testing.assert_allclose(probs, model.predict(image01[np.newaxis, :, :, np.newaxis], verbose=0)[0], atol=1e-6)
     top = top_k(probs, 3)
-    assert [name for name, _ in top] == [CLASS_NAMES[i] for i in np.argsort(-probs)[:3]]
+    assert [name for name, _ in top] == [FASHION_MNIST.class_names[i] for i in np.argsort(-probs)[:3]]
     assert top[0][1] >= top[1][1] >= top[2][1]
 
 
 def test_probability_bars_show_every_class_and_colour_the_top_one():
     probs = np.array([0.01, 0.02, 0.6, 0.3, 0.01, 0.01, 0.02, 0.01, 0.01, 0.01])
     [bars] = probability_bars(probs).data
-    assert list(bars.y) == list(CLASS_NAMES)
+    assert list(bars.y) == list(FASHION_MNIST.class_names)
     np.testing.assert_allclose(bars.x, probs)
     colours = list(bars.marker.color)
     assert len(set(colours)) == 2 and colours.count(colours[2]) == 1

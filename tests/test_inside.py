@@ -254,11 +254,11 @@ def test_the_page_follows_an_image_through_the_best_run_then_the_cnn(trained, da
     assert not at.exception, at.exception
     assert headings(at) == ["dense_1", "dense_2", "output"]
     look = Inside(load_model(store, mlp)).look(dataset.x_test[7] / 255.0)
-    from fmnist.data import CLASS_NAMES
+    from fmnist.dataset import FASHION_MNIST
 
     prediction = next(m for m in at.metric if m.label == "Prediction")
-    assert prediction.value == CLASS_NAMES[look.target]
-    assert next(m for m in at.metric if m.label == "True class").value == CLASS_NAMES[dataset.y_test[7]]
+    assert prediction.value == FASHION_MNIST.class_names[look.target]
+    assert next(m for m in at.metric if m.label == "True class").value == FASHION_MNIST.class_names[dataset.y_test[7]]
 
     at.selectbox(key="inside_run").select(cnn).run()
     assert not at.exception, at.exception

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist.data import CLASS_NAMES
+from fmnist.dataset import FASHION_MNIST
 from fmnist.imaging import prepare
 from fmnist.upright import estimate, mirror_symmetry
 
 
 def first_of(dataset, name: str, symmetric: bool = False) -> np.ndarray:
     """The class's first test image; symmetric: the first whose upright mask is symmetric (some coats and bags are not)."""
-    for index in np.flatnonzero(dataset.y_test == CLASS_NAMES.index(name)):
+    for index in np.flatnonzero(dataset.y_test == FASHION_MNIST.class_names.index(name)):
         if not symmetric or mirror_symmetry((dataset.x_test[index] > 15).astype(float)) >= 0.95:
             return dataset.x_test[index]
 
