@@ -212,7 +212,7 @@ def create_search(store: RunStore, space: SearchSpace, name: str | None = None, 
                   pid_started: str | None = None, owner: Person | None = None, max_runs: int | None = None) -> int:
     """Queue a search (a run of kind search holding its space); it waits for other searches to end."""
     return store.create_run(placeholder_spec(space), name=name or "search", train_limit=space.images, kind=RunKind.SEARCH,
-                            pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()), **owner_fields(owner, max_runs),
+                            queue="search", pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()), **owner_fields(owner, max_runs),
                             backend_setting=default_setting())
 
 

@@ -82,7 +82,7 @@ def test_a_search_and_its_trial_sharing_a_dying_process_are_reaped_together(home
     from fmnist.runs import RunKind
 
     store = RunStore()
-    search = store.create_run(SPEC, name="search", kind=RunKind.SEARCH)
+    search = store.create_run(SPEC, name="search", kind=RunKind.SEARCH, queue="search")
     try_start(store, search, max_parallel=2)
     trial = store.create_run(SPEC, name="trial", kind=RunKind.TRIAL, parent_id=search)
     try_start(store, trial, max_parallel=2)
@@ -221,16 +221,21 @@ def test_deleting_a_run_deletes_its_jobs(home, database):
 
 
 def test_a_store_of_the_version_before_clusters_opens_and_gains_the_ray_job_column(home):
-    import sqlite3
+    import json
 
-    from fmnist import schema
+    import sqlalchemy as sa
 
-    run_id = RunStore().create_run(SPEC, name="from before")
-    db = sqlite3.connect(home / "runs.sqlite")  # as the app before runs went to clusters left it
-    db.execute("ALTER TABLE runs DROP COLUMN cluster_job")
-    db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema.to_version_5)}")
-    db.commit()
-    db.close()
-    run = RunStore().get(run_id)
+    from fmnist import migrations
+    from fmnist.migrations import legacy
+
+    home.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{home / 'runs.sqlite'}")  # as the app before runs went to clusters left it
+    with engine.begin() as db:
+        legacy.migrate(db, to_version=legacy.MIGRATIONS.index(legacy.to_version_5))
+        db.execute(sa.text("INSERT INTO runs (name, spec_json, status, created_at, params) VALUES ('from before', :spec, 'queued', 0, 1)"),
+                   {"spec": json.dumps(SPEC.to_dict())})
+    engine.dispose()
+    [run] = RunStore().list_runs()
     assert (run.name, run.cluster_job, run.on_cluster) == ("from before", None, False)
-    assert sqlite3.connect(home / "runs.sqlite").execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    with RunStore().connect(write=False) as db:
+        assert migrations.current_revision(db) == migrations.head()
