@@ -26,8 +26,8 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
+import fmnist.migrations.legacy as legacy  # not `from fmnist.migrations import`: this module is fmnist.migrations
 from fmnist import schema
-from fmnist.migrations import legacy
 
 VERSION_TABLE = "fmnist_schema_revision"
 LEGACY_FENCE = legacy.VERSION + 1
@@ -42,6 +42,7 @@ def config(db: Connection | None = None) -> Config:
     """Alembic's configuration without an ini file; db: the open connection env.py migrates."""
     alembic_config = Config()
     alembic_config.set_main_option("script_location", SCRIPT_LOCATION)
+    alembic_config.set_main_option("file_template", "%%(rev)s")  # a new revision's file is named by its id: 0003_what.py
     alembic_config.attributes["connection"] = db
     return alembic_config
 
