@@ -15,6 +15,7 @@ the file or FMNIST_DB, and whether waiting may help (a PostgreSQL server restart
 import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 
@@ -103,6 +104,23 @@ class Database:
     def lock_for_write(self, connection: Connection) -> None:
         if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE took it
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+
+    @contextmanager
+    def transaction(self, write: bool = True):
+        """A connection and one transaction, committed on success. Writers take the store's write lock
+        up front, so that a read-then-write, like starting a queued run, cannot race another writer.
+        A fault is one StoreError (problem); a broken constraint or query is raised as it is."""
+        try:
+            with self.engine.connect() as db:
+                db.execution_options(**self.transaction_options(write))
+                with db.begin():
+                    if write:
+                        self.lock_for_write(db)
+                    yield db
+        except sa.exc.DBAPIError as e:
+            if isinstance(e, sa.exc.IntegrityError | sa.exc.ProgrammingError) and not e.connection_invalidated:
+                raise
+            raise self.problem(e) from e
 
     def prepare(self) -> None:
         """SQLite: WAL mode, once (it is kept in the file): readers never block the writer."""

@@ -6,7 +6,7 @@ importing each other (or Keras).
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fmnist.models import ModelSpec
 
@@ -77,22 +77,22 @@ class Run:
     test_acc: float | None
     train_s: float | None
     best_val_acc: float | None
-    cv_mean: float | None
-    cv_std: float | None
     error: str | None
     kind: RunKind
     parent_id: int | None
-    repeats: int | None
-    scores: list[float]
-    seeds_mean: float | None
-    seeds_std: float | None
     owner: str | None  # who started it (fmnist.access.Person.id); None: this machine's own user
     owner_name: str | None
-    space_json: str | None  # a search's space (fmnist.search_space.SearchSpace as JSON)
     backend_setting: str | None  # what the run asked for: auto, tensorflow or jax
     backend: str | None  # the Keras backend that trained it, once it started
     device: str | None  # the CPU's model name, or the GPU's name when it trained on one
     cluster_job: str | None  # the Ray job it was submitted as (fmnist.cluster); None: a local process
+    # What only some kinds have. settings, a kind's inputs: "space" (a search's, SearchSpace as a
+    # dict), "repeats" (a cv or seeds job's folds or seeds). result, its outputs: on a cv or seeds
+    # job "scores", "mean", "std"; on the run a job repeats, {"cv": {"mean", "std", "job"}} and
+    # {"seeds": {...}} (the job: its run id).
+    settings: dict = field(default_factory=dict)
+    result: dict = field(default_factory=dict)
+    queue: str = "training"  # the queue it waits in for a slot: "search" (searches) or "training"
 
     @classmethod
     def from_row(cls, row) -> "Run":
@@ -102,12 +102,50 @@ class Run:
         data["status"] = RunStatus(data["status"])
         data["kind"] = RunKind(data["kind"])
         data["stop_requested"] = bool(data["stop_requested"])
-        data["scores"] = json.loads(data.pop("scores_json") or "[]")
+        data["settings"] = json.loads(data.pop("settings_json") or "{}")
+        data["result"] = json.loads(data.pop("result_json") or "{}")
         return cls(**data)
+
+    # --- the kinds' settings and results under the names they always had ---
 
     @property
     def space(self) -> dict | None:
-        return json.loads(self.space_json) if self.space_json else None
+        """A search's space (fmnist.search_space.SearchSpace as a dict)."""
+        return self.settings.get("space")
+
+    @property
+    def space_json(self) -> str | None:
+        return json.dumps(self.space) if self.space is not None else None
+
+    @property
+    def repeats(self) -> int | None:
+        """A cv job's folds, a seeds job's seeds."""
+        return self.settings.get("repeats")
+
+    @property
+    def scores(self) -> list[float]:
+        """A job's scores so far (one per fold or seed)."""
+        return self.result.get("scores", [])
+
+    def job_summary(self, kind: RunKind) -> dict:
+        """The mean and spread of a job of that kind: the job's own, or on a run, its job's."""
+        return self.result if self.kind == kind else self.result.get(str(kind), {})
+
+    @property
+    def cv_mean(self) -> float | None:
+        return self.job_summary(RunKind.CV).get("mean")
+
+    @property
+    def cv_std(self) -> float | None:
+        return self.job_summary(RunKind.CV).get("std")
+
+    @property
+    def seeds_mean(self) -> float | None:
+        return self.job_summary(RunKind.SEEDS).get("mean")
+
+    @property
+    def seeds_std(self) -> float | None:
+        return self.job_summary(RunKind.SEEDS).get("std")
 
     @property
     def total_epochs(self) -> int:

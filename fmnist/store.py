@@ -2,8 +2,9 @@
 
 The database is SQLite in WAL mode under $FMNIST_HOME, or PostgreSQL when FMNIST_DB names one
 (fmnist.database chooses, and keeps what differs between them); the queries are SQLAlchemy Core,
-written once for both. The tables and their migrations are in fmnist.schema, what a run is in
-fmnist.runs. The run folders (models, curves for TensorBoard) are always under $FMNIST_HOME: on a
+written once for both. The tables are in fmnist.schema, their migrations in fmnist.migrations,
+what a run is in fmnist.runs; the people of a class are a store of their own in the same
+database (fmnist.people, reached as `store.people`). The run folders (models, curves for TensorBoard) are always under $FMNIST_HOME: on a
 cluster, a folder every node mounts. The store only records: starting processes and telling
 which are alive is the worker's job (fmnist.worker), loading models the Keras side's
 (fmnist.prediction). Pages and the CLI get a store from `open_store`.
@@ -13,20 +14,26 @@ import json
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from fmnist import schema
+from fmnist import migrations, schema
 from fmnist.backends import check_setting
 from fmnist.database import Database, configured_url, with_retries
 from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
+from fmnist.people import PeopleStore
 from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
-from fmnist.schema import batches, epochs, people, runs, sign_ins
+from fmnist.schema import batches, epochs, runs
+
+TRAINING_QUEUE = "training"
+# How many runs of a queue may run at once, where the queue itself says so: searches, one at a time
+# (a search trains nothing itself; its trials queue for training slots like every other run). The
+# training queue's slots are the caller's max_parallel (fmnist.worker).
+QUEUE_SLOTS = {"search": 1}
 
 
 def save_atomically(path: Path, write) -> None:
@@ -74,27 +81,16 @@ class RunStore:
         try:
             self.database.prepare()
             with self.connect() as db:
-                schema.migrate(db)
-        except ValueError as e:  # a newer store
+                migrations.upgrade(db)
+        except migrations.NewerStore as e:
             raise StoreError(f"The run store {self.database.where()} cannot be used: {e}. It was left as it is.") from e
         except sa.exc.DBAPIError as e:
             raise self.database.problem(e) from e
+        self.people = PeopleStore(self.database)
 
-    @contextmanager
     def connect(self, write: bool = True):
-        """A connection and one transaction, committed on success. Writers take the store's write lock
-        up front, so that a read-then-write, like starting a queued run, cannot race another writer."""
-        try:
-            with self.database.engine.connect() as db:
-                db.execution_options(**self.database.transaction_options(write))
-                with db.begin():
-                    if write:
-                        self.database.lock_for_write(db)
-                    yield db
-        except sa.exc.DBAPIError as e:
-            if isinstance(e, sa.exc.IntegrityError | sa.exc.ProgrammingError) and not e.connection_invalidated:
-                raise
-            raise self.database.problem(e) from e
+        """A connection and one transaction, committed on success (fmnist.database.Database.transaction)."""
+        return self.database.transaction(write)
 
     def run_dir(self, run_id: int) -> Path:
         return self.home / f"run-{run_id:05d}"
@@ -112,14 +108,22 @@ class RunStore:
                    pid: int | None = None, pid_started: str | None = None, kind: RunKind = RunKind.TRAIN,
                    parent_id: int | None = None, repeats: int | None = None,
                    owner: str | None = None, owner_name: str | None = None, owner_limit: int | None = None,
-                   space_json: str | None = None, backend_setting: str = "auto") -> int:
-        """A queued run; pid and pid_started name the process that will train it, when it is known already;
-        backend_setting is auto, tensorflow or jax (fmnist.backends).
+                   space_json: str | None = None, backend_setting: str = "auto",
+                   queue: str = TRAINING_QUEUE, settings: dict | None = None) -> int:
+        """A queued run in queue (see QUEUE_SLOTS); pid and pid_started name the process that will train it,
+        when it is known already; backend_setting is auto, tensorflow or jax (fmnist.backends); settings,
+        the kind's inputs (fmnist.runs.Run.settings). repeats and space_json are settings' "repeats" and
+        "space" under their old names.
 
         With owner_limit, the owner may have at most that many runs queued or running: counted and
         inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError).
         """
         check_setting(backend_setting)
+        settings = dict(settings or {})
+        if repeats is not None:
+            settings["repeats"] = repeats
+        if space_json is not None:
+            settings["space"] = json.loads(space_json)
         with self.connect() as db:
             if owner_limit is not None:
                 active = db.execute(sa.select(sa.func.count()).select_from(runs).where(
@@ -130,8 +134,8 @@ class RunStore:
             run_id = db.execute(runs.insert().values(
                 name=name or "", spec_json=json.dumps(spec.to_dict()), status=str(RunStatus.QUEUED), created_at=time.time(),
                 params=count_params(spec), train_limit=train_limit, pid=pid, pid_started=pid_started, kind=str(RunKind(kind)),
-                parent_id=parent_id, repeats=repeats, owner=owner, owner_name=owner_name, space_json=space_json,
-                backend_setting=backend_setting, epoch=0, step=0, stop_requested=0,
+                parent_id=parent_id, owner=owner, owner_name=owner_name, backend_setting=backend_setting, queue=queue,
+                settings_json=json_or_null(settings), epoch=0, step=0, stop_requested=0,
             ).returning(runs.c.id)).scalar_one()
             if not name:
                 db.execute(runs.update().where(runs.c.id == run_id).values(name=f"run {run_id}"))
@@ -205,23 +209,21 @@ class RunStore:
 
     @with_retries
     def claim_slot(self, run_id: int, max_parallel: int | None, pid: int, pid_started: str | None) -> bool:
-        """In one transaction: move a queued run to running if it is first in the queue and fewer
-        than max_parallel runs are running (None: no limit, the cluster queues them itself).
-
-        Searches have a queue of their own, one running at a time: a search trains nothing itself,
-        its trials queue for training slots like every other run.
+        """In one transaction: move a queued run to running if it is first in its queue and fewer runs
+        of its queue are running than the queue has slots: QUEUE_SLOTS' for a queue that sets them,
+        else max_parallel (None: no limit, the cluster queues them itself).
         """
         with self.connect() as db:
-            row = db.execute(sa.select(runs.c.kind, runs.c.status).where(runs.c.id == run_id)).first()
+            row = db.execute(sa.select(runs.c.queue, runs.c.status).where(runs.c.id == run_id)).first()
             if row is None or row.status != RunStatus.QUEUED:
                 return False
-            searches = RunKind(row.kind) == RunKind.SEARCH
-            if searches or max_parallel is not None:
-                same_queue = (runs.c.kind == str(RunKind.SEARCH)) if searches else (runs.c.kind != str(RunKind.SEARCH))
+            slots = QUEUE_SLOTS.get(row.queue, max_parallel)
+            if slots is not None:
+                same_queue = runs.c.queue == row.queue
                 running = db.execute(sa.select(sa.func.count()).select_from(runs).where(
                     runs.c.status == str(RunStatus.RUNNING), same_queue)).scalar()
                 first = db.execute(sa.select(sa.func.min(runs.c.id)).where(runs.c.status == str(RunStatus.QUEUED), same_queue)).scalar()
-                if running >= (1 if searches else max_parallel) or first != run_id:
+                if running >= slots or first != run_id:
                     return False
             now = time.time()
             db.execute(runs.update().where(runs.c.id == run_id).values(
@@ -229,12 +231,11 @@ class RunStore:
             return True
 
     def queue_position(self, run_id: int) -> int:
-        """1 for the next run to start (in its queue: searches have their own)."""
+        """1 for the next run to start in its queue."""
         with self.connect(write=False) as db:
-            kind = db.execute(sa.select(runs.c.kind).where(runs.c.id == run_id)).scalar()
-            same_queue = (runs.c.kind == str(RunKind.SEARCH)) if kind == RunKind.SEARCH else (runs.c.kind != str(RunKind.SEARCH))
+            queue = sa.select(runs.c.queue).where(runs.c.id == run_id).scalar_subquery()
             return db.execute(sa.select(sa.func.count()).select_from(runs).where(
-                runs.c.status == str(RunStatus.QUEUED), runs.c.id <= run_id, same_queue)).scalar()
+                runs.c.status == str(RunStatus.QUEUED), runs.c.id <= run_id, runs.c.queue == queue)).scalar()
 
     @with_retries
     def mark_interrupted(self, run_ids: list[int], reason: str) -> None:
@@ -245,15 +246,16 @@ class RunStore:
             db.execute(runs.update().where(runs.c.id.in_(list(run_ids)), runs.c.status.in_(texts(ACTIVE))).values(
                 status=str(RunStatus.INTERRUPTED), ended_at=time.time(), error=reason))
 
-    def request_stop(self, run_id: int) -> RunStatus:
-        """Cancel a queued run, or ask a running one to stop at its next batch. Returns the new status."""
+    def request_stop(self, run_id: int, stop_children_of_kinds: tuple[str, ...] = (RunKind.TRIAL,)) -> RunStatus:
+        """Cancel a queued run, or ask a running one to stop at its next batch. Returns the new status.
+        Its children of stop_children_of_kinds (a search's trials) stop with it."""
         with self.connect() as db:
             status = db.execute(sa.select(runs.c.status).where(runs.c.id == run_id)).scalar()
             if status is None:
                 raise KeyError(f"no run {run_id}")
             status = RunStatus(status)
             # A search's trials stop with it: the running one at its next batch, the queued ones at once.
-            trials = runs.update().where(runs.c.parent_id == run_id, runs.c.kind == str(RunKind.TRIAL))
+            trials = runs.update().where(runs.c.parent_id == run_id, runs.c.kind.in_(texts(stop_children_of_kinds)))
             db.execute(trials.where(runs.c.status == str(RunStatus.QUEUED)).values(status=str(RunStatus.CANCELLED), ended_at=time.time()))
             db.execute(trials.where(runs.c.status == str(RunStatus.RUNNING)).values(stop_requested=1))
             this = runs.update().where(runs.c.id == run_id)
@@ -264,27 +266,33 @@ class RunStore:
                 db.execute(this.values(stop_requested=1))
             return status
 
-    def requeue(self, run_id: int) -> None:
-        """Queue an ended search again, to resume or extend it (its finished trials stay)."""
+    def requeue(self, run_id: int, allowed_kinds: tuple[str, ...] = (RunKind.SEARCH,)) -> None:
+        """Queue an ended run of a kind that can resume again (a search: to resume or extend it, its
+        finished trials stay). ValueError for any other."""
         with self.connect() as db:
             changed = db.execute(runs.update().where(
-                runs.c.id == run_id, runs.c.kind == str(RunKind.SEARCH), runs.c.status.not_in(texts(ACTIVE))
+                runs.c.id == run_id, runs.c.kind.in_(texts(allowed_kinds)), runs.c.status.not_in(texts(ACTIVE))
             ).values(status=str(RunStatus.QUEUED), ended_at=None, stop_requested=0, error=None, pid=None, pid_started=None,
                      created_at=time.time())).rowcount
         if not changed:
-            raise ValueError(f"run {run_id} is not an ended search")
+            raise ValueError(f"run {run_id} is not an ended {' or '.join(texts(allowed_kinds))}")
 
     @with_retries
     def update_search(self, search_id: int, space_json: str | None = None, elapsed_s: float | None = None,
-                      best_val_acc: float | None = None) -> None:
-        """A search's space (an extended budget), the seconds it has run over all its sessions, its best trial's score."""
-        values = {"space_json": space_json, "best_val_acc": best_val_acc}
-        values = {key: value for key, value in values.items() if value is not None}
+                      best_val_acc: float | None = None, space: dict | None = None) -> None:
+        """A search's space (an extended budget; its settings' "space", or space_json, the same as JSON),
+        the seconds it has run over all its sessions, its best trial's score."""
+        values = {} if best_val_acc is None else {"best_val_acc": best_val_acc}
         if elapsed_s is not None:
             values |= {"train_s": elapsed_s, "updated_at": time.time()}
-        if values:
+        if space_json is not None:
+            space = json.loads(space_json)
+        if values or space is not None:
             with self.connect() as db:
-                db.execute(runs.update().where(runs.c.id == search_id).values(**values))
+                if space is not None:
+                    merge_json(db, search_id, runs.c.settings_json, {"space": space})
+                if values:
+                    db.execute(runs.update().where(runs.c.id == search_id).values(**values))
 
     @with_retries
     def stop_requested(self, run_id: int) -> bool:
@@ -322,15 +330,24 @@ class RunStore:
 
     @with_retries
     def record_scores(self, job_id: int, scores: list[float]) -> None:
-        """A job's scores so far; their mean and spread go on the job and on the run it repeats."""
-        job = self.get(job_id)
+        """A job's scores so far, with their mean and spread, in its result; the mean and spread also
+        go in the result of the run it repeats, under the job's kind ({"cv": {"mean", "std", "job"}})."""
         mean = float(np.mean(scores)) if scores else None
         std = float(np.std(scores)) if scores else None
-        prefix = {RunKind.CV: "cv", RunKind.SEEDS: "seeds"}[job.kind]
         with self.connect() as db:
-            db.execute(runs.update().where(runs.c.id == job_id).values(scores_json=json.dumps(scores)))
-            db.execute(runs.update().where(runs.c.id.in_([job_id, job.parent_id])).values(
-                {f"{prefix}_mean": mean, f"{prefix}_std": std}))
+            job = db.execute(sa.select(runs.c.kind, runs.c.parent_id).where(runs.c.id == job_id)).first()
+            if job is None:
+                raise KeyError(f"no run {job_id}")
+            merge_json(db, job_id, runs.c.result_json, {"scores": list(scores), "mean": mean, "std": std})
+            if job.parent_id is not None:
+                merge_json(db, job.parent_id, runs.c.result_json, {job.kind: {"mean": mean, "std": std, "job": job_id}})
+
+    @with_retries
+    def set_result(self, run_id: int, result: dict) -> None:
+        """Add result's keys to the run's result (fmnist.runs.Run.result), replacing those it had."""
+        with self.connect() as db:
+            if not merge_json(db, run_id, runs.c.result_json, result):
+                raise KeyError(f"no run {run_id}")
 
     @with_retries
     def finish(self, run_id: int, status: RunStatus, **results) -> None:
@@ -360,44 +377,23 @@ class RunStore:
             shutil.rmtree(self.run_dir(row.id), ignore_errors=True)
 
 
-    # --- the people of a class (fmnist.access.sign_in_with_class_code) ---
-
-    def person(self, person_id: str) -> tuple[str, str] | None:
-        """(name as first written, password hash) of a class member, or None for a name nobody has taken."""
-        with self.connect(write=False) as db:
-            row = db.execute(sa.select(people.c.name, people.c.password_hash).where(people.c.id == person_id)).first()
-        return (row.name, row.password_hash) if row else None
-
-    def add_person(self, person_id: str, name: str, password_hash: str) -> None:
-        """The first sign-in under a name; a second one racing it loses (the name is taken)."""
-        with self.connect() as db:
-            db.execute(people.insert().values(id=person_id, name=name, password_hash=password_hash, created_at=time.time()))
-
-    def forget_person(self, person_id: str) -> bool:
-        """Free a name (a forgotten password): the next sign-in under it sets a new one. Their runs stay theirs."""
-        with self.connect() as db:
-            db.execute(sign_ins.delete().where(sign_ins.c.person_id == person_id))
-            return db.execute(people.delete().where(people.c.id == person_id)).rowcount > 0
-
-    def add_sign_in(self, token: str, person_id: str, name: str, admin: bool) -> None:
-        with self.connect() as db:
-            db.execute(sign_ins.insert().values(token=token, person_id=person_id, name=name, admin=int(admin), created_at=time.time()))
-
-    def signed_in(self, token: str) -> tuple[str, str, bool] | None:
-        """(person id, name, admin) of a live sign-in, or None once its person signed out."""
-        with self.connect(write=False) as db:
-            row = db.execute(sa.select(sign_ins.c.person_id, sign_ins.c.name, sign_ins.c.admin).where(sign_ins.c.token == token)).first()
-        return (row.person_id, row.name, bool(row.admin)) if row else None
-
-    def sign_out(self, person_id: str) -> None:
-        """Ends all of the person's sign-ins: a tab left open elsewhere can no longer act."""
-        with self.connect() as db:
-            db.execute(sign_ins.delete().where(sign_ins.c.person_id == person_id))
-
-
 def texts(values) -> list[str]:
     """Enum members as the plain strings the store holds."""
     return [str(value) for value in values]
+
+
+def json_or_null(value: dict) -> str | None:
+    return json.dumps(value) if value else None
+
+
+def merge_json(db, run_id: int, column: sa.Column, keys: dict) -> bool:
+    """Set keys in a run's JSON object column (settings_json, result_json), keeping its others; inside
+    a write transaction, whose lock keeps another writer from merging in between. False: no such run."""
+    row = db.execute(sa.select(column).where(runs.c.id == run_id)).first()
+    if row is None:
+        return False
+    db.execute(runs.update().where(runs.c.id == run_id).values({column.name: json_or_null(json.loads(row[0] or "{}") | keys)}))
+    return True
 
 
 def open_store(home: Path | None = None) -> RunStore:

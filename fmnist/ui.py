@@ -254,7 +254,7 @@ def current_person(sharing: Sharing | None = None) -> Person | None:
     if sharing.mode == "oidc":
         return oidc_person(st.user.email, st.user.to_dict().get("name"), sharing) if st.user.is_logged_in else None
     token = st.session_state.get(SIGN_IN)
-    found = get_store().signed_in(token) if token else None
+    found = get_store().people.signed_in(token) if token else None
     return Person(*found) if found else None
 
 
@@ -292,12 +292,12 @@ def sign_in_form(sharing: Sharing) -> None:
         submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
     if submitted:
         try:
-            person = sign_in_with_class_code(sharing, get_store(), code, name, password)
+            person = sign_in_with_class_code(sharing, get_store().people, code, name, password)
         except AccessError as e:
             st.error(str(e), icon=":material/lock:")
             return
         token = secrets.token_urlsafe(32)
-        get_store().add_sign_in(token, person.id, person.name, person.admin)
+        get_store().people.add_sign_in(token, person.id, person.name, person.admin)
         st.session_state[SIGN_IN] = token
         st.rerun()
 
@@ -305,7 +305,7 @@ def sign_in_form(sharing: Sharing) -> None:
 def sign_out(person: Person, sharing: Sharing) -> None:
     if sharing.mode == "oidc":
         st.logout()
-    get_store().sign_out(person.id)
+    get_store().people.sign_out(person.id)
     st.session_state.pop(SIGN_IN, None)
 
 

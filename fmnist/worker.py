@@ -21,7 +21,6 @@ from pathlib import Path
 import psutil
 
 from fmnist import cluster
-from fmnist.access import Person
 from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.store import RunStore
 
@@ -150,14 +149,6 @@ def wait_for_slot(store: RunStore, run_id: int, on_wait=None) -> bool:
 
 
 # --- starting training processes ---
-
-def owner_fields(owner: Person | None, max_runs: int | None) -> dict:
-    """What the store records of who started a run, and the limit that applies to them (none for
-    this machine's own user or a teacher)."""
-    if owner is None or owner.id == "local":
-        return {}
-    return {"owner": owner.id, "owner_name": owner.name, "owner_limit": None if owner.admin else max_runs}
-
 
 # The folder that holds this fmnist package: a training process imports the same code as the app
 # that started it, whatever the current folder and whichever checkout pip installed last.

@@ -77,20 +77,20 @@ def test_sharing_without_sign_in_is_refused_with_what_is_missing():
 def test_class_sign_in_codes_names_and_passwords(home):
     store, sharing = RunStore(), sharing_from(CLASS, "0.0.0.0")
     with pytest.raises(AccessError, match="class code is not right"):
-        sign_in_with_class_code(sharing, store, "wrong", "Ada", "secret1")
-    ada = sign_in_with_class_code(sharing, store, CLASS_CODE, "  Ada   Lovelace ", "secret1")
+        sign_in_with_class_code(sharing, store.people, "wrong", "Ada", "secret1")
+    ada = sign_in_with_class_code(sharing, store.people, CLASS_CODE, "  Ada   Lovelace ", "secret1")
     assert (ada.name, ada.admin) == ("Ada Lovelace", False)
-    assert sign_in_with_class_code(sharing, store, CLASS_CODE, "ada lovelace", "secret1") == ada, "the same person again"
+    assert sign_in_with_class_code(sharing, store.people, CLASS_CODE, "ada lovelace", "secret1") == ada, "the same person again"
     with pytest.raises(AccessError, match="taken"):
-        sign_in_with_class_code(sharing, store, CLASS_CODE, "Ada Lovelace", "guessed")
+        sign_in_with_class_code(sharing, store.people, CLASS_CODE, "Ada Lovelace", "guessed")
     with pytest.raises(AccessError, match="at least 6"):
-        sign_in_with_class_code(sharing, store, CLASS_CODE, "Bob", "123")
-    teacher = sign_in_with_class_code(sharing, store, TEACHER_CODE, "Ms Hopper", "teach1")
+        sign_in_with_class_code(sharing, store.people, CLASS_CODE, "Bob", "123")
+    teacher = sign_in_with_class_code(sharing, store.people, TEACHER_CODE, "Ms Hopper", "teach1")
     assert teacher.admin
     assert "secret1" not in (home / "runs.sqlite").read_bytes().decode("latin-1"), "only the password's hash is stored"
     # A forgotten password frees the name (the CLI's forget-person); the runs stay the person's.
-    assert store.forget_person(ada.id)
-    assert sign_in_with_class_code(sharing, store, CLASS_CODE, "Ada Lovelace", "newpass") == ada
+    assert store.people.forget_person(ada.id)
+    assert sign_in_with_class_code(sharing, store.people, CLASS_CODE, "Ada Lovelace", "newpass") == ada
 
 
 def test_owners_and_the_teacher(home):
@@ -124,13 +124,13 @@ def test_the_per_person_limit_counts_queued_and_running_runs(home, monkeypatch):
 
 def test_signing_out_ends_every_sign_in_of_that_person(home):
     store = RunStore()
-    store.add_sign_in("tab-1", "class:ada", "Ada", False)
-    store.add_sign_in("tab-2", "class:ada", "Ada", False)
-    store.add_sign_in("tab-3", "class:bob", "Bob", False)
-    assert store.signed_in("tab-2") == ("class:ada", "Ada", False)
-    store.sign_out("class:ada")
-    assert store.signed_in("tab-1") is None and store.signed_in("tab-2") is None
-    assert store.signed_in("tab-3") == ("class:bob", "Bob", False)
+    store.people.add_sign_in("tab-1", "class:ada", "Ada", False)
+    store.people.add_sign_in("tab-2", "class:ada", "Ada", False)
+    store.people.add_sign_in("tab-3", "class:bob", "Bob", False)
+    assert store.people.signed_in("tab-2") == ("class:ada", "Ada", False)
+    store.people.sign_out("class:ada")
+    assert store.people.signed_in("tab-1") is None and store.people.signed_in("tab-2") is None
+    assert store.people.signed_in("tab-3") == ("class:bob", "Bob", False)
 
 
 # --- the app, through AppTest ---
@@ -177,7 +177,7 @@ def test_class_members_sign_in_and_see_pages(home, served_to_others):
     sign_in(at, CLASS_CODE, "Ada", "secret1")
     assert not at.exception, at.exception
     assert at.metric, "the pages, once signed in"
-    assert RunStore().person("class:ada")[0] == "Ada"
+    assert RunStore().people.person("class:ada")[0] == "Ada"
 
 
 def test_a_forged_run_id_cannot_stop_someone_elses_run(home, served_to_others):
@@ -207,7 +207,7 @@ def test_a_tab_whose_person_signed_out_elsewhere_can_do_nothing(home, served_to_
     at.run()
     assert not at.button(key="stop_run").disabled, "her own run"
 
-    store.sign_out("class:ada")  # in another tab
+    store.people.sign_out("class:ada")  # in another tab
     at.button(key="stop_run").click().run()
     # A browser reruns only the live panel for its button (the click's own check says "signed out");
     # a whole rerun meets the sign-in first. Either way the run goes on.

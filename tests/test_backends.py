@@ -12,10 +12,12 @@ import sys
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
-from fmnist import jobs, schema
+from fmnist import jobs, migrations
 from fmnist.backends import auto_backend, default_setting, engine_label, resolve, setting_label
 from fmnist.data import to_model_input
+from fmnist.migrations import legacy
 from fmnist.models import PRESETS, ConvBlock, DenseLayer, ModelSpec, dense_spec
 from fmnist.prediction import load_model
 from fmnist.services import Actor, start_training
@@ -65,17 +67,16 @@ def test_a_bad_backend_setting_is_one_clear_line_and_creates_no_run(home):
 
 
 def test_an_older_store_gains_the_backend_columns_empty(home):
-    RunStore()
-    run_id = RunStore().create_run(dense_spec([32]))
-    db = sqlite3.connect(home / "runs.sqlite")  # back to the version before backends were recorded
-    for column in ("backend_setting", "backend", "device", "cluster_job"):  # and what later versions added
-        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-    db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema.to_version_4)}")
-    db.commit()
-    db.close()
-    run = RunStore().get(run_id)
-    assert (run.backend_setting, run.backend, run.device) == (None, None, None)
-    assert sqlite3.connect(home / "runs.sqlite").execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    home.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{home / 'runs.sqlite'}")  # as the version before backends were recorded left it
+    with engine.begin() as db:
+        legacy.migrate(db, to_version=legacy.MIGRATIONS.index(legacy.to_version_4))
+        db.execute(sa.text("INSERT INTO runs (name, spec_json, status, created_at, params) VALUES ('old', :spec, 'finished', 0, 1)"),
+                   {"spec": json.dumps(dense_spec([32]).to_dict())})
+    engine.dispose()
+    [run] = RunStore().list_runs()
+    assert (run.name, run.backend_setting, run.backend, run.device) == ("old", None, None, None)
+    assert sqlite3.connect(home / "runs.sqlite").execute("PRAGMA user_version").fetchone()[0] == migrations.LEGACY_FENCE
 
 
 def test_a_job_trains_on_the_backend_that_trained_its_run(home):

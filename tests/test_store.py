@@ -82,7 +82,7 @@ def test_a_search_and_its_trial_sharing_a_dying_process_are_reaped_together(home
     from fmnist.runs import RunKind
 
     store = RunStore()
-    search = store.create_run(SPEC, name="search", kind=RunKind.SEARCH)
+    search = store.create_run(SPEC, name="search", kind=RunKind.SEARCH, queue="search")
     try_start(store, search, max_parallel=2)
     trial = store.create_run(SPEC, name="trial", kind=RunKind.TRIAL, parent_id=search)
     try_start(store, trial, max_parallel=2)
@@ -221,16 +221,69 @@ def test_deleting_a_run_deletes_its_jobs(home, database):
 
 
 def test_a_store_of_the_version_before_clusters_opens_and_gains_the_ray_job_column(home):
-    import sqlite3
+    import json
 
-    from fmnist import schema
+    import sqlalchemy as sa
 
-    run_id = RunStore().create_run(SPEC, name="from before")
-    db = sqlite3.connect(home / "runs.sqlite")  # as the app before runs went to clusters left it
-    db.execute("ALTER TABLE runs DROP COLUMN cluster_job")
-    db.execute(f"PRAGMA user_version = {schema.MIGRATIONS.index(schema.to_version_5)}")
-    db.commit()
-    db.close()
-    run = RunStore().get(run_id)
+    from fmnist import migrations
+    from fmnist.migrations import legacy
+
+    home.mkdir(parents=True)
+    engine = sa.create_engine(f"sqlite:///{home / 'runs.sqlite'}")  # as the app before runs went to clusters left it
+    with engine.begin() as db:
+        legacy.migrate(db, to_version=legacy.MIGRATIONS.index(legacy.to_version_5))
+        db.execute(sa.text("INSERT INTO runs (name, spec_json, status, created_at, params) VALUES ('from before', :spec, 'queued', 0, 1)"),
+                   {"spec": json.dumps(SPEC.to_dict())})
+    engine.dispose()
+    [run] = RunStore().list_runs()
     assert (run.name, run.cluster_job, run.on_cluster) == ("from before", None, False)
-    assert sqlite3.connect(home / "runs.sqlite").execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    with RunStore().connect(write=False) as db:
+        assert migrations.current_revision(db) == migrations.head()
+
+
+def test_each_queue_has_its_own_slots(home, database):
+    """Runs wait in their own queue: searches one at a time, beside the trainings' max_parallel."""
+    store = RunStore()
+    train_1, search_1, train_2, search_2 = (store.create_run(SPEC, name=name, queue=queue) for name, queue in
+                                            (("t1", "training"), ("s1", "search"), ("t2", "training"), ("s2", "search")))
+    assert [store.queue_position(run_id) for run_id in (train_1, search_1, train_2, search_2)] == [1, 1, 2, 2]
+    assert not try_start(store, search_2, max_parallel=5), "first in its own queue only"
+    assert try_start(store, search_1, max_parallel=1), "a search does not wait for the trainings queued before it"
+    assert not try_start(store, search_2, max_parallel=5), "one search at a time, whatever max_parallel says"
+    assert try_start(store, train_1, max_parallel=1), "a running search takes no training slot"
+    assert not try_start(store, train_2, max_parallel=1)
+    assert store.queue_position(train_2) == 1 and store.queue_position(search_2) == 1
+    assert try_start(store, train_2, max_parallel=None), "no limit: the cluster queues the trainings itself"
+    assert not try_start(store, search_2, max_parallel=None)
+    assert [run.queue for run in store.list_runs()] == ["training", "search", "training", "search"]
+
+
+def test_settings_and_results_of_a_kind(home, database):
+    store = RunStore()
+    run_id = store.create_run(SPEC)
+    job = store.create_run(SPEC, kind="cv", parent_id=run_id, repeats=3)  # the old keyword, into settings
+    other = store.create_run(SPEC, kind="seeds", parent_id=run_id, settings={"repeats": 2})
+    assert (store.get(job).settings, store.get(job).repeats, store.get(other).repeats) == ({"repeats": 3}, 3, 2)
+    store.record_scores(job, [0.8, 0.9])
+    store.record_scores(other, [0.7])
+    run, cv = store.get(run_id), store.get(job)
+    assert cv.result == {"scores": [0.8, 0.9], "mean": pytest.approx(0.85), "std": pytest.approx(0.05)}
+    assert (cv.cv_mean, cv.scores, cv.seeds_mean) == (pytest.approx(0.85), [0.8, 0.9], None)
+    assert run.result == {"cv": {"mean": pytest.approx(0.85), "std": pytest.approx(0.05), "job": job},
+                          "seeds": {"mean": 0.7, "std": 0.0, "job": other}}
+    assert (run.cv_mean, run.seeds_mean, run.scores, run.summary()["cv_std"]) == (pytest.approx(0.85), 0.7, [], pytest.approx(0.05))
+    store.set_result(run_id, {"note": "kept", "seeds": None})
+    assert store.get(run_id).result == {"cv": run.result["cv"], "seeds": None, "note": "kept"}, "keys merge; a key set replaces"
+    with pytest.raises(KeyError):
+        store.set_result(999, {"x": 1})
+
+    search = store.create_run(SPEC, kind="search", queue="search", space_json='{"trials": 3}')
+    store.update_search(search, space={"trials": 5}, elapsed_s=2.0)
+    assert (store.get(search).space, store.get(search).space_json, store.get(search).train_s) == ({"trials": 5}, '{"trials": 5}', 2.0)
+    store.request_stop(search)
+    store.requeue(search)
+    with pytest.raises(ValueError, match=f"run {job} is not an ended search"):
+        store.requeue(job)
+    store.request_stop(job)
+    store.requeue(job, allowed_kinds=("cv",))
+    assert store.get(job).status == "queued"

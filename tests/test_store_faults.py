@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fmnist import data, schema
+from fmnist import data, migrations
 from fmnist.home import StoreError
 from fmnist.models import dense_spec
 from fmnist.store import RunStore
@@ -64,23 +64,26 @@ def test_fmnist_home_naming_a_file(tmp_path, monkeypatch):
 def test_a_store_from_a_newer_version_is_not_touched(home):
     RunStore()
     db = sqlite3.connect(home / "runs.sqlite")
-    db.execute(f"PRAGMA user_version = {schema.VERSION + 1}")
+    db.execute(f"UPDATE {migrations.VERSION_TABLE} SET version_num = 'ffff_from_the_future'")
     db.commit()
     db.close()
+    before = (home / "runs.sqlite").read_bytes()
     result = run_cli("runs")
-    assert result.returncode == 2 and "newer version" in result.stderr, result.stderr
+    assert result.returncode == 2 and "newer version" in result.stderr and "update the app" in result.stderr, result.stderr
+    assert (home / "runs.sqlite").read_bytes() == before
 
 
 def test_a_new_store_is_at_the_current_version_and_an_old_one_is_migrated_once(home):
     RunStore()
     db = sqlite3.connect(home / "runs.sqlite")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
+    assert db.execute(f"SELECT version_num FROM {migrations.VERSION_TABLE}").fetchall() == [(migrations.head(),)]
+    assert db.execute("PRAGMA user_version").fetchone()[0] == migrations.LEGACY_FENCE, "an app from before Alembic refuses it"
     columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
     db.close()
     RunStore()  # opening again changes nothing
     db = sqlite3.connect(home / "runs.sqlite")
     assert [row[1] for row in db.execute("PRAGMA table_info(runs)")] == columns
-    assert {name for name, _ in schema.COLUMNS_BEFORE_VERSIONING} <= set(columns)
+    assert {"pid_started", "kind", "parent_id", "settings_json", "result_json", "queue"} <= set(columns)
 
 
 @needs_dev_full

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fmnist import schema
+from fmnist import migrations, schema
 from fmnist.database import database_url
 from fmnist.home import StoreError
 from fmnist.models import PRESETS
@@ -59,12 +59,13 @@ def test_a_new_postgres_store_is_at_the_current_version_and_a_newer_one_is_left_
     run_id = store.create_run(SPEC)
     RunStore(url=database_url(url))  # opening again changes nothing
     with psycopg.connect(url) as db:
-        assert db.execute("SELECT version FROM store_version").fetchall() == [(schema.VERSION,)]
+        assert db.execute(f"SELECT version_num FROM {migrations.VERSION_TABLE}").fetchall() == [(migrations.head(),)]
+        assert db.execute("SELECT version FROM store_version").fetchall() == [(migrations.LEGACY_FENCE,)], "an older app refuses it"
         columns = {row[0] for row in db.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'runs'")}
         assert columns == {column.name for column in schema.runs.columns}
         assert db.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 'runs' AND column_name = 'created_at'"
                           ).fetchone() == ("double precision",), "a timestamp needs 64 bits"
-        db.execute("UPDATE store_version SET version = %s", (schema.VERSION + 1,))
+        db.execute(f"UPDATE {migrations.VERSION_TABLE} SET version_num = 'ffff_from_the_future'")
     with pytest.raises(StoreError, match="newer version"):
         RunStore(url=database_url(url))
     with psycopg.connect(url) as db:

@@ -84,7 +84,7 @@ def cmd_forget_person(args) -> int:
     from fmnist.access import class_person
 
     person = class_person(args.name, teacher=False)
-    if open_store().forget_person(person.id):
+    if open_store().people.forget_person(person.id):
         print(f"{person.name!r} may sign in again with a new password; their runs stay theirs.")
         return 0
     print(f"nobody has signed in as {person.name!r}", file=sys.stderr)

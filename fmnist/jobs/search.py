@@ -21,7 +21,7 @@ class Search(JobKind):
                **owner) -> int:
         """A queued search holding its space; it waits for other searches to end."""
         return store.create_run(placeholder_spec(space), name=name or "search", train_limit=space.images, kind=self.kind,
-                                pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()),
+                                queue=self.queue, pid=pid, pid_started=pid_started, space_json=json.dumps(space.to_dict()),
                                 backend_setting=default_setting(), **owner)
 
     def resume(self, store, search_id: int, trials: int | None = None, minutes: float | None = None) -> None:
