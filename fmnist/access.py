@@ -57,7 +57,8 @@ class Actor:
         """What the store records of who started a run, and the limit it checks as it inserts it."""
         if self.person.id == LOCAL_ADMIN.id:
             return {}
-        return {"owner": self.person.id, "owner_name": self.person.name, "owner_limit": self.max_runs if self.limited else None}
+        return {"owner": self.person.id, "owner_name": self.person.name, "owner_limit": self.max_runs if self.limited else None,
+                "teacher": self.person.admin}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from fmnist.database import Database, configured_url, with_retries
 from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
 from fmnist.people import PeopleStore
+from fmnist.queue_order import Waiting, fair_order, lesson_seconds
 from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
 from fmnist.schema import batches, epochs, runs
 
@@ -109,11 +110,12 @@ class RunStore:
                    parent_id: int | None = None, repeats: int | None = None,
                    owner: str | None = None, owner_name: str | None = None, owner_limit: int | None = None,
                    space_json: str | None = None, backend_setting: str = "auto",
-                   queue: str = TRAINING_QUEUE, settings: dict | None = None) -> int:
+                   queue: str = TRAINING_QUEUE, settings: dict | None = None, teacher: bool = False) -> int:
         """A queued run in queue (see QUEUE_SLOTS); pid and pid_started name the process that will train it,
         when it is known already; backend_setting is auto, tensorflow or jax (fmnist.backends); settings,
         the kind's inputs (fmnist.runs.Run.settings). repeats and space_json are settings' "repeats" and
-        "space" under their old names.
+        "space" under their old names; teacher: a teacher's run, which goes ahead of students' in its
+        queue (fmnist.queue_order).
 
         With owner_limit, the owner may have at most that many runs queued or running: counted and
         inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError).
@@ -124,6 +126,8 @@ class RunStore:
             settings["repeats"] = repeats
         if space_json is not None:
             settings["space"] = json.loads(space_json)
+        if teacher:
+            settings["teacher"] = True
         with self.connect() as db:
             if owner_limit is not None:
                 active = db.execute(sa.select(sa.func.count()).select_from(runs).where(
@@ -209,9 +213,10 @@ class RunStore:
 
     @with_retries
     def claim_slot(self, run_id: int, max_parallel: int | None, pid: int, pid_started: str | None) -> bool:
-        """In one transaction: move a queued run to running if it is first in its queue and fewer runs
-        of its queue are running than the queue has slots: QUEUE_SLOTS' for a queue that sets them,
-        else max_parallel (None: no limit, the cluster queues them itself).
+        """In one transaction: move a queued run to running if it is next in its queue's fair order
+        (fmnist.queue_order) and fewer runs of its queue are running than the queue has slots:
+        QUEUE_SLOTS' for a queue that sets them, else max_parallel (None: no limit, the cluster queues
+        them itself).
         """
         with self.connect() as db:
             row = db.execute(sa.select(runs.c.queue, runs.c.status).where(runs.c.id == run_id)).first()
@@ -219,23 +224,38 @@ class RunStore:
                 return False
             slots = QUEUE_SLOTS.get(row.queue, max_parallel)
             if slots is not None:
-                same_queue = runs.c.queue == row.queue
                 running = db.execute(sa.select(sa.func.count()).select_from(runs).where(
-                    runs.c.status == str(RunStatus.RUNNING), same_queue)).scalar()
-                first = db.execute(sa.select(sa.func.min(runs.c.id)).where(runs.c.status == str(RunStatus.QUEUED), same_queue)).scalar()
-                if running >= slots or first != run_id:
+                    runs.c.status == str(RunStatus.RUNNING), runs.c.queue == row.queue)).scalar()
+                if running >= slots or self.queue_order(db, row.queue)[:1] != [run_id]:
                     return False
             now = time.time()
             db.execute(runs.update().where(runs.c.id == run_id).values(
                 status=str(RunStatus.RUNNING), started_at=now, updated_at=now, pid=pid, pid_started=pid_started))
             return True
 
+    @staticmethod
+    def queue_order(db, queue: str) -> list[int]:
+        """The queued runs of queue in the order they start: round-robin across people this lesson."""
+        waiting = [Waiting(row.id, row.owner, row.created_at, bool(json.loads(row.settings_json or "{}").get("teacher")))
+                   for row in db.execute(sa.select(runs.c.id, runs.c.owner, runs.c.created_at, runs.c.settings_json).where(
+                       runs.c.status == str(RunStatus.QUEUED), runs.c.queue == queue)).fetchall()]
+        started = dict(db.execute(sa.select(runs.c.owner, sa.func.count()).where(
+            runs.c.queue == queue, runs.c.started_at >= time.time() - lesson_seconds()).group_by(runs.c.owner)).fetchall())
+        return fair_order(waiting, started)
+
     def queue_position(self, run_id: int) -> int:
-        """1 for the next run to start in its queue."""
+        """1 for the next run to start in its queue (0: it is not queued)."""
         with self.connect(write=False) as db:
-            queue = sa.select(runs.c.queue).where(runs.c.id == run_id).scalar_subquery()
-            return db.execute(sa.select(sa.func.count()).select_from(runs).where(
-                runs.c.status == str(RunStatus.QUEUED), runs.c.id <= run_id, runs.c.queue == queue)).scalar()
+            queue = db.execute(sa.select(runs.c.queue).where(runs.c.id == run_id)).scalar()
+            order = self.queue_order(db, queue) if queue else []
+        return order.index(run_id) + 1 if run_id in order else 0
+
+    def queue_ahead(self, run_id: int) -> list[int]:
+        """The queued runs that start before this one, in order."""
+        with self.connect(write=False) as db:
+            queue = db.execute(sa.select(runs.c.queue).where(runs.c.id == run_id)).scalar()
+            order = self.queue_order(db, queue) if queue else []
+        return order[:order.index(run_id)] if run_id in order else []
 
     @with_retries
     def mark_interrupted(self, run_ids: list[int], reason: str) -> None:

@@ -5,6 +5,7 @@ import multiprocessing
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from fmnist.models import PRESETS
@@ -13,6 +14,8 @@ from fmnist.runs import ModelFileError
 from fmnist.schema import runs
 from fmnist.store import RunStore
 from fmnist.worker import process_alive, reap_dead_runs, try_start
+
+from helpers import wait_until
 
 SPEC = PRESETS["Seed D: 128-64"]
 
@@ -95,10 +98,8 @@ def test_a_search_and_its_trial_sharing_a_dying_process_are_reaped_together(home
 
 def test_zombie_process_counts_as_dead():
     process = subprocess.Popen([sys.executable, "-c", "pass"])
-    # not waited for: it stays a zombie until reaped
-    import time
-
-    time.sleep(0.5)
+    # not waited for: once it exits it stays a zombie until reaped (its exit takes a while on a loaded machine)
+    wait_until(lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE, timeout=60, message="the child to exit")
     assert not process_alive(process.pid)
     process.wait()
 
