@@ -13,6 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
+from fmnist.backends import cpu_name
 from fmnist.data import load_dataset
 from fmnist.inside import Inside, project_run, run_pca
 from fmnist.prediction import load_model
@@ -24,14 +25,6 @@ APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 def load_average() -> float:
     return os.getloadavg()[0]
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 def fastest_rerun(at, repeats: int) -> float:

@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from fmnist.backends import cpu_name
 from fmnist.data import load_dataset
 from fmnist.runs import RunKind, RunStatus
 from fmnist.search import run_search
@@ -52,16 +53,6 @@ def searched(store: RunStore, space: SearchSpace, dataset, name: str, prune: boo
                                                  f"{'-' if value is None else f'{value:.4f}'} ({time.perf_counter() - started:.0f} s)",
                                                  flush=True))
     return search_id
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def run_search_bench(args) -> int:
