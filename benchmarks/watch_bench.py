@@ -8,8 +8,9 @@ and prints the median samples/s and the watched/alone ratios. Then, with nothing
 server's and the browser's CPU with one tab idle on each page, the time of a page switch and of a
 slider move as the browser shows them, and the first Classify visit after a fresh server start.
 
-Needs what the browser tests need (`./setup.sh --test`): Playwright and Debian's Chromium, driven
-the way the browser tests drive them (benchmarks/browser.py). No figure here is asserted anywhere: it prints, you read.
+Needs what the browser tests need (`./setup.sh --test`): Playwright and Debian's Chromium, started
+as the browser tests start them (benchmarks/browser.py). No figure here is asserted anywhere: it
+prints, you read.
 """
 
 import argparse
@@ -45,8 +46,6 @@ COMPLETE = {
 HEADINGS = {"data": "The data"}  # a page's heading where it is not its title in the sidebar
 VIEWPORT = {"width": 1400, "height": 1000}
 SETTLE_S = 15
-
-
 # The live panel's progress line (fmnist.live_chart), shown while a run trains.
 PROGRESS_LINE = re.compile("samples/s · ETA")
 
