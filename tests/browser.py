@@ -1,67 +1,24 @@
-"""A real Streamlit server and Debian's Chromium driven by Playwright, for the browser tests."""
+"""The browser tests' own helpers (screenshots, moving a slider as a person does), and the Streamlit
+server and Chromium set-up they share with the benches (benchmarks/browser.py), under the names the
+tests import."""
 
-import ctypes
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
+from benchmarks.browser import (  # noqa: F401  (re-exported: the tests import them from here)
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    app_idle,
+    free_port,
+    set_tab_hidden,
+    start_streamlit,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 SCREENSHOTS = ROOT / "test-output"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def end_with_this_process() -> None:
-    """In a child before it runs: Linux ends it (SIGTERM) when the process that started it ends, so a
-    test run killed from outside (a CI timeout, a Ctrl-C twice) leaves no Streamlit server behind."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def start_streamlit(home: Path, port: int, address: str | None = "127.0.0.1", extra_args=(), env=None) -> subprocess.Popen:
-    """`streamlit run streamlit_app.py` on the port; address None leaves it to the project's config;
-    env: more environment variables for the server and the trainings it starts."""
-    log = open(home.parent / "streamlit.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", *(["--server.address", address] if address else []),
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false", *extra_args],
-        cwd=ROOT, env={**os.environ, "FMNIST_HOME": str(home), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-        preexec_fn=end_with_this_process,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return process
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError(f"streamlit did not start: {(home.parent / 'streamlit.log').read_text()[-2000:]}")
 
 
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def app_idle(page, timeout: float = 60000) -> None:
-    """Wait until the app's script run is over (Streamlit marks it on the app's root element)."""
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout)
 
 
 def set_slider(page, label: str, value: str) -> None:
@@ -99,16 +56,3 @@ def set_slider(page, label: str, value: str) -> None:
             past = False
         thumb.press("ArrowLeft" if past else "ArrowRight")
     raise AssertionError(f"slider {label!r} never showed {value!r} (it shows {shown.inner_text()!r})")
-
-
-def set_tab_hidden(page, hidden: bool) -> None:
-    """Hide the page's tab, or show it again, as far as the page can tell: `document.hidden` and
-    `visibilityState` change and `visibilitychange` fires, as when a person switches tabs. Headless
-    Chromium keeps a page visible whatever happens to it (tried: another page opened in front of it
-    in the same context, CDP's Page.setWebLifecycleState and Target.activateTarget), so the page's
-    document is told directly."""
-    page.evaluate("""hidden => {
-        Object.defineProperty(document, "hidden", { configurable: true, get: () => hidden });
-        Object.defineProperty(document, "visibilityState", { configurable: true, get: () => (hidden ? "hidden" : "visible") });
-        document.dispatchEvent(new Event("visibilitychange"));
-    }""", hidden)

@@ -5,21 +5,16 @@ behind a password or token. Nothing of the machine's own PostgreSQL or Ray is to
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.browser import free_port
+
 from helpers import wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def as_postgres(*command: str, **kwargs) -> subprocess.CompletedProcess:

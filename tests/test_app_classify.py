@@ -8,11 +8,11 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from benchmarks.photo_fixtures import photo_like
 from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import percent
 from fmnist.imaging import as_dataset_image, open_image, prepare
 from fmnist.models import dense_spec
-from fmnist.photo_fixtures import photo_like
 from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 from fmnist.training import train_run

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.photo_fixtures import photo_like
 from fmnist.data import load_dataset
 from fmnist.dataset import FASHION_MNIST
 from fmnist.imaging import open_image, prepare, prepare_or_whole
-from fmnist.photo_fixtures import photo_like
 from fmnist.prediction import load_model, predict_image
 from fmnist.store import RunStore
 

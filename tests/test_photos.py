@@ -1,4 +1,4 @@
-"""Photo-like pictures (fmnist.photo_fixtures): the item found in each situation, classified right by a
+"""Photo-like pictures (benchmarks.photo_fixtures): the item found in each situation, classified right by a
 real model, and the "does not look like the training images" check (fmnist.outliers, fmnist.outlier_check)."""
 
 import io
@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.photo_bench import box_iou, found_box
+from benchmarks.photo_fixtures import CARD, DARK_FLOOR, PHONE, SITUATIONS, encode, photo_like, text_page
 from fmnist.data import to_model_input
 from fmnist.imaging import EmptyImageError, open_image, prepare, prepare_or_whole
 from fmnist.models import dense_spec
 from fmnist.outlier_check import HiddenAndOutput, run_check
 from fmnist.outliers import FILE, FLAGGED_SHARE, HeldOut, calibrate, held_out_images, item_pieces, pieces_limit, read_check, separation
-from fmnist.photo_bench import box_iou, found_box
-from fmnist.photo_fixtures import CARD, DARK_FLOOR, PHONE, SITUATIONS, encode, photo_like, text_page
 from fmnist.prediction import load_model
 from fmnist.projection import model_version
 from fmnist.store import RunStore

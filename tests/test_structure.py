@@ -1,5 +1,5 @@
-"""The shape of the code: no import circle, a pure side that never reaches Keras, the package
-installed, and ruff clean with the project's own settings."""
+"""The shape of the code: no import circle, a pure side that never reaches Keras, the app apart
+from its tests and benchmarks, the package installed, and ruff clean with the project's own settings."""
 
 import ast
 import shutil
@@ -13,13 +13,16 @@ from helpers import ROOT
 
 PACKAGE = ROOT / "fmnist"
 # The Keras side: build, fit, predict, load. Everything else in fmnist/ is the pure side.
-KERAS_SIDE = {"fmnist.network", "fmnist.training", "fmnist.prediction", "fmnist.bench_fit", "fmnist.keras_start", "fmnist.search",
-              "fmnist.search_bench", "fmnist.inside", "fmnist.inside_bench", "fmnist.export", "fmnist.outlier_check",
-              "fmnist.photo_bench"}
+KERAS_SIDE = {"fmnist.network", "fmnist.training", "fmnist.prediction", "fmnist.keras_start", "fmnist.search",
+              "fmnist.inside", "fmnist.export", "fmnist.outlier_check"}
 ML_LIBRARIES = {"keras", "tensorflow", "jax", "torch"}
 # The command line's package and the run kinds' (fmnist.jobs): they reach the Keras side inside their
 # commands and `execute` only, so listing, stopping or creating runs stays light.
 CLI = "fmnist.cli"
+BENCHMARKS = ROOT / "benchmarks"
+# The tests' own modules as the tests import them (helpers, browser, servers, conftest, test_*):
+# tests/ is on the tests' path only, so an import of one elsewhere works only under pytest, if at all.
+TEST_MODULES = {path.stem for path in (ROOT / "tests").glob("*.py")} | {"tests"}
 JOBS = "fmnist.jobs"
 # The layers, top to bottom: a module imports only from its own layer or those below it.
 UPPER_LAYERS = (("fmnist.__main__", "fmnist.cli"), ("fmnist.services",), ("fmnist.jobs",))
@@ -63,6 +66,26 @@ def package_modules() -> dict[str, Path]:
         if parts != ("fmnist", "__init__"):
             modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return modules
+
+
+def benchmark_modules() -> dict[str, Path]:
+    return {f"benchmarks.{path.stem}" if path.stem != "__init__" else "benchmarks": path for path in BENCHMARKS.glob("*.py")}
+
+
+def app_files() -> dict[str, Path]:
+    """What `streamlit run` and `python -m fmnist` load: the package, the pages and the app's script."""
+    pages = {f"pages/{path.name}": path for path in (ROOT / "pages").glob("*.py")}
+    return {**package_modules(), **pages, "streamlit_app.py": ROOT / "streamlit_app.py"}
+
+
+def resolves(name: str, modules: dict[str, Path]) -> bool:
+    """`name` is one of `modules`, or a name imported from one (`from a import b` gives a.b)."""
+    return name in modules or name.rpartition(".")[0] in modules
+
+
+def touches_sys_path(path: Path) -> bool:
+    return any(isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name) and node.value.id == "sys"
+               for node in ast.walk(ast.parse(path.read_text())))
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -157,6 +180,41 @@ def test_the_package_is_installed_and_runs_from_any_folder(tmp_path):
     assert distribution("fashion-mnist-studio").version
     result = subprocess.run([sys.executable, "-m", "fmnist", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "train" in result.stdout, result.stderr
+
+
+def test_the_app_never_imports_the_tests_and_the_benchmarks_only_inside_a_command():
+    files = app_files()
+    assert {"fmnist.cli.bench_commands", "pages/train.py", "streamlit_app.py"} <= set(files), "the app's files exist"
+    for name, path in files.items():
+        everywhere = imports_of(path)
+        assert not {n for n in everywhere if n.split(".")[0] in TEST_MODULES}, f"{name} imports the tests"
+        assert not touches_sys_path(path), f"{name} changes sys.path"
+        assert not {n for n in top_level_imports(path) if n.split(".")[0] == "benchmarks"}, \
+            f"{name} imports the benchmarks as it loads: the library runs without them"
+        if not in_cli(name):
+            assert not {n for n in everywhere if n.split(".")[0] == "benchmarks"}, f"{name} imports the benchmarks"
+    # The CLI's bench commands import a bench once they run: each module they name is there.
+    benches = benchmark_modules()
+    named = {n for path in files.values() for n in imports_of(path) if n.startswith("benchmarks.")}
+    assert {"benchmarks.bench", "benchmarks.watch_bench"} <= named
+    assert all(resolves(n, benches) for n in named), sorted(n for n in named if not resolves(n, benches))
+
+
+def test_the_benchmarks_import_the_library_never_the_tests():
+    benches, library = benchmark_modules(), package_modules()
+    assert {"benchmarks.bench", "benchmarks.browser", "benchmarks.watch_bench"} <= set(benches), "the benchmarks exist"
+    for name, path in benches.items():
+        names = imports_of(path)
+        assert not {n for n in names if n.split(".")[0] in TEST_MODULES}, f"{name} imports the tests"
+        assert not touches_sys_path(path), f"{name} changes sys.path"
+        # A bench runs rarely: a library module it names that is gone fails here, not in someone's measurement.
+        unknown = {n for n in names if n.startswith("fmnist.") and not resolves(n, library)}
+        unknown |= {n for n in names if n.startswith("benchmarks.") and not resolves(n, benches)}
+        assert not unknown, f"{name} imports {unknown}, which are not there"
+    # `python -m fmnist bench` itself only starts each side's process and compares figures: a side
+    # picks its Keras backend in its own process, which an imported Keras would have fixed already.
+    bench = {n.split(".")[0] for n in imports_of(benches["benchmarks.bench"])} | imports_of(benches["benchmarks.bench"])
+    assert not bench & (ML_LIBRARIES | KERAS_SIDE), bench & (ML_LIBRARIES | KERAS_SIDE)
 
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is installed by ./setup.sh --test")

@@ -1,5 +1,6 @@
 """Measuring and the Inside page's background work: `bench` (and its one-side processes), `project`,
-`inside-bench`, `photo-bench`. Each loads Keras only once it runs."""
+`inside-bench`, `photo-bench`. Each loads Keras only once it runs. The measuring itself lives in the
+top-level `benchmarks` package, outside the library: the commands import it once they run."""
 
 import argparse
 import json
@@ -8,7 +9,6 @@ import sys
 from tqdm import tqdm
 
 from fmnist.backends import BACKENDS
-from fmnist.bench import CASES, run_bench
 from fmnist.cli.args import positive_int
 from fmnist.store import open_store
 
@@ -18,7 +18,7 @@ def add_bench(sub) -> None:
     bench.add_argument("--json", action="store_true", help="one JSON object per case and per backend's start")
     bench.add_argument("--repeats", type=positive_int, default=3, help="rounds: each side trains each case once a round")
     bench.add_argument("--watch", action="store_true",
-                       help="instead: training alone against watched in Chromium, idle CPU, page times (python -m fmnist.watch_bench)")
+                       help="instead: training alone against watched in Chromium, idle CPU, page times (python -m benchmarks.watch_bench)")
     bench.add_argument("--cluster", action="store_true",
                        help="instead: 8 short runs on the local queue, then on the Ray head at FMNIST_RAY_ADDRESS: wall time, time to first batch")
     bench.add_argument("--side", choices=("bare", "engine"), help=argparse.SUPPRESS)  # one side, in its own process
@@ -28,20 +28,23 @@ def add_bench(sub) -> None:
 
 def cmd_bench(args) -> int:
     if args.cluster:
-        from fmnist.cluster_bench import main as cluster_bench
+        from benchmarks.cluster_bench import main as cluster_bench
 
         return cluster_bench()
     if args.watch:
-        from fmnist.watch_bench import main as watch_bench
+        from benchmarks.watch_bench import main as watch_bench
 
         return watch_bench(["--rounds", str(args.repeats)])
-    if args.side:  # one side of the bench, in a process of its own (fmnist.bench starts them)
+    if args.side:  # one side of the bench, in a process of its own (benchmarks.bench starts them)
         from fmnist.keras_start import start_keras
 
         start_keras(args.backend)
-        from fmnist.bench_fit import run_side
+        from benchmarks.bench import CASES
+        from benchmarks.bench_fit import run_side
 
         return run_side(args.side, list(range(len(CASES))))
+    from benchmarks.bench import run_bench
+
     return run_bench(args.repeats, args.json)
 
 
@@ -95,7 +98,7 @@ def cmd_inside_bench(args) -> int:
     from fmnist.keras_start import start_keras
 
     start_keras("tensorflow")
-    from fmnist.inside_bench import run_inside_bench
+    from benchmarks.inside_bench import run_inside_bench
 
     return run_inside_bench(args)
 
@@ -116,6 +119,6 @@ def cmd_photo_bench(args) -> int:
     if missing:
         print(f"error: no run with a saved model: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    from fmnist.photo_bench import run_photo_bench
+    from benchmarks.photo_bench import run_photo_bench
 
     return run_photo_bench(args.run_ids, args.seed)

@@ -74,7 +74,7 @@ def cmd_search(args) -> int:
     from fmnist.search_space import SearchSpace, describe_size, validate_space
 
     if args.bench:
-        from fmnist.search_bench import run_search_bench
+        from benchmarks.search_bench import run_search_bench
 
         return run_search_bench(args)
 

@@ -4,7 +4,7 @@ The cases: the seed's 64-128-64-32 MLP at batch 32 and 256 on all 60,000 images,
 preset on a fifth of them. Three sides each train every case: bare `model.fit` on TensorFlow (the
 reference people compare with), the engine on TensorFlow and the engine on JAX; auto's figure is
 the engine on the backend auto picks for the case. Keras' backend is fixed per process, so each side
-runs in a process of its own (fmnist.bench_fit); the sides take turns, in a rotated order each round,
+runs in a process of its own (benchmarks.bench_fit); the sides take turns, in a rotated order each round,
 so that a slow moment on a shared machine does not always fall on the same side. Each figure is the
 median over the rounds, with the slowest and fastest beside it.
 

@@ -1,4 +1,4 @@
-"""`python -m fmnist.watch_profile`: what a tab watching a training costs its browser, and where it goes.
+"""`python -m benchmarks.watch_profile`: what a tab watching a training costs its browser, and where it goes.
 
 watch_bench measures the training's speed with tabs open; on a shared machine its ratios swing with
 everyone else's load. This measures the browser alone, with nothing training: `streamlit run
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS, free_port, set_tab_hidden, start_streamlit
+from benchmarks.cpu_meter import CpuMeter, browser_processes, cpu_seconds
+from benchmarks.watch_bench import VIEWPORT
 from fmnist.machine import cpu_name
-from fmnist.watch_bench import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, CpuMeter, browser_processes, cpu_seconds, free_port, start_streamlit
-
-from browser import set_tab_hidden  # tests/browser.py, on the path fmnist.watch_bench sets
 
 POINT_EVERY_S = 0.25  # the engine streams about 4 points a second
 STEPS = 40  # per epoch: an epoch every 10 s
@@ -97,7 +97,7 @@ def js_profile(profile: dict, seconds: float, top: int = 15) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmnist.watch_profile", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.watch_profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tabs", type=int, default=1, help="tabs watching (default 1)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds measured (default 30)")
     parser.add_argument("--profile", action="store_true", help="also sample the first tab's JavaScript (adds its own cost)")

@@ -1,7 +1,7 @@
 """What going through Ray costs and gains: the same short runs on the local queue and as Ray jobs.
 
 `python -m fmnist bench --cluster` launches RUNS runs (128-64, 3 epochs, 20,000 images) through the
-app's own launch path (fmnist.worker.launch), first on the local queue, then through the Ray head at
+app's own launch path (fmnist.services.start_training), first on the local queue, then through the Ray head at
 FMNIST_RAY_ADDRESS (each run a job asking FMNIST_RAY_CPUS, default 1), each side in a fresh
 FMNIST_HOME on the configured run store. It watches the store: the wall time from the first launch
 to the last run's end, and for each run the time from its launch to its first batch's point in the
@@ -16,10 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from fmnist.access import Actor
 from fmnist.models import dense_spec
 from fmnist.runs import ACTIVE
+from fmnist.services import start_training
 from fmnist.store import RunStore
-from fmnist.worker import launch, max_parallel
+from fmnist.worker import max_parallel
 
 RUNS = 8
 SPEC = dense_spec([128, 64], epochs=3)
@@ -31,7 +33,7 @@ def measure(side: str, slots: int) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"fmnist-bench-{side}-") as home:
         store = RunStore(Path(home))
         start = time.time()
-        run_ids = [launch(store, SPEC, name=f"bench {side} {i + 1}", train_limit=IMAGES) for i in range(RUNS)]
+        run_ids = [start_training(store, Actor.local(), SPEC, name=f"bench {side} {i + 1}", train_limit=IMAGES) for i in range(RUNS)]
         launched = {run_id: time.time() for run_id in run_ids}
         first_batch = {}
         while True:

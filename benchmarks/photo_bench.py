@@ -1,6 +1,6 @@
 """`python -m fmnist photo-bench RUN_ID...`: how the Classify page does on photo-like pictures.
 
-For each run: the photo-like pictures (fmnist.photo_fixtures) per situation, how many are classified
+For each run: the photo-like pictures (benchmarks.photo_fixtures) per situation, how many are classified
 right (as they are and averaged over small shifts) and how well the item's box is found (IoU); then
 how well each measure of unusualness separates pictures unlike the data (noise, text pages, other
 photos) from the run's held-out validation images (the area under the ROC curve), and which share of
@@ -16,13 +16,13 @@ import time
 import numpy as np
 from PIL import Image
 
+from benchmarks.inside_bench import load_average
+from benchmarks.photo_fixtures import SITUATIONS, encode, phone_photo, photo_like, unlike_data
 from fmnist.data import load_dataset, to_model_input
 from fmnist.imaging import open_image, prepare, prepare_or_whole
-from fmnist.inside_bench import load_average
 from fmnist.machine import cpu_name
 from fmnist.outlier_check import HiddenAndOutput, calibrated_check
 from fmnist.outliers import FLAGGED_SHARE, MEASURES, held_out_images, item_pieces, separation
-from fmnist.photo_fixtures import SITUATIONS, encode, phone_photo, photo_like, unlike_data
 from fmnist.prediction import load_model
 from fmnist.store import open_store
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from fmnist import jobs
 from fmnist.data import load_dataset
 from fmnist.machine import cpu_name
 from fmnist.runs import RunKind, RunStatus
@@ -24,7 +25,7 @@ from fmnist.search_space import SearchSpace
 from fmnist.store import RunStore
 from fmnist.studies import best_trial_run, load_study, open_study
 from fmnist.training import train_run
-from fmnist.worker import create_search, try_start
+from fmnist.worker import try_start
 
 BEST_EPOCHS = 20
 
@@ -42,7 +43,7 @@ def overheads(store: RunStore, search_id: int) -> list[float]:
 
 
 def searched(store: RunStore, space: SearchSpace, dataset, name: str, prune: bool = True, enqueue=()) -> int:
-    search_id = create_search(store, space, name=name)
+    search_id = jobs.SEARCH.create(store, space, name=name)
     try_start(store, search_id, max_parallel=1)
     study = open_study(store, search_id, space, prune=prune)
     for params in enqueue:

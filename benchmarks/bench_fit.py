@@ -4,7 +4,7 @@ Trains each bench case for two epochs and times the second, so that tracing and 
 the graph count against neither side; prints one JSON line per case. The bare side is
 `model.fit` with Keras' defaults except verbose=0 (the default progress bar only slows it);
 the engine side is the engine's compile and callbacks (fmnist.training). The figures and
-their comparison are fmnist.bench's.
+their comparison are benchmarks.bench's.
 """
 
 import json
@@ -13,7 +13,7 @@ import time
 
 import keras
 
-from fmnist.bench import CASES, case_spec
+from benchmarks.bench import CASES, case_spec
 from fmnist.data import load_dataset, to_model_input
 from fmnist.keras_start import device_name
 from fmnist.network import build_model

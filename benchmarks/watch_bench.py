@@ -1,4 +1,4 @@
-"""`python -m fmnist.watch_bench`: what watching the app costs, measured as a person uses it.
+"""`python -m benchmarks.watch_bench`: what watching the app costs, measured as a person uses it.
 
 Starts `streamlit run streamlit_app.py` on a free 127.0.0.1 port with a temporary FMNIST_HOME (the
 app's own .streamlit/config.toml applies), then trains the same model with `python -m fmnist train`
@@ -8,8 +8,9 @@ and prints the median samples/s and the watched/alone ratios. Then, with nothing
 server's and the browser's CPU with one tab idle on each page, the time of a page switch and of a
 slider move as the browser shows them, and the first Classify visit after a fresh server start.
 
-Needs what the browser tests need (`./setup.sh --test`): Playwright and Debian's Chromium, driven
-the way tests/browser.py drives them. No figure here is asserted anywhere: it prints, you read.
+Needs what the browser tests need (`./setup.sh --test`): Playwright and Debian's Chromium, started
+as the browser tests start them (benchmarks/browser.py). No figure here is asserted anywhere: it
+prints, you read.
 """
 
 import argparse
@@ -26,67 +27,28 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, app_idle, free_port, start_streamlit
+from benchmarks.cpu_meter import CpuMeter, cpu_seconds
 from fmnist.dataset import FASHION_MNIST
 from fmnist.machine import cpu_name
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the browser tests' server and Chromium set-up, shared
-
-from browser import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit  # noqa: E402
-
 CONDITIONS = ("alone", "one tab", "two tabs")
 TABS = {"alone": 0, "one tab": 1, "two tabs": 2}
-# (title in the sidebar, URL path, what shows once the page is complete)
-PAGES = (
-    ("Build & Train", "", "· finished"),
-    ("Leaderboard", "leaderboard", "Reproduce the seed's table"),
-    ("Evaluate", "evaluate", "Mistakes"),
-    ("Classify", "classify", "Brush size"),
-    ("Data", "data", "9 · Ankle boot"),
-)
+# The pages measured, by URL path, and what shows once each is complete (the last thing it draws).
+# Their titles and order are the app's own (streamlit_app.py's navigation), read from its sidebar:
+# see app_pages.
+COMPLETE = {
+    "": "· finished",
+    "leaderboard": "Reproduce the seed's table",
+    "evaluate": "Mistakes",
+    "classify": "Brush size",
+    "data": "9 · Ankle boot",
+}
+HEADINGS = {"data": "The data"}  # a page's heading where it is not its title in the sidebar
 VIEWPORT = {"width": 1400, "height": 1000}
 SETTLE_S = 15
-
-
-def browser_processes() -> list[psutil.Process]:
-    """Chromium's processes (browser, renderers, GPU and utility ones): Playwright's driver starts them."""
-    return [p for p in psutil.Process().children(recursive=True) if "chrom" in p.name().lower()]
-
-
-def cpu_seconds(process: psutil.Process) -> float | None:
-    try:
-        times = process.cpu_times()
-    except psutil.NoSuchProcess:
-        return None
-    return times.user + times.system
-
-
-class CpuMeter:
-    """Cores used by the server and by Chromium between start() and stop()."""
-
-    def __init__(self, server_pid: int):
-        self.server = psutil.Process(server_pid)
-
-    def start(self):
-        self.t0 = time.perf_counter()
-        self.server0 = cpu_seconds(self.server)
-        self.browser0 = {process: cpu_seconds(process) for process in browser_processes()}
-        return self
-
-    def stop(self) -> tuple[float, float]:
-        wall = time.perf_counter() - self.t0
-        # A renderer that ended meanwhile (a closed tab) took its seconds with it: counted as none.
-        browser = sum(max((cpu_seconds(p) or start) - start, 0.0) for p, start in self.browser0.items() if start is not None)
-        return (cpu_seconds(self.server) - self.server0) / wall, browser / wall
-
-
 # The live panel's progress line (fmnist.live_chart), shown while a run trains.
 PROGRESS_LINE = re.compile("samples/s · ETA")
-
-
-def idle(page, timeout_ms: int = 60000) -> None:
-    """Until the app's script run is over (Streamlit marks it on the app's root element)."""
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout_ms)
 
 
 def open_tab(browser, url: str, ready: str = "Build & Train", role_heading: bool = True):
@@ -96,8 +58,21 @@ def open_tab(browser, url: str, ready: str = "Build & Train", role_heading: bool
         page.get_by_role("heading", name=ready).wait_for(timeout=60000)
     else:
         page.get_by_text(ready).first.wait_for(timeout=60000)
-    idle(page)
+    app_idle(page)
     return page
+
+
+def app_pages(browser, url: str) -> list[tuple[str, str, str]]:
+    """The measured pages as (title in the sidebar, URL path, what shows once complete), in the
+    app's order: its navigation as the sidebar lists it, so that a page is registered in one place."""
+    page = open_tab(browser, url)
+    links = page.get_by_test_id("stSidebarNavLink").evaluate_all(
+        "links => links.map(link => [link.querySelector('[label]').getAttribute('label'), new URL(link.href).pathname.slice(1)])")
+    close(page)
+    paths = {path for _, path in links}
+    if not set(COMPLETE) <= paths:
+        raise RuntimeError(f"the app's navigation has no page at {sorted(set(COMPLETE) - paths)}: update COMPLETE in {__file__}")
+    return [(title, path, COMPLETE[path]) for title, path in links if path in COMPLETE]
 
 
 def live_points(page) -> str:
@@ -140,9 +115,9 @@ def train_round(args, home: Path, browser, url: str, condition: str, meter: CpuM
             "engine": f"{summary.get('backend') or 'tensorflow'} on {summary.get('device') or 'the CPU'}"}
 
 
-def idle_cpu(browser, url: str, meter: CpuMeter, seconds: float) -> list[dict]:
+def idle_cpu(browser, url: str, pages, meter: CpuMeter, seconds: float) -> list[dict]:
     rows = []
-    for title, path, ready in PAGES:
+    for title, path, ready in pages:
         page = open_tab(browser, f"{url}/{path}", ready, role_heading=False)
         # A page goes on loading after it shows: the charts' code, fonts, the browser's garbage
         # collection; on a busy machine for well over ten seconds. Idle is what comes after.
@@ -155,17 +130,17 @@ def idle_cpu(browser, url: str, meter: CpuMeter, seconds: float) -> list[dict]:
     return rows
 
 
-def page_switches(browser, url: str, loops: int = 3) -> dict[str, list[float]]:
+def page_switches(browser, url: str, pages, loops: int = 3) -> dict[str, list[float]]:
     """Seconds from a click in the sidebar to the page complete and its script run over."""
     page = open_tab(browser, url)
-    times = {title: [] for title, _, _ in PAGES}
+    times = {title: [] for title, _, _ in pages}
     for _ in range(loops):
-        for title, _, ready in PAGES[1:] + PAGES[:1]:
+        for title, path, ready in pages[1:] + pages[:1]:
             start = time.perf_counter()
             page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
-            page.get_by_role("heading", name={"Data": "The data"}.get(title, title)).wait_for(timeout=60000)
+            page.get_by_role("heading", name=HEADINGS.get(path, title)).wait_for(timeout=60000)
             page.get_by_text(ready).first.wait_for(timeout=60000)
-            idle(page)
+            app_idle(page)
             times[title].append(time.perf_counter() - start)
     close(page)
     return times
@@ -182,13 +157,13 @@ def slider_moves(browser, url: str, moves: int = 6) -> list[float]:
         start = time.perf_counter()
         slider.get_by_role("slider").press("ArrowRight" if i % 2 == 0 else "ArrowLeft")
         page.wait_for_function("([el, text]) => el.innerText !== text", arg=[metric.element_handle(), before], polling=10)
-        idle(page)
+        app_idle(page)
         times.append(time.perf_counter() - start)
     close(page)
     return times
 
 
-def server_side_times(home: Path, repeats: int = 5) -> dict[str, float]:
+def server_side_times(home: Path, pages, repeats: int = 5) -> dict[str, float]:
     """Script-run seconds as the server spends them (AppTest: no browser, no websocket), medians."""
     os.environ["FMNIST_HOME"] = str(home)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Classify loads a model in this process
@@ -206,7 +181,7 @@ def server_side_times(home: Path, repeats: int = 5) -> dict[str, float]:
     slider = [timed(lambda i=i: at.slider(key="build_width_0").set_value(100 + i % 2).run()) for i in range(repeats)]
     switch = {}
     for _ in range(2):  # the second visit is the one a person makes most
-        for title, path, _ in PAGES[1:] + PAGES[:1]:
+        for title, path, _ in pages[1:] + pages[:1]:
             script = f"pages/{path or 'train'}.py"
             switch[title] = timed(lambda script=script: at.switch_page(script).run())
     assert not at.exception, at.exception
@@ -237,13 +212,13 @@ def first_classify(browser, home: Path, warm_up: bool, wait: bool) -> dict:
         start = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}")
         page.get_by_text("· finished").first.wait_for(timeout=60000)
-        idle(page)
+        app_idle(page)
         first_page = time.perf_counter() - start
         quiet_after = wait_until_quiet(psutil.Process(server.pid)) if wait else 0.0
         start = time.perf_counter()
         page.get_by_test_id("stSidebarNav").get_by_text("Classify", exact=True).click()
         page.get_by_text("Brush size").wait_for(timeout=120000)
-        idle(page)
+        app_idle(page)
         classify = time.perf_counter() - start
         close(page)
     finally:
@@ -257,7 +232,7 @@ def median(values) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fmnist.watch_bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.watch_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each set-up (default 3)")
     parser.add_argument("--epochs", type=int, default=8, help="epochs of the 256-128 stack per round (default 8)")
     parser.add_argument("--limit", type=int, help=f"training images per round (default all {FASHION_MNIST.train_size:,})")
@@ -282,6 +257,7 @@ def main(argv=None) -> int:
             # Untimed: warms the disk cache, decodes the dataset into the home, lets the server warm up.
             warm = train_round(args, home, browser, url, "one tab", meter, "warm-up")
             print(f"trained by: {warm['engine']} (the default engine, as `python -m fmnist train` picks it)", flush=True)
+            pages = app_pages(browser, url)
             rounds = {condition: [] for condition in CONDITIONS}
             for r in range(args.rounds):
                 order = CONDITIONS[r % 3:] + CONDITIONS[:r % 3]
@@ -302,11 +278,11 @@ def main(argv=None) -> int:
 
             print(f"\nCPU with one tab idle on each page, nothing training ({args.idle_s:.0f} s each, {SETTLE_S} s after it "
                   "showed), cores:")
-            for row in idle_cpu(browser, url, meter, args.idle_s):
+            for row in idle_cpu(browser, url, pages, meter, args.idle_s):
                 print(f"  {row['page']:>13}: server {row['server_cpu']:.3f} · browser {row['browser_cpu']:.3f}", flush=True)
 
             print("\nIn the browser, from the click to the page complete (median of 3, seconds):")
-            for title, times in page_switches(browser, url).items():
+            for title, times in page_switches(browser, url, pages).items():
                 print(f"  {title:>13}: {median(times):.2f} ({', '.join(f'{t:.2f}' for t in times)})", flush=True)
             moves = slider_moves(browser, url)
             print(f"  slider move (key press to new parameter count): {median(moves):.3f} "
@@ -316,7 +292,7 @@ def main(argv=None) -> int:
             server.wait(timeout=30)
 
         print("\nServer side (AppTest script runs, seconds):")
-        for what, seconds in server_side_times(home).items():
+        for what, seconds in server_side_times(home, pages).items():
             print(f"  {what:>13}: {seconds:.3f}", flush=True)
 
         print("\nA fresh server: its first page, then Classify (seconds, from the click to a model ready):")
