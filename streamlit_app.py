@@ -3,19 +3,12 @@
 import streamlit as st
 
 from fmnist.access import SharingConfigError
+from fmnist.app.activity import remember_activity, sidebar_status
+from fmnist.app.caches import show_store_error
+from fmnist.app.navigation import ENTERED, keep_widget_state
+from fmnist.app.server import keep_keras_between_runs, warm_up_in_background
+from fmnist.app.session import current_person, gate, person_line
 from fmnist.home import StoreError
-from fmnist.ui import (
-    ENTERED,
-    current_person,
-    gate,
-    keep_keras_between_runs,
-    keep_widget_state,
-    person_line,
-    remember_activity,
-    show_store_error,
-    sidebar_status,
-    warm_up_in_background,
-)
 
 keep_keras_between_runs()
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")

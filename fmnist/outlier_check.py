@@ -2,7 +2,7 @@
 probabilities in one forward pass, the check calibrated on the run's held-out images once and kept
 in the run's folder.
 
-The Keras side: the Classify page reaches it through fmnist.ui when a model is loaded anyway.
+The Keras side: the Classify page reaches it through fmnist.app.caches when a model is loaded anyway.
 """
 
 import keras

@@ -1,6 +1,6 @@
 """A trained model at work: loading a run's model, its test-set probabilities, one image's prediction.
 
-The Keras side: the pages that need a model reach it through fmnist.ui, which
+The Keras side: the pages that need a model reach it through fmnist.app.caches, which
 imports this module only when a model is really needed.
 """
 

@@ -6,6 +6,10 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist import services
+from fmnist.app.activity import run_label
+from fmnist.app.caches import dataset_or_message, get_store, load_run_inside, load_run_model, load_run_outlier_check
+from fmnist.app.navigation import INSIDE_PAGE, INSIDE_REQUEST, TRAIN_PAGE, enter_through_navigation
+from fmnist.app.session import acting
 from fmnist.charts import probability_bars
 from fmnist.data import DatasetError, examples_per_class
 from fmnist.dataset import FASHION_MNIST
@@ -28,19 +32,6 @@ from fmnist.models import PRESETS, with_training
 from fmnist.outliers import item_pieces, percent_text
 from fmnist.prediction import predict_image  # the one page that runs a model: TensorFlow loads with it
 from fmnist.runs import ModelFileError
-from fmnist.ui import (
-    INSIDE_PAGE,
-    INSIDE_REQUEST,
-    TRAIN_PAGE,
-    acting,
-    dataset_or_message,
-    enter_through_navigation,
-    get_store,
-    load_run_inside,
-    load_run_model,
-    load_run_outlier_check,
-    run_label,
-)
 
 STARTER = "Seed D: 128-64"
 # The button's promise, from `python -m fmnist train --layers 128,64 --epochs 10` on 2 CPU cores

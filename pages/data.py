@@ -3,9 +3,10 @@
 import numpy as np
 import streamlit as st
 
+from fmnist.app.caches import dataset_or_message
+from fmnist.app.navigation import enter_through_navigation
 from fmnist.data import examples_per_class
 from fmnist.imaging import enlarge
-from fmnist.ui import dataset_or_message, enter_through_navigation
 
 enter_through_navigation()
 st.title("The data")

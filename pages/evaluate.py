@@ -5,6 +5,9 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
+from fmnist.app.activity import run_label
+from fmnist.app.caches import dataset_or_stop, get_store, run_probabilities
+from fmnist.app.navigation import INSIDE_PAGE, INSIDE_REQUEST, enter_through_navigation, no_runs_yet
 from fmnist.compare_charts import confusion_heatmap, difference_heatmap
 from fmnist.dataset import FASHION_MNIST
 from fmnist.evaluation import (
@@ -20,16 +23,6 @@ from fmnist.evaluation import (
 from fmnist.imaging import enlarge
 from fmnist.leaderboard import best_run, training_runs
 from fmnist.runs import ModelFileError
-from fmnist.ui import (
-    INSIDE_PAGE,
-    INSIDE_REQUEST,
-    dataset_or_stop,
-    enter_through_navigation,
-    get_store,
-    no_runs_yet,
-    run_label,
-    run_probabilities,
-)
 
 GALLERY_STEP = 40
 PER_ROW = 8

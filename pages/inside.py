@@ -4,6 +4,9 @@ which pixels drove its prediction, and where the 10,000 test images land in 2-D.
 import numpy as np
 import streamlit as st
 
+from fmnist.app.activity import run_label
+from fmnist.app.caches import dataset_or_stop, get_store, load_run_inside, run_pca, run_probabilities
+from fmnist.app.navigation import INSIDE_REQUEST, enter_through_navigation, no_runs_yet
 from fmnist.charts import probability_bars
 from fmnist.data import examples_per_class
 from fmnist.dataset import FASHION_MNIST
@@ -25,17 +28,6 @@ from fmnist.projection import (
     start_projection,
 )
 from fmnist.runs import ModelFileError
-from fmnist.ui import (
-    INSIDE_REQUEST,
-    dataset_or_stop,
-    enter_through_navigation,
-    get_store,
-    load_run_inside,
-    no_runs_yet,
-    run_label,
-    run_pca,
-    run_probabilities,
-)
 
 IMAGE, WEIGHTS, PROJECTION = "image", "weights", "projection"
 VIEWS = {IMAGE: ":material/route: One image through the network", WEIGHTS: ":material/grid_view: What the weights learnt",

@@ -6,6 +6,10 @@ import streamlit as st
 
 from fmnist import services
 from fmnist.access import LOCAL_ADMIN, may_manage
+from fmnist.app.activity import active_runs, run_label
+from fmnist.app.caches import get_store
+from fmnist.app.navigation import enter_through_navigation, no_runs_yet
+from fmnist.app.session import acting, current_person, current_sharing
 from fmnist.charts import overlay_curves
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.dataset import FASHION_MNIST
@@ -13,16 +17,6 @@ from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_expo
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, training_runs
 from fmnist.runs import RunKind
 from fmnist.store import RunStore
-from fmnist.ui import (
-    acting,
-    active_runs,
-    current_person,
-    current_sharing,
-    enter_through_navigation,
-    get_store,
-    no_runs_yet,
-    run_label,
-)
 
 TABLE_KEY = "lb_table"
 SCORE = st.column_config.NumberColumn(format="%.4f")

@@ -3,8 +3,9 @@
 
 import streamlit as st
 
-from fmnist import services, ui
+from fmnist import services
 from fmnist.access import may_manage
+from fmnist.app import activity, caches, navigation, session
 from fmnist.dataset import FASHION_MNIST
 from fmnist.models import ACTIVATIONS, MAX_CONV_BLOCKS, MAX_LAYERS, SpecError, stack_name
 from fmnist.runs import RunKind, RunStatus
@@ -55,10 +56,10 @@ def space_controls() -> SearchSpace | None:
 
 
 def start_search(space: SearchSpace) -> None:
-    if ui.dataset_or_message() is None:
+    if caches.dataset_or_message() is None:
         return
     try:
-        search_id = services.start_search(ui.get_store(), ui.acting(), space)
+        search_id = services.start_search(caches.get_store(), session.acting(), space)
     except services.REFUSED as e:
         st.error(str(e), icon=":material/block:")
         return
@@ -73,7 +74,7 @@ def search_label(search) -> str:
 @st.cache_data(max_entries=8, show_spinner=False)
 def study_figures(home: str, search_id: int, ended: int):
     """Optuna's parallel coordinates and importances, recomputed only when another trial has ended."""
-    study = load_study(ui.get_store(), search_id)
+    study = load_study(caches.get_store(), search_id)
     if study is None:
         return None, {}
     return parallel_coordinates(study), importances(study)
@@ -81,18 +82,18 @@ def study_figures(home: str, search_id: int, ended: int):
 
 def controls(store, search) -> None:
     """Stop or resume the search (its owner or a teacher), and train its best trial for real."""
-    person = ui.current_person()
+    person = session.current_person()
     mine = person is not None and may_manage(person, search)
     stop, resume, best_box = st.columns([1, 1, 2.5], vertical_alignment="bottom")
     if search.active:
         if stop.button("Stop search", key="search_stop", icon=":material/stop_circle:", disabled=not mine,
                        help="the trial that trains ends at its next batch; finished trials stay"):
-            act(lambda: services.stop(store, ui.acting(), search.id))
+            act(lambda: services.stop(store, session.acting(), search.id))
     else:
         if resume.button("Resume", key="search_resume", icon=":material/play_arrow:", disabled=not mine,
                          help="go on from the trials it has, with its budget (raise Trials or Minutes on the left to extend it)"):
             trials, minutes = st.session_state.search_trials, st.session_state.search_minutes
-            act(lambda: services.resume_search(store, ui.acting(), search.id, trials=int(trials), minutes=float(minutes)))
+            act(lambda: services.resume_search(store, session.acting(), search.id, trials=int(trials), minutes=float(minutes)))
         if stop.button("Delete…", key="search_delete", icon=":material/delete:", disabled=not mine):
             st.session_state.search_confirm = search.id
         if st.session_state.get("search_confirm") == search.id:
@@ -100,7 +101,7 @@ def controls(store, search) -> None:
                        icon=":material/warning:")
             if st.button("Yes, delete", key="search_delete_yes", type="primary"):
                 st.session_state.search_confirm = None
-                act(lambda: services.delete(store, ui.acting(), search.id))
+                act(lambda: services.delete(store, session.acting(), search.id))
     best = best_trial_run(store, search.id)
     if best is None:
         return
@@ -109,10 +110,10 @@ def controls(store, search) -> None:
         if st.button(f"Train the best (trial {best.name.split()[1]}) on all {FASHION_MNIST.train_size:,} images", key="search_train_best",
                      type="primary", icon=":material/workspace_premium:"):
             try:
-                run_id = services.train_best_of_search(store, ui.acting(), search.id, int(epochs))
+                run_id = services.train_best_of_search(store, session.acting(), search.id, int(epochs))
                 st.success(f"Run #{run_id} trains the best settings on all training images, then scores the {FASHION_MNIST.test_size:,} test images: "
                            "see it on Build & Train and the Leaderboard.", icon=":material/rocket_launch:")
-                st.page_link(ui.LEADERBOARD_PAGE, label="Leaderboard", icon=":material/leaderboard:")
+                st.page_link(navigation.LEADERBOARD_PAGE, label="Leaderboard", icon=":material/leaderboard:")
             except services.REFUSED as e:
                 st.error(str(e), icon=":material/block:")
 
@@ -166,10 +167,10 @@ def show_search(store, search_id: int) -> None:
     right.plotly_chart(accuracy_vs_size(trials), key="search_size", config=NO_TOOLBAR)
 
 
-@ui.store_errors_shown
+@caches.store_errors_shown
 def live_search(search_id: int) -> None:
-    store = ui.get_store()
-    ui.active_runs(store)  # marks a search whose process died as interrupted (resumable)
+    store = caches.get_store()
+    activity.active_runs(store)  # marks a search whose process died as interrupted (resumable)
     show_search(store, search_id)
     search = store.get(search_id)
     if not search.active and st.session_state.get("search_was_active") == search_id:
@@ -177,13 +178,13 @@ def live_search(search_id: int) -> None:
         st.rerun()  # the whole page once: the view stops refreshing
 
 
-ui.enter_through_navigation()
+navigation.enter_through_navigation()
 st.title("Search")
 st.caption("Optuna tries stacks for you: its TPE sampler proposes settings from what the earlier trials scored, and a "
            "median pruner ends a trial whose validation accuracy falls behind. Trials are compared on **validation accuracy** "
            "(images held out of each trial's training images), never on the test set: only *Train the best* scores the "
            f"{FASHION_MNIST.test_size:,} test images, once, for the settings the search chose.")
-store = ui.get_store()
+store = caches.get_store()
 setup, view = st.columns([1, 2.2], gap="large")
 with setup:
     space = space_controls()

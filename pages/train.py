@@ -5,6 +5,10 @@ import streamlit as st
 
 from fmnist import services
 from fmnist.access import LOCAL_ADMIN, may_manage
+from fmnist.app.activity import SIDEBAR_QUIET, active_runs, activity, page_drawn_for, run_label
+from fmnist.app.caches import cached_store, dataset_or_message, get_store, store_errors_shown
+from fmnist.app.navigation import LEADERBOARD_PAGE, SEARCH_PAGE, enter_through_navigation
+from fmnist.app.session import acting, current_person
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import live_curves, stack_diagram
 from fmnist.dataset import FASHION_MNIST
@@ -29,22 +33,6 @@ from fmnist.models import (
 )
 from fmnist.runs import Run, RunKind, RunStatus
 from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
-from fmnist.ui import (
-    LEADERBOARD_PAGE,
-    SEARCH_PAGE,
-    SIDEBAR_QUIET,
-    acting,
-    active_runs,
-    activity,
-    cached_store,
-    current_person,
-    dataset_or_message,
-    enter_through_navigation,
-    get_store,
-    page_drawn_for,
-    run_label,
-    store_errors_shown,
-)
 
 DEFAULT_PRESET = "Seed D: 128-64"
 ALL_IMAGES = FASHION_MNIST.train_size
@@ -289,13 +277,13 @@ def live_panel():
     """The watched run's progress and curves. They refresh every LIVE_EVERY_S while a run is queued
     or training, and not at all otherwise: each page run decides (a page run clears the browser's
     refresh timers, and a fragment drawn without run_every sets none), so a run that has ended
-    costs nothing to look at. When runs start or end the page runs again (ui.activity_changed):
+    costs nothing to look at. When runs start or end the page runs again (activity.activity_changed):
     from the panel's own refresh while it refreshes, from the sidebar's while it stands still."""
     store = get_store()
     active_runs(store)  # marks runs whose process died, so none shows 'running' forever
     runs = store.list_runs()
     # Live while any run is active, a search's too (its trials come and go): the rule the
-    # sidebar follows (ui.sidebar_status), so that exactly one of the two refreshes.
+    # sidebar follows (activity.sidebar_status), so that exactly one of the two refreshes.
     live = any(run.active for run in runs)
     page_drawn_for(runs)
     if not live and st.session_state.pop(SIDEBAR_QUIET, False):

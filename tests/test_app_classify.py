@@ -208,15 +208,15 @@ def test_a_missing_or_corrupt_model_file_is_a_clear_message(app, trained):
 
 
 def test_the_warm_up_loads_the_best_model_before_the_first_visit(trained, monkeypatch):
-    """What the server does in the background once its first page is drawn (ui.warm_up_in_background):
+    """What the server does in the background once its first page is drawn (server.warm_up_in_background):
     the first visit to Classify then finds the best model loaded."""
     import fmnist.prediction
-    from fmnist import ui
+    from fmnist.app import caches, server
 
     store, _, better = trained
     monkeypatch.setenv("FMNIST_HOME", str(store.home))
-    ui.cached_model.clear()
-    ui.warm_up()
+    caches.cached_model.clear()
+    server.warm_up()
     loads = []
     monkeypatch.setattr(fmnist.prediction, "load_model", lambda store, run_id: loads.append(run_id))
     at = AppTest.from_file(APP, default_timeout=60)
@@ -233,8 +233,8 @@ def test_with_no_model_yet_the_warm_up_leaves_tensorflow_unloaded(home):
     import subprocess
     import sys
 
-    code = ("import sys; from fmnist import ui; ui.warm_up(); "
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), ui.get_dataset().x_test.shape)")
+    code = ("import sys; from fmnist.app import caches, server; server.warm_up(); "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules), caches.get_dataset().x_test.shape)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == "[] (10000, 28, 28)"

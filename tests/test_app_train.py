@@ -5,9 +5,9 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fmnist.app.caches import get_dataset
 from fmnist.models import dense_spec
 from fmnist.store import RunStore
-from fmnist.ui import get_dataset
 from fmnist.worker import try_start
 
 from helpers import APP, ml_modules_after, wait_until

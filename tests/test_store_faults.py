@@ -104,7 +104,7 @@ def test_a_full_disk_for_the_cache_still_loads_the_dataset(home, monkeypatch):
 
     monkeypatch.setenv("FMNIST_DATA", str(data.DEBIAN_DIR))
     (cache / "x_train.tmp.npy").symlink_to(DEV_FULL)
-    from fmnist.ui import get_dataset
+    from fmnist.app.caches import get_dataset
 
     get_dataset.clear()  # the app's dataset is loaded once per server: this is a new server
     at = AppTest.from_file(APP, default_timeout=60)
