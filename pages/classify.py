@@ -8,6 +8,7 @@ from streamlit_drawable_canvas import st_canvas
 from fmnist.access import AccessError
 from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, DatasetError, examples_per_class
+from fmnist.estimates import time_here
 from fmnist.evaluation import percent, top_k
 from fmnist.imaging import (
     WHOLE,
@@ -44,9 +45,7 @@ from fmnist.ui import (
 from fmnist.worker import launch
 
 STARTER = "Seed D: 128-64"
-# The button's promise, from `python -m fmnist train --layers 128,64 --epochs 10` on 2 CPU cores
-# (README: "Measured on this project's machine").
-STARTER_TIME = "about 35 seconds"
+STARTER_EPOCHS = 10
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 SHOWN = 280  # px: the canvas, the originals and the enlarged 28×28 image share a size
 STEP = 170  # px: each of an upload's steps, four in a row
@@ -72,10 +71,11 @@ def offer_to_train():
     else:
         if starter and starter.error:
             st.error(f"Run #{starter.id} {starter.status}: {starter.error}", icon=":material/error:")
-        label = f"Train {STARTER}, 10 epochs ({STARTER_TIME} on 2 CPU cores)"
+        spec = with_training(PRESETS[STARTER], epochs=STARTER_EPOCHS)
+        label = f"Train {STARTER}, {STARTER_EPOCHS} epochs ({time_here(spec, store.list_runs()).text()})"
         if st.button(label, type="primary", icon=":material/play_arrow:", key="classify_train") and dataset_or_message() is not None:
             try:
-                st.session_state.classify_starter = launch(store, with_training(PRESETS[STARTER], epochs=10), name=STARTER,
+                st.session_state.classify_starter = launch(store, spec, name=STARTER,
                                                            owner=acting_person(), max_runs=max_runs_per_person())
                 st.rerun()
             except (AccessError, LimitError) as e:
