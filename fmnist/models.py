@@ -71,9 +71,6 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, data: dict) -> "ModelSpec":
         reject_unknown_fields(cls, data, "spec")
-        # A stored spec without the field was saved before mixed precision existed, and trained in float32:
-        # it still does, wherever it trains again (a spec that holds True or False keeps it, too).
-        data = {"mixed_precision": False, **data}
         layers = parse_list(data.get("layers"), DenseLayer, "layers", "units")
         conv = parse_list(data.get("conv", []), ConvBlock, "conv", "filters")
         return validate(cls(**{**data, "layers": layers, "conv": conv}))

@@ -20,6 +20,7 @@ from fmnist.models import (
 )
 from fmnist.network import build_model
 from fmnist.prediction import load_model
+from fmnist.runs import stored_spec
 from fmnist.store import RunStore
 from fmnist.training import train_run
 from fmnist.worker import try_start
@@ -79,7 +80,7 @@ def test_a_spec_saved_before_conv_support_still_loads():
     old = {"layers": [{"units": 64, "activation": "relu", "dropout": 0.0, "batch_norm": False}], "learning_rate": 0.001,
            "epochs": 10, "batch_size": 32, "val_split": 0.1, "seed": 0, "early_stopping": False, "patience": 3,
            "checkpoint": False, "optimizer": "adam", "loss": "sparse_categorical_crossentropy"}
-    spec = ModelSpec.from_dict(json.loads(json.dumps(old)))
+    spec = stored_spec(json.dumps(old))
     assert (spec.conv, spec.augment, spec.lr_schedule, spec.mixed_precision) == ((), False, "constant", False)
     assert count_params(spec) == 784 * 64 + 64 + 650
     assert ModelSpec.from_dict(json.loads(json.dumps(PRESETS["Small CNN"].to_dict()))) == PRESETS["Small CNN"]
@@ -126,7 +127,7 @@ def test_stored_precision_loads_as_it_trained(stored, loaded):
         del data["mixed_precision"]
     else:
         data["mixed_precision"] = stored
-    spec = ModelSpec.from_dict(json.loads(json.dumps(data)))
+    spec = stored_spec(json.dumps(data))
     assert spec.mixed_precision == loaded and type(spec.mixed_precision) is type(loaded)
     assert [layer.mixed_precision for layer in layer_plan(spec)][0] is (loaded is True), "only True plans bfloat16 layers"
 
