@@ -16,8 +16,9 @@ store that trained on this device:
 Pure Python, no Keras: the pages ask as they draw.
 """
 
+import functools
 import statistics
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fmnist.backends import cpu_name, default_setting, mixed_precision_for, resolve
 from fmnist.bench import training_flops_per_sample
@@ -57,11 +58,15 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def workload(spec: ModelSpec) -> ModelSpec:
+def workload(spec: ModelSpec) -> tuple:
     """What sets the speed of a spec's training on this machine: its layers, batch size, augmentation
     and precision as this machine trains it; not its epochs, learning rate, seed or validation split."""
-    return replace(spec, mixed_precision=mixed_precision_for(spec), epochs=1, learning_rate=0.001, seed=0, val_split=0.0,
-                   lr_schedule="constant", early_stopping=False, patience=3, checkpoint=False)
+    return spec.conv, spec.layers, spec.augment, spec.batch_size, mixed_precision_for(spec)
+
+
+@functools.lru_cache(maxsize=4096)  # the Train page asks for every run in the store on every rerun
+def flops_per_image(spec: ModelSpec) -> int:
+    return training_flops_per_sample(spec)
 
 
 def family(spec: ModelSpec) -> tuple:
@@ -74,19 +79,34 @@ def trained_samples(spec: ModelSpec, images: int | None) -> int:
     return round((images or ALL_TRAINING_IMAGES) * (1 - spec.val_split)) * spec.epochs
 
 
-def speed_runs(runs: list[Run], device: str, backend: str) -> list[Run]:
-    """Runs that finished on this device and backend with their speed recorded."""
-    return [run for run in runs if run.kind in SPEED_KINDS and run.status == RunStatus.FINISHED and run.device == device
-            and run.backend == backend and run.samples_per_s and run.train_s]
-
-
-def start_up_seconds(runs: list[Run], device: str, backend: str) -> float | None:
-    """The median time a training run spends outside its training on this device and backend:
+@dataclass(frozen=True)
+class Speed:
+    """What one finished run measured of this machine: on which backend, for which workload, how fast,
+    and (a training run, which starts a process of its own) how long it spent outside its training:
     imports, the dataset, scoring the test set and saving the model."""
-    extra = [run.ended_at - run.started_at - run.train_s for run in speed_runs(runs, device, backend)
-             if run.kind == RunKind.TRAIN and run.started_at and run.ended_at]
-    extra = [seconds for seconds in extra if seconds >= 0]
-    return statistics.median(extra) if extra else None
+    backend: str
+    workload: tuple
+    family: tuple
+    batch_size: int
+    flops: int
+    samples_per_s: float
+    start_up_s: float | None
+
+
+def speeds_on(runs: list[Run], device: str) -> list[Speed]:
+    """The speeds of the runs that finished on `device` (a CPU's model name, or a GPU's) with their
+    speed recorded: read once, asked of for every spec a page labels."""
+    speeds = []
+    for run in runs:
+        if not (run.kind in SPEED_KINDS and run.status == RunStatus.FINISHED and run.device == device
+                and run.backend and run.samples_per_s and run.train_s):
+            continue
+        start_up = None
+        if run.kind == RunKind.TRAIN and run.started_at and run.ended_at:
+            start_up = run.ended_at - run.started_at - run.train_s
+        speeds.append(Speed(run.backend, workload(run.spec), family(run.spec), run.spec.batch_size, flops_per_image(run.spec),
+                            run.samples_per_s, start_up if start_up is not None and start_up >= 0 else None))
+    return speeds
 
 
 def fit_costs(points: list[tuple[float, float, float]]) -> tuple[float, float] | None:
@@ -112,32 +132,38 @@ def fit_costs(points: list[tuple[float, float, float]]) -> tuple[float, float] |
     return min(candidates, key=lambda costs: residual(*costs))
 
 
-def training_time(spec: ModelSpec, runs: list[Run], device: str, backend: str, images: int | None = None) -> TimeEstimate:
-    """How long training the spec on `images` (all 60,000 when None) takes here, on `backend`:
-    measured from the runs of its workload that finished on `device`, else estimated from its
-    family's runs there, else unknown (see the module's docstring)."""
-    candidates = speed_runs(runs, device, backend)
+def training_time(spec: ModelSpec, speeds: list[Speed], backend: str, images: int | None = None) -> TimeEstimate:
+    """How long training the spec on `images` (all 60,000 when None) takes on `backend` of the
+    machine the speeds were measured on (speeds_on): measured from the runs of its workload, else
+    estimated from its family's runs, else unknown (see the module's docstring)."""
+    speeds = [speed for speed in speeds if speed.backend == backend]
     samples = trained_samples(spec, images)
-    extra = start_up_seconds(runs, device, backend) or 0.0
-    same = [run for run in candidates if workload(run.spec) == workload(spec)]
+    start_ups = [speed.start_up_s for speed in speeds if speed.start_up_s is not None]
+    extra = statistics.median(start_ups) if start_ups else 0.0
+    target = workload(spec)
+    same = [speed for speed in speeds if speed.workload == target]
     if same:
-        speed = statistics.median(run.samples_per_s for run in same)
-        return TimeEstimate(samples / speed + extra, measured=True, runs=len(same))
-    kin = [run for run in candidates if family(run.spec) == family(spec)]
-    costs = fit_costs([(1 / run.spec.batch_size, training_flops_per_sample(run.spec), 1 / run.samples_per_s) for run in kin])
+        return TimeEstimate(samples / statistics.median(speed.samples_per_s for speed in same) + extra, measured=True, runs=len(same))
+    kin = [speed for speed in speeds if speed.family == family(spec)]
+    costs = fit_costs([(1 / speed.batch_size, speed.flops, 1 / speed.samples_per_s) for speed in kin])
     if costs is None:
         return TimeEstimate(None)
     per_step, per_flop = costs
-    seconds_per_image = per_step / spec.batch_size + per_flop * training_flops_per_sample(spec)
+    seconds_per_image = per_step / spec.batch_size + per_flop * flops_per_image(spec)
     return TimeEstimate(samples * seconds_per_image + extra, measured=False, runs=len(kin))
 
 
-def time_here(spec: ModelSpec, runs: list[Run], backend_setting: str | None = None, images: int | None = None) -> TimeEstimate:
-    """training_time on this machine's CPU, on the backend the setting (by default FMNIST_BACKEND's,
-    else auto) picks for the spec, as a run started now would train."""
+def speeds_here(runs: list[Run]) -> list[Speed]:
+    """The speeds measured on this machine's CPU."""
+    return speeds_on(runs, cpu_name())
+
+
+def time_here(spec: ModelSpec, speeds: list[Speed], backend_setting: str | None = None, images: int | None = None) -> TimeEstimate:
+    """training_time on the backend the setting (by default FMNIST_BACKEND's, else auto) picks for
+    the spec, as a run started now would train."""
     if backend_setting is None:
         try:
             backend_setting = default_setting()
         except ValueError:  # the page that starts runs says what is wrong with the variable
             backend_setting = "auto"
-    return training_time(spec, runs, cpu_name(), resolve(spec, backend_setting), images)
+    return training_time(spec, speeds, resolve(spec, backend_setting), images)

@@ -8,7 +8,7 @@ from streamlit_drawable_canvas import st_canvas
 from fmnist.access import AccessError
 from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, DatasetError, examples_per_class
-from fmnist.estimates import time_here
+from fmnist.estimates import speeds_here, time_here
 from fmnist.evaluation import percent, top_k
 from fmnist.imaging import (
     WHOLE,
@@ -72,7 +72,7 @@ def offer_to_train():
         if starter and starter.error:
             st.error(f"Run #{starter.id} {starter.status}: {starter.error}", icon=":material/error:")
         spec = with_training(PRESETS[STARTER], epochs=STARTER_EPOCHS)
-        label = f"Train {STARTER}, {STARTER_EPOCHS} epochs ({time_here(spec, store.list_runs()).text()})"
+        label = f"Train {STARTER}, {STARTER_EPOCHS} epochs ({time_here(spec, speeds_here(store.list_runs())).text()})"
         if st.button(label, type="primary", icon=":material/play_arrow:", key="classify_train") and dataset_or_message() is not None:
             try:
                 st.session_state.classify_starter = launch(store, spec, name=STARTER,

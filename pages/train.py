@@ -17,7 +17,7 @@ from fmnist.backends import (
 )
 from fmnist.charts import live_curves, stack_diagram
 from fmnist.cluster import ClusterError
-from fmnist.estimates import time_here
+from fmnist.estimates import speeds_here, time_here
 from fmnist.live_chart import live_chart
 from fmnist.models import (
     ACTIVATIONS,
@@ -389,8 +389,8 @@ def live_curves_view(run_id: int, drawn_for: tuple, header: tuple, live: bool, p
 enter_through_navigation()
 st.title("Build & Train")
 init_state()
-runs_here = get_store().list_runs()  # their speeds give the times the page shows
-preset_times = {name: time_here(spec, runs_here, st.session_state.build_backend).text() for name, spec in PRESETS.items()}
+speeds = speeds_here(get_store().list_runs())  # what the runs measured on this machine: the times the page shows
+preset_times = {name: time_here(spec, speeds, st.session_state.build_backend).text() for name, spec in PRESETS.items()}
 build, picture = st.columns([1, 1.2], gap="large")
 with build:
     st.selectbox("Preset", ["Custom"] + list(PRESETS), key="build_preset", on_change=apply_preset,
@@ -418,7 +418,7 @@ with picture:
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=spec is None, key="start"):
         start_run(spec, name, limit, backend_setting)
     if spec is not None:
-        st.caption(f"This training: {time_here(spec, runs_here, backend_setting, limit).text()}", help="measured by the runs that finished on this "
+        st.caption(f"This training: {time_here(spec, speeds, backend_setting, limit).text()}", help="measured by the runs that finished on this "
                    "machine's CPU, or estimated from their speed; the first run of a kind measures it")
 
 st.divider()

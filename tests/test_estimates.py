@@ -6,7 +6,8 @@ import pytest
 
 import fmnist.models
 from fmnist.bench import training_flops_per_sample
-from fmnist.estimates import TimeEstimate, fit_costs, time_here, trained_samples, training_time
+from fmnist.estimates import TimeEstimate, fit_costs, speeds_here, speeds_on, time_here, trained_samples
+from fmnist.estimates import training_time as time_of
 from fmnist.models import PRESETS, ConvBlock, DenseLayer, ModelSpec, dense_spec
 from fmnist.runs import Run, RunKind, RunStatus
 
@@ -34,6 +35,10 @@ def run(spec: ModelSpec, samples_per_s: float | None = None, device: str = HERE,
 def avx2_only(monkeypatch):
     """This machine's CPU, as the issue found it: no bfloat16 instructions (auto picks float32)."""
     monkeypatch.setattr(fmnist.models, "cpu_has_bfloat16", lambda: False)
+
+
+def training_time(spec: ModelSpec, runs: list[Run], device: str, backend: str, images: int | None = None) -> TimeEstimate:
+    return time_of(spec, speeds_on(runs, device), backend, images)
 
 
 def test_nothing_measured_claims_nothing():
@@ -115,7 +120,8 @@ def test_time_here_uses_this_cpu_and_the_backend_auto_picks(monkeypatch):
     monkeypatch.setattr(estimates, "cpu_name", lambda: HERE)
     monkeypatch.delenv("FMNIST_BACKEND", raising=False)
     best = PRESETS["Best MLP"]
-    assert time_here(best, [run(best, 12000)]).seconds == pytest.approx(102.0)
-    assert time_here(best, [run(best, 12000)], "tensorflow") == TimeEstimate(None)
+    speeds = speeds_here([run(best, 12000), run(best, 1000, device="Another CPU")])
+    assert time_here(best, speeds).seconds == pytest.approx(102.0)
+    assert time_here(best, speeds, "tensorflow") == TimeEstimate(None)
     monkeypatch.setenv("FMNIST_BACKEND", "nonsense")  # the page that starts runs says what is wrong; auto meanwhile
-    assert time_here(best, [run(best, 12000)]).measured
+    assert time_here(best, speeds).measured
