@@ -1,7 +1,7 @@
 """How long a training takes on this machine: measured by the runs it finished, or estimated from their speed.
 
-A label that promises a time measured on another CPU is wrong by a factor of four on a machine
-without that CPU's bfloat16 instructions, so every time the app shows comes from the runs in the
+A time measured on another CPU can be several times too short on a machine without that CPU's
+bfloat16 instructions (docs/precision.md), so every time the app shows comes from the runs in the
 store that trained on this device:
 
 - measured: finished runs of the same workload (the same layers, batch size, augmentation,
