@@ -22,10 +22,10 @@ import sys
 import tempfile
 import time
 
-from fmnist.backends import BACKENDS, LABELS, auto_backend
+from fmnist.backends import BACKENDS, LABELS, auto_backend, with_precision_resolved
 from fmnist.dataset import FASHION_MNIST
 from fmnist.machine import cpu_flags, cpu_mhz, cpu_name
-from fmnist.models import PRESETS, ModelSpec, layer_plan, with_training
+from fmnist.models import PRESETS, ModelSpec, training_flops_per_sample, with_training
 from fmnist.store import RunStore
 
 MLP_PRESET = "Seed A: 64-128-64-32"
@@ -33,7 +33,7 @@ MLP_PRESET = "Seed A: 64-128-64-32"
 CASES = (
     ("MLP 64-128-64-32", MLP_PRESET, 32, FASHION_MNIST.train_size),
     ("MLP 64-128-64-32", MLP_PRESET, 256, FASHION_MNIST.train_size),
-    ("Small CNN (bfloat16)", "Small CNN", PRESETS["Small CNN"].batch_size, 12800),
+    ("Small CNN", "Small CNN", PRESETS["Small CNN"].batch_size, 12800),  # in the precision auto picks on this CPU
 )
 SIDES = (("bare", "tensorflow"), ("engine", "tensorflow"), ("engine", "jax"))
 # The training whose start is timed: one epoch of the MLP on a few batches, so it ends soon after.
@@ -45,29 +45,7 @@ FMA_UNITS = 2
 
 def case_spec(i: int) -> ModelSpec:
     _, preset, batch, _ = CASES[i]
-    return with_training(PRESETS[preset], batch_size=batch, val_split=0.0)
-
-
-def training_flops_per_sample(spec: ModelSpec) -> int:
-    """Multiply-adds of one training step per image, counted as 2 FLOPs each: for every Dense and
-    Conv2D layer its forward pass, the gradient of its weights, and (except the first layer, whose
-    input is the image) the gradient of its input: three times the forward pass. Activations,
-    pooling, the loss and Adam's update are left out (a few percent for these models)."""
-    total, first = 0, True
-    channels = 1
-    for layer in layer_plan(spec):
-        args = dict(layer.args)
-        if layer.type == "Dense":
-            macs = (layer.params - args["units"])  # weights: inputs × units
-        elif layer.type == "Conv2D":
-            side = layer.output_shape[0]
-            macs = side * side * args["kernel_size"] ** 2 * channels * args["filters"]
-            channels = args["filters"]
-        else:
-            continue
-        total += macs * (2 if first else 3)
-        first = False
-    return 2 * total
+    return with_precision_resolved(with_training(PRESETS[preset], batch_size=batch, val_split=0.0))
 
 
 def cpu_limit() -> tuple[float, str]:
@@ -154,6 +132,7 @@ def run_bench(rounds: int, as_json: bool) -> int:
         flops = training_flops_per_sample(spec)
         row = {
             "model": name, "batch": batch, "images": images, "cpu": cpu, "rounds": rounds,
+            "precision": "bfloat16" if spec.mixed_precision else "float32",
             "bare_tensorflow": round(median["bare", "tensorflow"]), "engine_tensorflow": round(median["engine", "tensorflow"]),
             "engine_jax": round(median["engine", "jax"]), "auto_picks": auto,
             "auto_over_bare": round(auto_rate / median["bare", "tensorflow"], 2),
@@ -170,7 +149,8 @@ def run_bench(rounds: int, as_json: bool) -> int:
             figures = ", ".join(f"{side} {LABELS[backend]} {median[side, backend]:,.0f} ({spread(rates[side, backend, i])})"
                                 for side, backend in SIDES)
             where = ", ".join(sorted(set(row["devices"].values())))
-            say(f"{name}, batch {batch}, {images:,} images, on {where}: samples/s, median of {rounds} (slowest–fastest): {figures}. "
+            say(f"{name} ({row['precision']}), batch {batch}, {images:,} images, on {where}: samples/s, "
+                f"median of {rounds} (slowest–fastest): {figures}. "
                 f"auto picks {LABELS[auto]}: {row['auto_over_bare']:.2f}× the bare fit (the engine on TensorFlow "
                 f"{row['engine_tensorflow_over_bare']:.2f}×), {100 * row['share_of_cpu_limit']:.0f} % of the CPU's float32 limit "
                 f"({flops / 1e3:,.0f} kFLOP per image), {row['live_updates_per_s']:.1f} live updates/s")

@@ -1,4 +1,5 @@
-"""Which Keras backend trains a run: the setting people give, auto's rule, and the names of devices.
+"""Which Keras backend trains a run and in which precision: the settings people give, auto's rules,
+and the names of devices.
 
 Pure Python: the Train page shows what auto picks for the stack on screen without loading Keras.
 The training process turns the choice into KERAS_BACKEND before it imports Keras
@@ -6,7 +7,9 @@ The training process turns the choice into KERAS_BACKEND before it imports Keras
 """
 
 import os
+from dataclasses import replace
 
+from fmnist import models
 from fmnist.models import ModelSpec
 
 BACKENDS = ("tensorflow", "jax")
@@ -55,3 +58,45 @@ def engine_label(run) -> str | None:
     if run.backend:
         return LABELS.get(run.backend, run.backend)
     return f"{run.backend_setting} (asked)" if run.backend_setting and run.status == "queued" else None
+
+
+# --- precision: the spec's mixed_precision, "auto" (the default), True or False ---
+
+PRECISION_SETTINGS = ("auto", True, False)
+PRECISION_LABELS = {True: "bfloat16", False: "float32"}
+
+
+def auto_mixed_precision(spec: ModelSpec, cpu_bfloat16: bool | None, gpu: bool) -> bool:
+    """What auto chooses: bfloat16 on a GPU, and on a CPU with bfloat16 instructions for a stack with
+    conv blocks; float32 everywhere else (docs/precision.md).
+
+    On a CPU without them (AVX2 only, most laptops) bfloat16 is emulated and several times slower; on
+    one with them it halves a conv epoch but gains nothing for a dense stack, whose steps are bound by
+    their fixed costs, not by arithmetic. A CPU whose flags cannot be read (None) counts as without."""
+    return gpu or (cpu_bfloat16 is True and bool(spec.conv))
+
+
+def mixed_precision_for(spec: ModelSpec, gpu: bool = False) -> bool:
+    """Whether this machine trains the spec in bfloat16: a person's True or False as given, auto by its rule."""
+    if spec.mixed_precision == "auto":
+        return auto_mixed_precision(spec, models.cpu_has_bfloat16(), gpu)
+    return spec.mixed_precision
+
+
+def with_precision_resolved(spec: ModelSpec, gpu: bool = False) -> ModelSpec:
+    """The spec as this machine trains it: mixed_precision True or False, never auto."""
+    return replace(spec, mixed_precision=mixed_precision_for(spec, gpu))
+
+
+def precision_label(setting, spec: ModelSpec | None = None) -> str:
+    """How the Train page names a precision setting: 'auto (float32 here)', 'bfloat16', 'float32'."""
+    if setting == "auto":
+        if spec is None:
+            return "auto"
+        return f"auto ({PRECISION_LABELS[mixed_precision_for(spec)]} here)"
+    return PRECISION_LABELS[setting]
+
+
+def bfloat16_slower_here(spec: ModelSpec) -> bool:
+    """A person chose bfloat16 on a CPU known to lack bfloat16 instructions (a GPU may still train it)."""
+    return spec.mixed_precision is True and models.cpu_has_bfloat16() is False

@@ -144,7 +144,7 @@ A Fashion-MNIST classifier from Fashion-MNIST Studio: run #{run['id']} "{run['na
 
 - conv blocks' filters: {conv}; dense layers' units: {dense} (the full settings: `run.spec` in the card's JSON)
 - trained on {run['trained_on']}: {spec['epochs']} epochs, batch {spec['batch_size']}, Adam {spec['learning_rate']:g}
-  ({spec['lr_schedule']}), {'bfloat16' if spec['mixed_precision'] else 'float32'}, by Keras on {run['backend'] or 'an unrecorded backend'}
+  ({spec['lr_schedule']}), {check['keras_compute']}, by Keras on {run['backend'] or 'an unrecorded backend'}
 - test scores of the Keras model: {test}
 
 ## Checked when exported

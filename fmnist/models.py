@@ -51,8 +51,10 @@ class ModelSpec:
     augment: bool = False  # random shifts and left-right flips while training
     lr_schedule: str = "constant"
     # Compute in bfloat16, keep the weights in float32: about twice as fast for convolutions on a CPU
-    # with bfloat16 instructions (AVX512-BF16, AMX), much slower on one without.
-    mixed_precision: bool = False
+    # with bfloat16 instructions (AVX512-BF16, AMX), much slower on one without. "auto" (the default)
+    # leaves the choice to the machine that trains the run (fmnist.backends.mixed_precision_for);
+    # True or False (what specs stored before "auto" hold) is a person's own choice, honoured anywhere.
+    mixed_precision: bool | str = "auto"
     learning_rate: float = 0.001
     epochs: int = 10
     batch_size: int = 32
@@ -124,7 +126,8 @@ def validate(spec: ModelSpec) -> ModelSpec:
         _check(isinstance(block.dropout, (int, float)) and 0 <= block.dropout < 1, f"conv[{i}].dropout: from 0 to below 1, got {block.dropout!r}")
         _check(isinstance(block.batch_norm, bool), f"conv[{i}].batch_norm: true or false, got {block.batch_norm!r}")
     _check(isinstance(spec.augment, bool), f"augment: true or false, got {spec.augment!r}")
-    _check(isinstance(spec.mixed_precision, bool), f"mixed_precision: true or false, got {spec.mixed_precision!r}")
+    _check(spec.mixed_precision == "auto" or isinstance(spec.mixed_precision, bool),
+           f"mixed_precision: auto, true or false, got {spec.mixed_precision!r}")
     _check(spec.lr_schedule in LR_SCHEDULES, f"lr_schedule: one of {', '.join(LR_SCHEDULES)}, got {spec.lr_schedule!r}")
     _check(spec.lr_schedule != "plateau" or spec.val_split > 0, "lr_schedule plateau watches validation loss: set val_split above 0")
     low, high = WIDTH_RANGE
@@ -173,6 +176,7 @@ class PlannedLayer:
     params: int
     # Layers of a mixed-precision spec compute in bfloat16; the augmentation layers and
     # the softmax output stay in float32, where the probabilities and the loss are accurate.
+    # A spec on "auto" plans float32: the training process resolves it first (fmnist.training.fit).
     mixed_precision: bool = False
 
 
@@ -180,7 +184,7 @@ def layer_plan(spec: ModelSpec, info: DatasetInfo = FASHION_MNIST) -> list[Plann
     """Input(height, width, 1) -> [augmentation] -> [conv blocks] -> Flatten -> Dense... -> Dense(classes, softmax),
     for the images and classes of the dataset info describes."""
     (rows, cols), channels = info.image_shape, 1
-    mixed = spec.mixed_precision
+    mixed = spec.mixed_precision is True
     plan = []
 
     def add(name, kind, shape, params=0, **args):
@@ -238,6 +242,28 @@ def count_params(spec: ModelSpec) -> int:
     return sum(layer.params for layer in layer_plan(spec))
 
 
+def training_flops_per_sample(spec: ModelSpec) -> int:
+    """Multiply-adds of one training step per image, counted as 2 FLOPs each: for every Dense and
+    Conv2D layer its forward pass, the gradient of its weights, and (except the first layer, whose
+    input is the image) the gradient of its input: three times the forward pass. Activations,
+    pooling, the loss and Adam's update are left out (a few percent for these models)."""
+    total, first = 0, True
+    channels = 1
+    for layer in layer_plan(spec):
+        args = dict(layer.args)
+        if layer.type == "Dense":
+            macs = (layer.params - args["units"])  # weights: inputs × units
+        elif layer.type == "Conv2D":
+            side = layer.output_shape[0]
+            macs = side * side * args["kernel_size"] ** 2 * channels * args["filters"]
+            channels = args["filters"]
+        else:
+            continue
+        total += macs * (2 if first else 3)
+        first = False
+    return 2 * total
+
+
 SEED_STACKS = {
     "Seed A: 64-128-64-32": (64, 128, 64, 32),
     "Seed B: 64-128-32": (64, 128, 32),
@@ -261,25 +287,27 @@ PRESETS = {
     **{name: dense_spec(widths) for name, widths in SEED_STACKS.items()},
     # Wider, with dropout against overfitting and a cosine-decayed learning rate to settle at the end.
     "Best MLP": dense_spec((512, 256), dropout=0.2, epochs=20, batch_size=64, lr_schedule="cosine"),
-    # Two conv blocks, a larger batch with a larger learning rate, bfloat16 for speed: chosen among
-    # the variants in docs/performance.md, "How the Small CNN got there" (accuracy and time of each).
+    # Two conv blocks, a larger batch with a larger learning rate: chosen among the variants in
+    # docs/performance.md, "How the Small CNN got there". Its precision is the machine's (auto): bfloat16
+    # where the CPU computes it natively or on a GPU, float32 elsewhere (docs/precision.md).
     "Small CNN": validate(ModelSpec(
         conv=(ConvBlock(32, dropout=0.25), ConvBlock(64, dropout=0.25)),
         layers=(DenseLayer(128, dropout=0.3),),
-        epochs=15, batch_size=128, learning_rate=0.002, val_split=0.05, lr_schedule="cosine", mixed_precision=True,
+        epochs=15, batch_size=128, learning_rate=0.002, val_split=0.05, lr_schedule="cosine",
     )),
 }
 
 
-# What each preset reaches on the test set and how long it trains from the app on a 2-core CPU,
-# as the Train page labels them (the measurements: docs/performance.md, "Presets").
+# What each preset reaches on the test set (three seeds: docs/performance.md, "Presets"), as the Train
+# page labels them. A recipe's accuracy travels between machines; its time does not: the page adds
+# the time this machine measured or estimates (fmnist.estimates).
 PRESET_EXPECTED = {
     "Seed A: 64-128-64-32": "seed notebook 0.887",
     "Seed B: 64-128-32": "seed notebook 0.885",
     "Seed C: 64-32": "seed notebook 0.882",
     "Seed D: 128-64": "seed notebook 0.886",
-    "Best MLP": "0.899 test accuracy, about 1–1.5 min",
-    "Small CNN": "0.926 test accuracy, about 2.5–4 min",
+    "Best MLP": "0.899 test accuracy",
+    "Small CNN": "0.926 test accuracy",
 }
 
 

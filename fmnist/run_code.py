@@ -11,6 +11,7 @@ set once and prints `test accuracy: 0.8853`. Pure side: it writes text, it impor
 import json
 from textwrap import dedent, indent
 
+from fmnist.backends import mixed_precision_for
 from fmnist.dataset import FASHION_MNIST
 from fmnist.models import ModelSpec, layer_plan, stack_name
 from fmnist.runs import Run, RunKind
@@ -42,8 +43,9 @@ def check_expressible(run: Run | None, run_id: int) -> Run:
 
 
 def uses_mixed_precision(spec: ModelSpec) -> bool:
-    """Whether the run computed in bfloat16 (a setting of on/off/auto is resolved where the run trained)."""
-    return spec.mixed_precision in (True, "on")
+    """Whether the run computes in bfloat16: as set, or auto as this machine's rule resolves it
+    (fmnist.backends.mixed_precision_for), which is the rule the run trained by when it trained here."""
+    return mixed_precision_for(spec)
 
 
 def backend_of(run: Run) -> str:

@@ -54,6 +54,13 @@ class ModelFileError(RuntimeError):
     """A run's model file is missing or unreadable."""
 
 
+def stored_spec(spec_json: str) -> ModelSpec:
+    """A run's spec as the store holds it. One stored before mixed precision existed has no such field
+    and trained in float32: it still does, wherever it trains again (True or False stored are kept too;
+    a spec without the field from anywhere else gets the default, auto)."""
+    return ModelSpec.from_dict({"mixed_precision": False, **json.loads(spec_json)})
+
+
 @dataclass
 class Run:
     id: int
@@ -98,7 +105,7 @@ class Run:
     def from_row(cls, row) -> "Run":
         """From a database row as a mapping of column names to values."""
         data = dict(row)
-        data["spec"] = ModelSpec.from_dict(json.loads(data.pop("spec_json")))
+        data["spec"] = stored_spec(data.pop("spec_json"))
         data["status"] = RunStatus(data["status"])
         data["kind"] = RunKind(data["kind"])
         data["stop_requested"] = bool(data["stop_requested"])

@@ -20,11 +20,13 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.record_writer import RecordWriter
 
+from fmnist.backends import PRECISION_LABELS, with_precision_resolved
 from fmnist.data import Dataset, load_dataset, stratified_folds, to_model_input
 from fmnist.database import StoreUnreachable
 from fmnist.dataset import FASHION_MNIST, DatasetInfo
 from fmnist.evaluation import test_metrics
 from fmnist.keras_start import device_name
+from fmnist.machine import cpu_name
 from fmnist.models import ModelSpec
 from fmnist.network import build_model
 from fmnist.prediction import predict_test
@@ -256,10 +258,25 @@ def save_model(model, path: Path) -> None:
         save_atomically(path, model.save)
 
 
+def on_gpu() -> bool:
+    """Whether Keras computes on a GPU in this process."""
+    return device_name(keras.backend.backend()) != cpu_name()
+
+
+def precision_here(spec: ModelSpec) -> ModelSpec:
+    """The spec with its precision as this machine trains it (auto resolved); said in the run's log."""
+    resolved = with_precision_resolved(spec, on_gpu())
+    how = "auto's choice on this machine" if spec.mixed_precision == "auto" else "as set"
+    print(f"Precision: {PRECISION_LABELS[resolved.mixed_precision]} ({how})", file=sys.stderr, flush=True)
+    return resolved
+
+
 def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoch_offset: int = 0, progress=None,
         extra_callbacks=(), info: DatasetInfo = FASHION_MNIST):
     """Build (for info's images and classes), compile and fit a model on (x, y) while streaming to the run;
-    returns (model, epochs run, seconds)."""
+    returns (model, epochs run, seconds). A spec on auto precision trains in what this machine's rule
+    picks (fmnist.backends.auto_mixed_precision)."""
+    spec = precision_here(spec)
     set_random_seed(spec.seed)
     model = compile_model(build_model(spec, info), spec, len(x))
     callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress) + list(extra_callbacks)

@@ -13,6 +13,7 @@ from fmnist.app.session import acting
 from fmnist.charts import probability_bars
 from fmnist.data import DatasetError, examples_per_class
 from fmnist.dataset import FASHION_MNIST
+from fmnist.estimates import speeds_here, time_here
 from fmnist.evaluation import percent, top_k
 from fmnist.imaging import (
     WHOLE,
@@ -34,9 +35,7 @@ from fmnist.prediction import predict_image  # the one page that runs a model: T
 from fmnist.runs import ModelFileError
 
 STARTER = "Seed D: 128-64"
-# The button's promise, from `python -m fmnist train --layers 128,64 --epochs 10` on 2 CPU cores
-# (docs/performance.md, "The app").
-STARTER_TIME = "about 35 seconds"
+STARTER_EPOCHS = 10
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 SHOWN = 280  # px: the canvas, the originals and the enlarged 28×28 image share a size
 STEP = 170  # px: each of an upload's steps, four in a row
@@ -62,11 +61,11 @@ def offer_to_train():
     else:
         if starter and starter.error:
             st.error(f"Run #{starter.id} {starter.status}: {starter.error}", icon=":material/error:")
-        label = f"Train {STARTER}, 10 epochs ({STARTER_TIME} on 2 CPU cores)"
+        spec = with_training(PRESETS[STARTER], epochs=STARTER_EPOCHS)
+        label = f"Train {STARTER}, {STARTER_EPOCHS} epochs ({time_here(spec, speeds_here(store.list_runs())).text()})"
         if st.button(label, type="primary", icon=":material/play_arrow:", key="classify_train") and dataset_or_message() is not None:
             try:
-                st.session_state.classify_starter = services.start_training(store, acting(), with_training(PRESETS[STARTER], epochs=10),
-                                                                            name=STARTER)
+                st.session_state.classify_starter = services.start_training(store, acting(), spec, name=STARTER)
                 st.rerun()
             except services.REFUSED as e:
                 st.error(str(e), icon=":material/block:")

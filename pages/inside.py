@@ -293,8 +293,7 @@ store = get_store()
 runs = [run for run in training_runs(store.list_runs()) if run.test_acc is not None or run.active]
 scored = [run for run in runs if run.test_acc is not None]
 if not runs:
-    no_runs_yet("There is no trained model yet. Train one on Build & Train (Seed D trains in about half a minute), then "
-                "open it up here.")
+    no_runs_yet("There is no trained model yet. Train one on Build & Train, then open it up here.")
     st.stop()
 dataset = dataset_or_stop()
 by_id = {run.id: run for run in sorted(runs, key=lambda r: (r.test_acc is None, -(r.test_acc or 0)))}

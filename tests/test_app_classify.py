@@ -81,7 +81,8 @@ def test_without_a_model_the_page_offers_to_train_the_seed_preset(home):
     at.switch_page(PAGE).run()
     assert any("no trained model" in i.value for i in at.info)
     button = at.button(key="classify_train")
-    assert "Seed D: 128-64" in button.label and "35 seconds" in button.label
+    # Nothing trained on this machine yet: the button promises no time measured on another CPU.
+    assert "Seed D: 128-64" in button.label and "time not measured on this machine yet" in button.label
     # Build & Train is the app's default page: its URL is the root.
     assert [(link.proto.page, "Build & Train" in link.proto.label) for link in at.get("page_link")] == [("", True)]
 
@@ -92,7 +93,7 @@ def test_without_a_model_the_page_offers_to_train_the_seed_preset(home):
     assert run.name == "Seed D: 128-64" and [layer.units for layer in run.spec.layers] == [128, 64]
     assert run.spec.epochs == 10 and run.train_limit is None and run.active
     assert at.get("progress"), "the page follows the training"
-    # The whole training takes half a minute; stopped once it runs, it keeps what it learnt so far.
+    # Stopped once it runs, it keeps what it learnt so far.
     wait_until(lambda: store.get(run.id).status == "running", timeout=120, message="the run to start")
     store.request_stop(run.id)
     done = wait_until(lambda: (r := store.get(run.id)).status not in ("queued", "running") and r, timeout=120, message="the run to end")

@@ -52,7 +52,7 @@ def test_every_preset_reaches_every_control(app):
         shown = (app.slider(key="build_epochs").value, app.select_slider(key="build_batch_size").value,
                  app.select_slider(key="build_lr").value, app.slider(key="build_val_split").value,
                  app.selectbox(key="build_lr_schedule").value, app.checkbox(key="build_augment").value,
-                 app.checkbox(key="build_mixed_precision").value)
+                 app.selectbox(key="build_mixed_precision").value)
         assert shown == (spec.epochs, spec.batch_size, spec.learning_rate, spec.val_split, spec.lr_schedule,
                          spec.augment, spec.mixed_precision), name
         assert params_shown(app) == f"{count_params(spec):,}", name
@@ -197,14 +197,66 @@ def test_conv_controls_and_the_small_cnn_preset(app):
 
 
 @pytest.mark.parametrize("has_bfloat16, warned", [(True, False), (False, True), (None, False)])
-def test_mixed_precision_warns_only_on_a_cpu_without_bfloat16(app, monkeypatch, has_bfloat16, warned):
+def test_bfloat16_warns_only_on_a_cpu_without_bfloat16(app, monkeypatch, has_bfloat16, warned):
     import fmnist.models
 
     monkeypatch.setattr(fmnist.models, "cpu_has_bfloat16", lambda: has_bfloat16)
-    app.checkbox(key="build_mixed_precision").check().run()
-    assert any("no bfloat16 instructions" in w.value for w in app.warning) == warned
-    app.checkbox(key="build_mixed_precision").uncheck().run()
-    assert not any("bfloat16" in w.value for w in app.warning)
+    app.selectbox(key="build_mixed_precision").select(True).run()
+    assert any("no bfloat16 instructions" in w.value and "slower here" in w.value for w in app.warning) == warned
+    for setting in (False, "auto"):
+        app.selectbox(key="build_mixed_precision").select(setting).run()
+        assert not any("bfloat16" in w.value for w in app.warning)
+
+
+@pytest.mark.parametrize("has_bfloat16, cnn_here", [(True, "bfloat16"), (False, "float32"), (None, "float32")])
+def test_auto_precision_says_what_it_picks_on_this_machine(app, monkeypatch, has_bfloat16, cnn_here):
+    import fmnist.models
+
+    monkeypatch.setattr(fmnist.models, "cpu_has_bfloat16", lambda: has_bfloat16)
+    app.selectbox(key="build_preset").select("Small CNN").run()
+    precision = app.selectbox(key="build_mixed_precision")
+    assert precision.value == "auto", "the preset leaves the precision to the machine"
+    assert precision.options[0] == f"auto ({cnn_here} here)"
+    app.selectbox(key="build_preset").select("Best MLP").run()
+    assert app.selectbox(key="build_mixed_precision").options[0] == "auto (float32 here)", "a dense stack gains nothing from bfloat16"
+
+
+def finished_here(store: RunStore, spec, backend: str, samples_per_s: float, **fields) -> int:
+    """A run of the spec that finished on this machine's CPU at that speed, as the training process records it."""
+    from fmnist.backends import cpu_name
+
+    run_id = store.create_run(spec, name="earlier", **fields)
+    try_start(store, run_id, 1)
+    store.record_engine(run_id, backend, cpu_name())
+    samples = round(60000 * (1 - spec.val_split)) * spec.epochs
+    store.finish(run_id, "finished", test_acc=0.9, test_loss=0.3, train_s=samples / samples_per_s, samples_per_s=samples_per_s)
+    return run_id
+
+
+def test_preset_labels_show_the_time_measured_on_this_machine(app):
+    from dataclasses import replace
+
+    from fmnist.models import PRESETS
+
+    def label(name: str) -> str:
+        return next(option for option in app.selectbox(key="build_preset").options if option.startswith(name))
+
+    # Nothing trained here yet: no time from another CPU, and no promise.
+    assert label("Best MLP") == "Best MLP · 0.899 test accuracy · time not measured on this machine yet"
+    assert "This training: time not measured on this machine yet" in [caption.value for caption in app.caption]
+    store = RunStore()
+    # Best MLP trained here at 12,000 samples/s (another seed: the speed is the same workload's):
+    # 20 epochs of 54,000 images take 90 s (its start-up is unknown: the synthetic run ended as it started).
+    finished_here(store, replace(PRESETS["Best MLP"], seed=3), "jax", 12000)
+    # The same stack in bfloat16 is another workload; another machine's run says nothing of this one.
+    finished_here(store, replace(PRESETS["Best MLP"], mixed_precision=True), "jax", 3000)
+    other = finished_here(store, PRESETS["Best MLP"], "jax", 50000)
+    store.record_engine(other, "jax", "Another CPU")
+    app.run()
+    assert label("Best MLP") == "Best MLP · 0.899 test accuracy · 1 min 30 s here (1 run)"
+    assert label("Small CNN").endswith("time not measured on this machine yet"), "a dense run says nothing of a CNN's speed"
+    app.selectbox(key="build_preset").select("Best MLP").run()
+    assert "This training: 1 min 30 s here (1 run)" in [caption.value for caption in app.caption]
 
 
 def test_a_run_whose_process_died_shows_why(app):

@@ -9,13 +9,25 @@ import json
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from fmnist import jobs, migrations
-from fmnist.backends import auto_backend, default_setting, engine_label, resolve, setting_label
+from fmnist.backends import (
+    auto_backend,
+    auto_mixed_precision,
+    bfloat16_slower_here,
+    default_setting,
+    engine_label,
+    mixed_precision_for,
+    precision_label,
+    resolve,
+    setting_label,
+    with_precision_resolved,
+)
 from fmnist.data import to_model_input
 from fmnist.migrations import legacy
 from fmnist.models import PRESETS, ConvBlock, DenseLayer, ModelSpec, dense_spec
@@ -45,6 +57,60 @@ def test_auto_picks_jax_for_dense_stacks_and_tensorflow_for_convolutions_and_aug
     assert setting_label("auto", PRESETS["Small CNN"]) == "auto (TensorFlow for this stack)"
     with pytest.raises(ValueError, match="one of auto, tensorflow, jax, got 'torch'"):
         resolve(dense_spec([32]), "torch")
+
+
+CNN = ModelSpec(layers=(DenseLayer(32),), conv=(ConvBlock(8),))
+MLP = dense_spec([128, 64])
+
+
+@pytest.mark.parametrize("cpu_bfloat16, gpu, cnn, mlp", [
+    (True, False, True, False),  # AMX or AVX512-BF16: bfloat16 halves a conv epoch, gains nothing for a dense stack
+    (False, False, False, False),  # AVX2 only: bfloat16 is emulated, several times slower
+    (None, False, False, False),  # flags unknown (not Linux): float32, the safe side
+    (False, True, True, True),  # a GPU: bfloat16 whatever the CPU
+    (None, True, True, True),
+])
+def test_auto_precision_follows_the_cpu_flags_the_stack_and_a_gpu(cpu_bfloat16, gpu, cnn, mlp):
+    assert auto_mixed_precision(CNN, cpu_bfloat16, gpu) is cnn
+    assert auto_mixed_precision(MLP, cpu_bfloat16, gpu) is mlp
+
+
+@pytest.mark.parametrize("flags, words", [
+    ("fpu avx2 fma amx_bf16 amx_tile", True),
+    ("fpu avx2 avx512f avx512_bf16", True),
+    ("fpu avx2 fma sse4_2", False),
+])
+def test_auto_precision_reads_this_machines_cpu_flags(monkeypatch, tmp_path, flags, words):
+    import builtins
+
+    import fmnist.models
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k))
+    fmnist.models.cpu_has_bfloat16.cache_clear()
+    try:
+        assert fmnist.models.cpu_has_bfloat16() is words
+        assert mixed_precision_for(CNN) is words and mixed_precision_for(MLP) is False
+        assert precision_label("auto", CNN) == f"auto ({'bfloat16' if words else 'float32'} here)"
+        assert bfloat16_slower_here(replace(CNN, mixed_precision=True)) is not words
+    finally:
+        fmnist.models.cpu_has_bfloat16.cache_clear()
+
+
+@pytest.mark.parametrize("cpu_bfloat16", [True, False, None])
+def test_a_precision_set_by_hand_is_honoured_on_any_machine(monkeypatch, cpu_bfloat16):
+    import fmnist.models
+
+    monkeypatch.setattr(fmnist.models, "cpu_has_bfloat16", lambda: cpu_bfloat16)
+    for setting in (True, False):
+        for spec in (CNN, MLP):
+            assert mixed_precision_for(replace(spec, mixed_precision=setting), gpu=True) is setting
+            assert mixed_precision_for(replace(spec, mixed_precision=setting), gpu=False) is setting
+    assert with_precision_resolved(CNN, gpu=True).mixed_precision is True
+    assert with_precision_resolved(CNN).mixed_precision is (cpu_bfloat16 is True)
+    assert (precision_label(True), precision_label(False)) == ("bfloat16", "float32")
 
 
 def test_the_default_setting_comes_from_fmnist_backend(monkeypatch):

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from helpers import run_cli
 
 
@@ -53,3 +55,22 @@ def test_seed_table_trains_the_four_stacks_beside_the_seed_figures(home):
     rows = [line.split() for line in lines[1:]]
     assert [(r[0], r[1]) for r in rows] == [("64-128-64-32", "69226"), ("64-128-32", "63018"), ("64-32", "52650"), ("128-64", "109386")]
     assert [r[5] for r in rows] == ["0.8874", "0.8854", "0.8819", "0.8861"]
+
+
+def test_the_precision_flag_is_auto_unless_given():
+    import argparse
+
+    from fmnist.cli.args import add_spec_flags, spec_from_args
+
+    parser = argparse.ArgumentParser()
+    add_spec_flags(parser)
+
+    def precision(*args):
+        return spec_from_args(parser.parse_args(["--preset", "Small CNN", *args])).mixed_precision
+
+    assert precision() == "auto" and precision("--mixed-precision", "auto") == "auto"
+    assert precision("--mixed-precision") is True, "the flag alone still means on, as before auto"
+    assert precision("--mixed-precision", "--epochs", "1") is True
+    assert (precision("--mixed-precision", "on"), precision("--mixed-precision", "off")) == (True, False)
+    with pytest.raises(SystemExit):
+        precision("--mixed-precision", "bf16")

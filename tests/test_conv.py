@@ -5,9 +5,22 @@ import json
 import pytest
 
 from fmnist.data import to_model_input
-from fmnist.models import PRESETS, ConvBlock, DenseLayer, ModelSpec, SpecError, count_params, dense_spec, stack_name, summary_rows, validate
+from fmnist.models import (
+    PRESETS,
+    ConvBlock,
+    DenseLayer,
+    ModelSpec,
+    SpecError,
+    count_params,
+    dense_spec,
+    layer_plan,
+    stack_name,
+    summary_rows,
+    validate,
+)
 from fmnist.network import build_model
 from fmnist.prediction import load_model
+from fmnist.runs import stored_spec
 from fmnist.store import RunStore
 from fmnist.training import train_run
 from fmnist.worker import try_start
@@ -67,7 +80,7 @@ def test_a_spec_saved_before_conv_support_still_loads():
     old = {"layers": [{"units": 64, "activation": "relu", "dropout": 0.0, "batch_norm": False}], "learning_rate": 0.001,
            "epochs": 10, "batch_size": 32, "val_split": 0.1, "seed": 0, "early_stopping": False, "patience": 3,
            "checkpoint": False, "optimizer": "adam", "loss": "sparse_categorical_crossentropy"}
-    spec = ModelSpec.from_dict(json.loads(json.dumps(old)))
+    spec = stored_spec(json.dumps(old))
     assert (spec.conv, spec.augment, spec.lr_schedule, spec.mixed_precision) == ((), False, "constant", False)
     assert count_params(spec) == 784 * 64 + 64 + 650
     assert ModelSpec.from_dict(json.loads(json.dumps(PRESETS["Small CNN"].to_dict()))) == PRESETS["Small CNN"]
@@ -104,3 +117,41 @@ def test_mixed_precision_trains_in_bfloat16_and_predicts_float32_probabilities(h
     probabilities = np.asarray(reloaded.predict_on_batch(to_model_input(dataset.x_test[:5])))
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("stored, loaded", [(True, True), (False, False), ("auto", "auto"), (None, False)])
+def test_stored_precision_loads_as_it_trained(stored, loaded):
+    """Specs stored before auto hold True or False (or, older still, no field: float32); each trains as it did."""
+    data = PRESETS["Small CNN"].to_dict()
+    if stored is None:
+        del data["mixed_precision"]
+    else:
+        data["mixed_precision"] = stored
+    spec = stored_spec(json.dumps(data))
+    assert spec.mixed_precision == loaded and type(spec.mixed_precision) is type(loaded)
+    assert [layer.mixed_precision for layer in layer_plan(spec)][0] is (loaded is True), "only True plans bfloat16 layers"
+
+
+@pytest.mark.parametrize("bad", [1, 0, "on", "bfloat16", None])
+def test_precision_is_auto_true_or_false(bad):
+    with pytest.raises(SpecError, match="mixed_precision: auto, true or false"):
+        ModelSpec.from_dict({**PRESETS["Small CNN"].to_dict(), "mixed_precision": bad})
+
+
+def test_presets_leave_the_precision_to_the_machine():
+    assert {spec.mixed_precision for spec in PRESETS.values()} == {"auto"}
+
+
+@pytest.mark.parametrize("cpu_bfloat16, compute", [(True, "bfloat16"), (False, "float32")])
+def test_auto_precision_trains_in_what_this_machine_picks(home, dataset, monkeypatch, cpu_bfloat16, compute):
+    import fmnist.models
+
+    monkeypatch.setattr(fmnist.models, "cpu_has_bfloat16", lambda: cpu_bfloat16)
+    spec = validate(ModelSpec(conv=(ConvBlock(8),), layers=(DenseLayer(16),), epochs=1, batch_size=64))
+    assert spec.mixed_precision == "auto"
+    store = RunStore()
+    run_id = store.create_run(spec, train_limit=1000)
+    try_start(store, run_id, 1)
+    assert train_run(store, run_id, dataset)["status"] == "finished", store.get(run_id).error
+    assert store.get(run_id).spec.mixed_precision == "auto", "the run keeps what was asked"
+    assert load_model(store, run_id).get_layer("conv_1").compute_dtype == compute

@@ -131,7 +131,8 @@ def test_int8_is_under_a_third_of_the_size_and_loses_at_most_two_accuracy_points
 
 
 def test_an_export_is_made_from_the_model_as_it_predicts_float32_and_without_augmentation():
-    model = build_model(replace(PRESETS["Small CNN"], augment=True))  # bfloat16 compute, float32 weights, random shifts and flips
+    # bfloat16 compute (set, not auto: on any machine), float32 weights, random shifts and flips
+    model = build_model(replace(PRESETS["Small CNN"], augment=True, mixed_precision=True))
     copied = inference_copy(model)
     assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in model.layers}
     assert {layer.dtype_policy.name for layer in copied.layers} == {"float32"}

@@ -5,6 +5,9 @@ from dataclasses import replace
 
 from fmnist.models import ACTIVATIONS, LR_SCHEDULES, PRESETS, ConvBlock, DenseLayer, ModelSpec, dense_spec, validate
 
+# --mixed-precision's words and the spec's values.
+PRECISION_FLAGS = {"auto": "auto", "on": True, "off": False}
+
 
 def positive_int(text: str) -> int:
     value = int(text)
@@ -32,7 +35,9 @@ def add_spec_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conv-dropout", type=float, default=0.0, help="dropout after every conv block (default 0)")
     parser.add_argument("--conv-batch-norm", action="store_true", help="batch normalisation in every conv block")
     parser.add_argument("--augment", action="store_true", help="random shifts and left-right flips while training")
-    parser.add_argument("--mixed-precision", action="store_true", help="compute in bfloat16 (fast on CPUs with AVX512-BF16 or AMX)")
+    parser.add_argument("--mixed-precision", nargs="?", const="on", choices=tuple(PRECISION_FLAGS),
+                        help="compute in bfloat16: on (the flag alone), off (float32), or auto, the default: bfloat16 on a GPU, "
+                             "and for conv blocks on a CPU with bfloat16 instructions (AMX, AVX512-BF16), float32 elsewhere")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"default {defaults.lr_schedule}")
     parser.add_argument("--epochs", type=int, help=f"default {defaults.epochs}")
     parser.add_argument("--batch-size", type=int, help=f"default {defaults.batch_size}")
@@ -57,8 +62,8 @@ def spec_from_args(args) -> ModelSpec:
     if args.conv is not None:
         spec = replace(spec, conv=tuple(ConvBlock(filters, dropout=args.conv_dropout, batch_norm=args.conv_batch_norm) for filters in args.conv))
     values = {"lr_schedule": args.lr_schedule, "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
-              "val_split": args.val_split, "seed": args.seed, "patience": args.patience}
-    switches = {"augment": args.augment, "mixed_precision": args.mixed_precision,
-                "early_stopping": args.early_stopping, "checkpoint": args.checkpoint}
+              "val_split": args.val_split, "seed": args.seed, "patience": args.patience,
+              "mixed_precision": PRECISION_FLAGS.get(args.mixed_precision)}
+    switches = {"augment": args.augment, "early_stopping": args.early_stopping, "checkpoint": args.checkpoint}
     changes = {name: value for name, value in values.items() if value is not None} | {name: True for name, on in switches.items() if on}
     return validate(replace(spec, **changes))
