@@ -147,7 +147,7 @@ def main(argv=None) -> int:
                   f"layout {1000 * per_s['LayoutDuration']:.1f}; DOM nodes {per_s['Nodes']:+.1f} a second")
             if args.profile:
                 js_profile(devtools.send("Profiler.stop")["profile"], args.seconds)
-            points = pages[0].locator('canvas[data-metric="loss"]').evaluate_all("canvases => canvases.map(c => c.dataset.points)")
+            points = pages[0].locator('.chart[data-metric="loss"]').evaluate_all("charts => charts.map(c => c.dataset.points)")
             print(f"  the first tab's loss chart shows {points[0] if points else 'no'} per-batch points")
         finally:
             stop.set()

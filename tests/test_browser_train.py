@@ -31,8 +31,8 @@ def server(tmp_path_factory):
 
 def live_points(page) -> int:
     """Points of the per-batch training loss line as the live chart last drew it (fmnist.live_chart
-    marks its canvas when it draws; Playwright's locators see into the component's shadow root)."""
-    drawn = page.locator('canvas[data-metric="loss"]').evaluate_all("canvases => canvases.map(c => c.dataset.points)")
+    marks a chart once Plotly has drawn it)."""
+    drawn = page.locator('.chart[data-metric="loss"]').evaluate_all("charts => charts.map(c => c.dataset.points)")
     return int(drawn[0] or 0) if drawn else 0
 
 
@@ -187,13 +187,19 @@ def test_the_live_chart_shows_each_new_point_and_an_ended_runs_view_stands_still
         "the ended run's chart was sent again"
 
     # The pointer on the loss chart's epoch point reads out that epoch's values; away from the curves, nothing.
-    loss_chart = page.locator('canvas[data-metric="loss"]')
-    x, y = loss_chart.evaluate("canvas => [canvas.scales.sx(1), canvas.scales.sy(0.5)]")
+    loss_chart = page.locator('.chart[data-metric="loss"]')
+    x, y = loss_chart.evaluate("chart => [chart._fullLayout.xaxis.l2p(1) + chart._fullLayout._size.l,"
+                               " chart._fullLayout.yaxis.l2p(0.5) + chart._fullLayout._size.t]")
     loss_chart.hover(position={"x": x + 2, "y": y - 2})
-    readout = page.locator(".readout")
-    expect(readout).to_have_text("epoch 1 · train loss 0.5 · validation loss 0.55", timeout=5000)
+    readout = loss_chart.locator(".hoverlayer")
+    expect(readout).to_have_text("epoch 1train loss 0.5validation loss 0.55", timeout=5000)
     loss_chart.hover(position={"x": 5, "y": 5})
-    expect(readout).to_be_hidden()
+    expect(readout).to_have_text("")
+
+    # Plotly's modebar: the picture as PNG, zoom, pan and back.
+    loss_chart.hover(position={"x": x, "y": y})
+    for button in ("Download plot as a PNG", "Zoom", "Pan", "Reset axes"):
+        expect(loss_chart.locator(f'.modebar-btn[data-title="{button}"]')).to_have_count(1)
 
 
 def training_run(store: RunStore, name: str) -> int:
