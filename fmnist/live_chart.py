@@ -16,6 +16,8 @@ components v2 script as a file only for an installed package that declares it, s
 through a declared v1 component's file route, which serves a folder as it is.
 """
 
+import json
+from functools import lru_cache
 from pathlib import Path
 
 import plotly
@@ -80,9 +82,26 @@ def figure_json(fig) -> dict:
     return spec
 
 
+@lru_cache(maxsize=64)
+def empty_figure(metric: str, span: int, focus: tuple | None, colors: tuple) -> str:
+    """live_figure's figure without its points, as JSON: built by plotly.py once for each axes the
+    run's chart has (its span, a new focus once an epoch ends), not on every new point."""
+    nothing = [[], []]
+    curves = {"epochs": span, "colors": colors, metric: {"batch": nothing, "train": nothing, "val": nothing, "focus": focus and list(focus)}}
+    return json.dumps(figure_json(live_figure(curves, metric)))
+
+
 def live_chart_data(curves: dict) -> dict:
-    """The component's figures from live_curves' data: one a metric."""
-    return {metric: figure_json(live_figure(curves, metric)) for metric in LIVE_METRICS}
+    """The component's figures from live_curves' data, one a metric: live_figure's, its points filled
+    in (the per-batch line, train, validation: the order live_figure draws them)."""
+    figures = {}
+    for metric in LIVE_METRICS:
+        line = curves[metric]
+        figure = json.loads(empty_figure(metric, curves["epochs"], line["focus"] and tuple(line["focus"]), tuple(curves["colors"])))
+        for trace, name in zip(figure["data"], ("batch", "train", "val"), strict=True):
+            trace["x"], trace["y"] = line[name]
+        figures[metric] = figure
+    return figures
 
 
 def live_chart(figures: dict, progress: dict | None, key: str = "live_curves") -> None:

@@ -106,7 +106,7 @@ def open_tab(browser, url: str, ready: str = "Build & Train", role_heading: bool
 
 def live_points(page) -> str:
     """The per-batch points the live loss chart drew (fmnist.live_chart marks a chart once Plotly drew it)."""
-    return page.locator('.chart[data-metric="loss"]').get_attribute("data-points", timeout=30000) or "0"
+    return page.locator('[data-metric="loss"]').get_attribute("data-points", timeout=30000) or "0"
 
 
 def close(page) -> None:

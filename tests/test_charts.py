@@ -243,14 +243,16 @@ def test_a_run_live_and_the_leaderboards_runs_read_alike():
 def test_the_live_charts_figures_are_short_json_without_plotlys_template():
     """What a refresh sends each watching tab: the two figures' JSON, without plotly.py's template
     (the browser styles them from the theme), and with a long run's per-batch line thinned."""
-    from fmnist.live_chart import live_chart_data
+    from fmnist.live_chart import figure_json, live_chart_data
 
     steps = 59
     batches = [{"epoch": e, "step": k, "loss": 2.0 / e + 0.001 * k, "accuracy": 0.5 + 0.001 * k} for e in range(1, 41) for k in range(1, steps + 1)]
     epochs = [{"epoch": e, "loss": 2.0 / e, "accuracy": 0.9, "val_loss": 2.1 / e, "val_accuracy": 0.88} for e in range(1, 41)]
-    figures = live_chart_data(live_curves(epochs, batches, steps, 40))
+    curves = live_curves(epochs, batches, steps, 40)
+    figures = live_chart_data(curves)
     assert set(figures) == set(LIVE_METRICS)
-    for figure in figures.values():
+    for metric, figure in figures.items():
+        assert figure == json.loads(json.dumps(figure_json(live_figure(curves, metric)))), "live_figure's figure, its points filled in"
         assert "template" not in figure["layout"]
         assert len(figure["data"][0]["x"]) <= LIVE_BATCH_POINTS
     sent = json.dumps(figures, separators=(",", ":"))
