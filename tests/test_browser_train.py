@@ -296,3 +296,42 @@ def test_a_hidden_tab_on_another_page_stops_its_sidebar_refreshing(server, brows
         wait_until(frames_sent, timeout=4.5, every=0, message="the sidebar to refresh every two seconds again")
     finally:
         store.finish(run_id, "stopped", train_s=1.0)
+
+
+def test_the_live_chart_grows_point_by_point_on_fixed_axes_and_fetches_plotly_once(server, browser):
+    """Issue 30: past its second epoch the chart's axes stand still and new points are handed to
+    Plotly alone (fmnist/static/live_chart.js): each shows within a few seconds, and the pointer
+    reads the newest. plotly.js comes once, as a file, never with a refresh."""
+    url, home = server
+    store = RunStore(home)
+    run_id = store.create_run(dense_spec([32], epochs=5), name="past two epochs")
+    assert try_start(store, run_id, max_parallel=1)
+    try:
+        for epoch in (1, 2):
+            for step in range(1, 11):
+                store.record_progress(run_id, epoch, step, 10, 1000.0, [(epoch, step, 1.0 / (epoch + step), 0.5 + 0.02 * step)])
+            store.record_epoch(run_id, epoch, {"loss": 0.5 / epoch, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.78}, 1.0)
+        page = browser.new_context(viewport={"width": 1400, "height": 2200}).new_page()
+        requested, live_frames = [], []
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: live_frames.append(len(frame)) if isinstance(frame, bytes)
+                                              and b"fmnist.live_chart" in frame else None))
+        page.goto(url)
+        page.get_by_text(re.compile(r"past two epochs \(32\) · running")).wait_for(timeout=30000)
+        wait_until(lambda: live_points(page) == 20, timeout=30, message="two epochs of points")
+        loss_chart = page.locator('.chart[data-metric="loss"]')
+        focus = loss_chart.evaluate("chart => chart.layout.yaxis.range")
+        for step in (1, 2, 3):
+            store.record_progress(run_id, 3, step, 10, 1000.0, [(3, step, 0.3 - 0.01 * step, 0.9)])
+            wait_until(lambda step=step: live_points(page) == 20 + step, timeout=3, message=f"epoch 3's point {step} in the chart")
+        assert loss_chart.evaluate("chart => chart.layout.yaxis.range") == focus, "the axes stood still"
+
+        # The pointer on the newest point (2.3 epochs, loss 0.27) reads it: Plotly knows the points it was handed.
+        x, y = loss_chart.evaluate("chart => [chart._fullLayout.xaxis.l2p(2.3) + chart._fullLayout._size.l,"
+                                   " chart._fullLayout.yaxis.l2p(0.27) + chart._fullLayout._size.t]")
+        loss_chart.hover(position={"x": x, "y": y})
+        expect(loss_chart.locator(".hoverlayer")).to_contain_text("train (per batch) loss 0.27", timeout=5000)
+    finally:
+        store.finish(run_id, "stopped", train_s=1.0)
+    assert len([u for u in requested if u.endswith("/plotly.min.js")]) == 1, "plotly.js fetched once a page"
+    assert len(live_frames) >= 3 and max(live_frames) < 50_000, f"a refresh sends the figures, not plotly.js: {live_frames}"

@@ -45,6 +45,7 @@ function themeLayout(element) {
     xaxis: axis,
     yaxis: axis,
     hoverlabel: { bgcolor: read("--st-background-color", "#fff"), bordercolor: grid, font: { family, color: text } },
+    modebar: { bgcolor: "rgba(0,0,0,0)", color: grid, activecolor: text },
   };
 }
 
