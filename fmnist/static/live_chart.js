@@ -2,8 +2,8 @@
 // calls the component when it first shows and again each time its data changed (a refresh that
 // sent the same data calls nothing); its loader imports this module once a page and calls draw().
 // Each chart is drawn once (Plotly.newPlot). Later data hands Plotly only the traces' points while
-// the axes stand still (Plotly.animate without a redraw: the traces alone are drawn again, about a
-// third of what Plotly.react or extendTraces cost, which lay out the whole figure again); a new
+// the axes stand still (Plotly.animate without a redraw: the traces alone are drawn again, a fifth
+// to a third of what Plotly.react or extendTraces cost, which lay out the whole figure again); a new
 // layout (the y range once an epoch ends, the theme) or a y axis still ranging over the points (the
 // first epoch) goes through Plotly.react. A refresh that brought only a new progress line changes
 // two DOM nodes.
