@@ -76,9 +76,8 @@ def app_pages(browser, url: str) -> list[tuple[str, str, str]]:
 
 
 def live_points(page) -> str:
-    """The per-batch points the live loss chart drew (fmnist.live_chart marks its canvas; Playwright's
-    locators see into the component's shadow root)."""
-    return page.locator('canvas[data-metric="loss"]').get_attribute("data-points", timeout=30000) or "0"
+    """The per-batch points the live loss chart drew (fmnist.live_chart marks a chart once Plotly drew it)."""
+    return page.locator('[data-metric="loss"]').get_attribute("data-points", timeout=30000) or "0"
 
 
 def close(page) -> None:

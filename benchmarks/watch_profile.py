@@ -7,7 +7,8 @@ it (4 per-batch points a second, an epoch every 10 s; this process is its traini
 Chromium tabs on Build & Train scrolled to the live panel, as a person who watches the curves has
 them. It prints the browser's CPU per tab (all Chromium's processes, and by kind of process), the
 server's, and Chrome DevTools' figures for the first tab's renderer: its main thread's busy time,
-script, style and layout per second, and with --profile its JavaScript by file and function.
+script, style and layout per second, the bytes its websocket received (those of the live panel's
+refreshes apart), and with --profile its JavaScript by file and function.
 
 Needs what the browser tests need (`./setup.sh --test`). No figure here is asserted anywhere.
 """
@@ -57,8 +58,15 @@ def write_run(home: Path, stop: threading.Event) -> None:
     store.finish(run_id, "stopped", train_s=1.0)
 
 
-def open_watching_tab(browser, url: str, page_path: str = ""):
+def frame_bytes(frame) -> int:
+    return len(frame if isinstance(frame, bytes) else frame.encode())
+
+
+def open_watching_tab(browser, url: str, page_path: str = "", frames: list | None = None):
+    """A tab on the app; `frames`, if given, gets each websocket frame the tab receives."""
     page = browser.new_context(viewport=VIEWPORT).new_page()
+    if frames is not None:
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(frame)))
     if page_path:  # another page: the sidebar follows the run
         page.goto(f"{url}/{page_path}")
         page.get_by_test_id("stSidebar").get_by_text("Training:").wait_for(timeout=60000)
@@ -118,7 +126,8 @@ def main(argv=None) -> int:
         writer.start()
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pages = [open_watching_tab(browser, f"http://127.0.0.1:{port}", args.page) for _ in range(args.tabs)]
+            frames = []  # the first tab's websocket, as it receives
+            pages = [open_watching_tab(browser, f"http://127.0.0.1:{port}", args.page, frames if not i else None) for i in range(args.tabs)]
             for page in pages if args.hidden else ():
                 set_tab_hidden(page, True)
             pages[0].wait_for_timeout(SETTLE_S * 1000)
@@ -130,11 +139,14 @@ def main(argv=None) -> int:
                 devtools.send("Profiler.start")
             renderer_metrics = lambda: {m["name"]: m["value"] for m in devtools.send("Performance.getMetrics")["metrics"]}  # noqa: E731
             before = renderer_metrics()
+            frames.clear()
             processes = {process: cpu_seconds(process) for process in browser_processes()}
             meter = CpuMeter(server.pid).start()
             time.sleep(args.seconds)
             server_cpu, browser_cpu = meter.stop()
             after = renderer_metrics()
+            pages[0].wait_for_timeout(1)  # Playwright hands over the frames it heard
+            received = list(frames)
             by_kind = collections.Counter()
             for process, start in processes.items():
                 if start is not None:
@@ -146,9 +158,13 @@ def main(argv=None) -> int:
             print(f"  first tab's renderer, main thread, ms per second: busy {1000 * per_s['TaskDuration']:.1f}, "
                   f"script {1000 * per_s['ScriptDuration']:.1f}, style {1000 * per_s['RecalcStyleDuration']:.1f}, "
                   f"layout {1000 * per_s['LayoutDuration']:.1f}; DOM nodes {per_s['Nodes']:+.1f} a second")
+            live = [frame_bytes(frame) for frame in received if isinstance(frame, bytes) and b"fmnist.live_chart" in frame]
+            print(f"  first tab's websocket received {sum(map(frame_bytes, received)) / args.seconds / 1000:.1f} kB a second in "
+                  f"{len(received)} frames; the live chart's {len(live)} frames {sum(live) / max(len(live), 1) / 1000:.1f} kB each "
+                  f"(largest {max(live, default=0) / 1000:.1f} kB)")
             if args.profile:
                 js_profile(devtools.send("Profiler.stop")["profile"], args.seconds)
-            points = pages[0].locator('canvas[data-metric="loss"]').evaluate_all("canvases => canvases.map(c => c.dataset.points)")
+            points = pages[0].locator('[data-metric="loss"]').evaluate_all("charts => charts.map(c => c.dataset.points)")
             print(f"  the first tab's loss chart shows {points[0] if points else 'no'} per-batch points")
         finally:
             stop.set()

@@ -1,4 +1,4 @@
-"""Charts: the network as a picture and runs side by side (Plotly), a run's live curves' data (fmnist.live_chart draws them).
+"""Charts (Plotly): the network as a picture, a run's curves live or ended, runs side by side.
 
 Plain functions of specs and store rows. No Streamlit or Keras here: the Build page
 redraws the diagram on every slider move and the Train page redraws the curves on
@@ -174,7 +174,7 @@ def focus_range(values: list[float], pad: float = 0.3) -> list[float]:
     """A y range around the epoch values: the first batches' loss (about 2.3) would otherwise squash them."""
     low, high = min(values), max(values)
     span = max(high - low, 0.02)
-    return [low - pad * span, high + pad * span]
+    return [round(low - pad * span, 6), round(high + pad * span, 6)]
 
 
 LIVE_METRICS = ("loss", "accuracy")
@@ -203,12 +203,12 @@ def number_lists(x, y) -> list[list[float]]:
 
 
 def live_curves(epochs: list[dict], batches: list[dict], steps_per_epoch: int | None, total_epochs: int | None) -> dict:
-    """The live chart's data (fmnist.live_chart): per metric, the thinned per-batch training line and
+    """What the live chart draws (live_figure): per metric, the thinned per-batch training line and
     the train and validation values per epoch, each [xs, ys] with x in epochs (batch k of epoch e at
     e - 1 + k/steps, so an epoch's last batch meets its epoch point); `focus`, the y range around the
     epoch values once there are two (the first batches' loss, about 2.3, would squash them), else None;
     `epochs`, the x axis' span (the run's epochs, fixed so the axes do not jump as points arrive);
-    `colors`, train's and validation's. Plain number lists: what the browser draws and no more."""
+    `colors`, train's and validation's. Plain number lists, rounded: they go to the browser a refresh."""
     seen = max([row["epoch"] for row in epochs], default=1)
     curves = {"epochs": total_epochs or seen, "colors": [TRAIN_COLOR, VAL_COLOR]}
     for metric in LIVE_METRICS:
@@ -221,28 +221,62 @@ def live_curves(epochs: list[dict], batches: list[dict], steps_per_epoch: int | 
     return curves
 
 
-def overlay_curves(curves: dict[str, list[dict]], metric: str) -> go.Figure:
-    """One colour per run: train `metric` solid, validation dashed."""
-    fig = go.Figure()
-    for i, (name, epochs) in enumerate(curves.items()):
-        color = RUN_COLORS[i % len(RUN_COLORS)]
-        for key, label, dash in ((metric, name, "solid"), (f"val_{metric}", f"{name} (val)", "dash")):
-            x, y = epoch_points(epochs, key)
-            if x:
-                fig.add_trace(go.Scatter(
-                    x=x, y=y, name=label, mode="lines+markers", line=dict(color=color, dash=dash, width=2),
-                    marker_size=5, legendgroup=name,
-                    hovertemplate=name + "<br>epoch %{x}<br>" + key + " %{y:.4f}<extra></extra>",
-                ))
-    seen = max([row["epoch"] for epochs in curves.values() for row in epochs], default=1)
-    fig.update_xaxes(**epoch_ticks(seen))
-    fig.update_yaxes(title_text=metric)
+def run_traces(metric: str, train, val, batch=None, name: str | None = None, colors: tuple[str, str] = (TRAIN_COLOR, VAL_COLOR)) -> list[go.Scatter]:
+    """One run's curves of `metric`, each [xs, ys] with x in epochs: the per-batch training line (thin
+    and pale, when given), then train per epoch solid and validation per epoch dashed, with their points.
+    Dash as well as colour tells train from validation: colours alone fail a person who cannot tell
+    them apart. `name` labels the lines when runs share a chart (else train / validation)."""
+    labels = {"per batch": f"{name} (per batch)" if name else "train (per batch)",
+              "train": name or "train", "validation": f"{name} (val)" if name else "validation"}
+    traces = []
+    if batch is not None:
+        traces.append(go.Scatter(
+            x=batch[0], y=batch[1], name=labels["per batch"], mode="lines", line=dict(color=colors[0], width=1), opacity=0.5,
+            legendgroup=name, hovertemplate=f"{labels['per batch']} {metric} %{{y:.4~f}}<extra></extra>",
+        ))
+    for xy, kind, color, dash in ((train, "train", colors[0], "solid"), (val, "validation", colors[1], "dash")):
+        traces.append(go.Scatter(
+            x=xy[0], y=xy[1], name=labels[kind], mode="lines+markers", line=dict(color=color, dash=dash, width=2),
+            marker_size=6, legendgroup=name, hovertemplate=f"{labels[kind]} {metric} %{{y:.4~f}}<extra></extra>",
+        ))
+    return traces
+
+
+def curves_figure(metric: str, traces: list[go.Scatter], span: float, focus: list[float] | None = None,
+                  title: str | None = None, height: int = 360) -> go.Figure:
+    """Curves of `metric` against epochs: the figure of a run, live or ended (fmnist.live_chart),
+    and of the Leaderboard's runs side by side, so they all read alike. `span`: the x axis' epochs,
+    padded so the first and last points show whole; `focus`: the y range, else Plotly's own. The
+    pointer reads every line at the epoch under it."""
+    pad = 0.02 * span
+    fig = go.Figure(traces)
+    fig.update_xaxes(**epoch_ticks(span), range=[-pad, span + pad], unifiedhovertitle_text="epoch %{x}", automargin=True)
+    fig.update_yaxes(title_text=metric, automargin=True, **({"range": focus} if focus else {}))
     fig.update_layout(
-        height=360, margin=dict(l=10, r=10, t=40, b=10),
+        height=height, margin=dict(l=10, r=10, t=70 if title else 40, b=10), hovermode="x unified",
         legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
-        uirevision="overlay_curves", **TRANSPARENT,
+        title=dict(text=title, x=0, xanchor="left", y=0.98, yanchor="top", font_size=14) if title else None,
+        uirevision=metric, **TRANSPARENT,
     )
     return fig
+
+
+def overlay_curves(curves: dict[str, list[dict]], metric: str) -> go.Figure:
+    """One colour per run: train `metric` solid, validation dashed."""
+    traces = []
+    for i, (name, epochs) in enumerate(curves.items()):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        train, val = epoch_points(epochs, metric), epoch_points(epochs, f"val_{metric}")
+        traces += [trace for trace in run_traces(metric, train, val, name=name, colors=(color, color)) if len(trace.x)]
+    seen = max([row["epoch"] for epochs in curves.values() for row in epochs], default=1)
+    return curves_figure(metric, traces, seen)
+
+
+def live_figure(curves: dict, metric: str) -> go.Figure:
+    """The live panel's chart of `metric` from live_curves' data: the run's per-batch line, its epochs."""
+    line = curves[metric]
+    traces = run_traces(metric, line["train"], line["val"], batch=line["batch"], colors=tuple(curves["colors"]))
+    return curves_figure(metric, traces, curves["epochs"], line["focus"], title=metric.capitalize(), height=320)
 
 
 def probability_bars(probs: np.ndarray, class_names: tuple[str, ...] = FASHION_MNIST.class_names) -> go.Figure:

@@ -23,7 +23,7 @@ from fmnist.backends import (
 from fmnist.charts import live_curves, stack_diagram
 from fmnist.dataset import FASHION_MNIST
 from fmnist.estimates import speeds_here, time_here
-from fmnist.live_chart import live_chart
+from fmnist.live_chart import live_chart, live_chart_data
 from fmnist.models import (
     ACTIVATIONS,
     KERNEL_SIZES,
@@ -279,10 +279,10 @@ def cached_summary(spec: ModelSpec) -> pd.DataFrame:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def cached_curves(home: str, run_id: int, points: tuple[int, int], steps_per_epoch: int | None, total_epochs: int | None) -> dict:
-    """A run's curves' data, read again only when the run has new points (`points`: its epoch and
-    batch row counts), and once for all the tabs that watch it."""
+    """A run's curves' figures, read and built again only when the run has new points (`points`: its
+    epoch and batch row counts), and once for all the tabs that watch it."""
     store = cached_store(home)
-    return live_curves(store.epochs(run_id), store.batches(run_id), steps_per_epoch, total_epochs)
+    return live_chart_data(live_curves(store.epochs(run_id), store.batches(run_id), steps_per_epoch, total_epochs))
 
 
 @store_errors_shown

@@ -310,11 +310,16 @@ def live_data(at) -> dict:
     return json.loads(chart.proto.json)
 
 
+def live_line(at, metric: str, name: str) -> list[list]:
+    """[xs, ys] of the line called `name` in the live chart of `metric` (a Plotly figure's trace)."""
+    [trace] = [trace for trace in live_data(at)[metric]["data"] if trace["name"] == name]
+    assert len(trace["x"]) == len(trace["y"])
+    return [trace["x"], trace["y"]]
+
+
 def live_points(at, metric: str = "loss") -> int:
     """The per-batch points the live chart of `metric` was sent."""
-    xs, ys = live_data(at)[metric]["batch"]
-    assert len(xs) == len(ys)
-    return len(xs)
+    return len(live_line(at, metric, "train (per batch)")[0])
 
 
 def test_a_training_runs_panel_refreshes_every_second_and_shows_new_points(home, monkeypatch):
@@ -342,12 +347,15 @@ def test_the_panel_passes_the_runs_points_and_progress_to_its_live_chart(home):
     at.run()
     assert not at.exception, at.exception
     data = live_data(at)
-    assert data["epochs"] == 5, "the x axis spans the run's epochs"
-    xs, ys = data["loss"]["batch"]
+    low, high = data["loss"]["layout"]["xaxis"]["range"]
+    assert low < 0 and 5 < high < 5.2, "the x axis spans the run's epochs"
+    xs, ys = live_line(at, "loss", "train (per batch)")
     assert xs[:2] == [0.1, 0.2] and xs[-2:] == [1.0, 1.4], "batch k of epoch e at e - 1 + k/steps"
-    assert ys[0] == 0.5 and ys[-1] == 0.25 and data["accuracy"]["batch"][1][-1] == 0.9
-    assert data["loss"]["train"] == [[1], [0.5]] and data["loss"]["val"] == [[1], [0.6]]
-    assert data["accuracy"]["train"] == [[1], [0.8]] and data["accuracy"]["val"] == [[1], [0.78]]
+    assert ys[0] == 0.5 and ys[-1] == 0.25 and live_line(at, "accuracy", "train (per batch)")[1][-1] == 0.9
+    assert live_line(at, "loss", "train") == [[1], [0.5]] and live_line(at, "loss", "validation") == [[1], [0.6]]
+    assert live_line(at, "accuracy", "train") == [[1], [0.8]] and live_line(at, "accuracy", "validation") == [[1], [0.78]]
+    assert "template" not in data["loss"]["layout"], "the browser styles the figure from the theme"
+    assert data["files"]["plotly"].endswith("/plotly.min.js"), "plotly.js is fetched as a file, not sent with the data"
     assert data["progress"]["text"].startswith("Epoch 2/5 · batch 4/10 · 2,500 samples/s")
     assert 0.2 < data["progress"]["fraction"] < 0.4
     assert not at.get("vega_lite_chart") and not at.get("progress"), "one element, not Streamlit's charts and bar"

@@ -32,8 +32,8 @@ def server(tmp_path_factory):
 
 def live_points(page) -> int:
     """Points of the per-batch training loss line as the live chart last drew it (fmnist.live_chart
-    marks its canvas when it draws; Playwright's locators see into the component's shadow root)."""
-    drawn = page.locator('canvas[data-metric="loss"]').evaluate_all("canvases => canvases.map(c => c.dataset.points)")
+    marks a chart once Plotly has drawn it)."""
+    drawn = page.locator('.chart[data-metric="loss"]').evaluate_all("charts => charts.map(c => c.dataset.points)")
     return int(drawn[0] or 0) if drawn else 0
 
 
@@ -189,13 +189,19 @@ def test_the_live_chart_shows_each_new_point_and_an_ended_runs_view_stands_still
         "the ended run's chart was sent again"
 
     # The pointer on the loss chart's epoch point reads out that epoch's values; away from the curves, nothing.
-    loss_chart = page.locator('canvas[data-metric="loss"]')
-    x, y = loss_chart.evaluate("canvas => [canvas.scales.sx(1), canvas.scales.sy(0.5)]")
+    loss_chart = page.locator('.chart[data-metric="loss"]')
+    x, y = loss_chart.evaluate("chart => [chart._fullLayout.xaxis.l2p(1) + chart._fullLayout._size.l,"
+                               " chart._fullLayout.yaxis.l2p(0.5) + chart._fullLayout._size.t]")
     loss_chart.hover(position={"x": x + 2, "y": y - 2})
-    readout = page.locator(".readout")
-    expect(readout).to_have_text("epoch 1 · train loss 0.5 · validation loss 0.55", timeout=5000)
+    readout = loss_chart.locator(".hoverlayer")
+    expect(readout).to_have_text("epoch 1train loss 0.5validation loss 0.55", timeout=5000)
     loss_chart.hover(position={"x": 5, "y": 5})
-    expect(readout).to_be_hidden()
+    expect(readout).to_have_text("")
+
+    # Plotly's modebar: the picture as PNG, zoom, pan and back.
+    loss_chart.hover(position={"x": x, "y": y})
+    for button in ("Download plot as a PNG", "Zoom", "Pan", "Reset axes"):
+        expect(loss_chart.locator(f'.modebar-btn[data-title="{button}"]')).to_have_count(1)
 
 
 def training_run(store: RunStore, name: str) -> int:
@@ -292,3 +298,42 @@ def test_a_hidden_tab_on_another_page_stops_its_sidebar_refreshing(server, brows
         wait_until(frames_sent, timeout=4.5, every=0, message="the sidebar to refresh every two seconds again")
     finally:
         store.finish(run_id, "stopped", train_s=1.0)
+
+
+def test_the_live_chart_grows_point_by_point_on_fixed_axes_and_fetches_plotly_once(server, browser):
+    """Issue 30: past its second epoch the chart's axes stand still and new points are handed to
+    Plotly alone (fmnist/static/live_chart.js): each shows within a few seconds, and the pointer
+    reads the newest. plotly.js comes once, as a file, never with a refresh."""
+    url, home = server
+    store = RunStore(home)
+    run_id = store.create_run(dense_spec([32], epochs=5), name="past two epochs")
+    assert try_start(store, run_id, max_parallel=1)
+    try:
+        for epoch in (1, 2):
+            for step in range(1, 11):
+                store.record_progress(run_id, epoch, step, 10, 1000.0, [(epoch, step, 1.0 / (epoch + step), 0.5 + 0.02 * step)])
+            store.record_epoch(run_id, epoch, {"loss": 0.5 / epoch, "accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.78}, 1.0)
+        page = browser.new_context(viewport={"width": 1400, "height": 2200}).new_page()
+        requested, live_frames = [], []
+        page.on("request", lambda request: requested.append(request.url))
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: live_frames.append(len(frame)) if isinstance(frame, bytes)
+                                              and b"fmnist.live_chart" in frame else None))
+        page.goto(url)
+        page.get_by_text(re.compile(r"past two epochs \(32\) · running")).wait_for(timeout=30000)
+        wait_until(lambda: live_points(page) == 20, timeout=30, message="two epochs of points")
+        loss_chart = page.locator('.chart[data-metric="loss"]')
+        focus = loss_chart.evaluate("chart => chart.layout.yaxis.range")
+        for step in (1, 2, 3):
+            store.record_progress(run_id, 3, step, 10, 1000.0, [(3, step, 0.3 - 0.01 * step, 0.9)])
+            wait_until(lambda step=step: live_points(page) == 20 + step, timeout=3, message=f"epoch 3's point {step} in the chart")
+        assert loss_chart.evaluate("chart => chart.layout.yaxis.range") == focus, "the axes stood still"
+
+        # The pointer on the newest point (2.3 epochs, loss 0.27) reads it: Plotly knows the points it was handed.
+        x, y = loss_chart.evaluate("chart => [chart._fullLayout.xaxis.l2p(2.3) + chart._fullLayout._size.l,"
+                                   " chart._fullLayout.yaxis.l2p(0.27) + chart._fullLayout._size.t]")
+        loss_chart.hover(position={"x": x, "y": y})
+        expect(loss_chart.locator(".hoverlayer")).to_contain_text("train (per batch) loss 0.27", timeout=5000)
+    finally:
+        store.finish(run_id, "stopped", train_s=1.0)
+    assert len([u for u in requested if u.endswith("/plotly.min.js")]) == 1, "plotly.js fetched once a page"
+    assert len(live_frames) >= 3 and max(live_frames) < 50_000, f"a refresh sends the figures, not plotly.js: {live_frames}"

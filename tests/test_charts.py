@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from fmnist.charts import LIVE_BATCH_POINTS, LIVE_METRICS, focus_range, live_curves, overlay_curves, stack_diagram, thinned
+from fmnist.charts import LIVE_BATCH_POINTS, LIVE_METRICS, focus_range, live_curves, live_figure, overlay_curves, stack_diagram, thinned
 from fmnist.models import PRESETS, count_params, dense_spec
 
 SEED_A = PRESETS["Seed A: 64-128-64-32"]
@@ -198,3 +198,63 @@ def test_live_curves_focus_on_the_epoch_values_once_there_are_two():
     assert low < 0.4 and 0.6 < high < 2.3, "epoch losses fill the plot; a first batch's 2.3 is off the top"
     low, high = live_curves(epochs, [], None, 5)["accuracy"]["focus"]
     assert 0.1 < low < 0.78 and high > 0.85
+
+
+# --- curves_figure: one figure builder for a run live, ended, and runs side by side ---
+
+
+def test_live_figure_draws_the_runs_curves_from_live_curves():
+    curves = live_curves(EPOCHS, BATCHES, STEPS, 10)
+    fig = live_figure(curves, "loss")
+    assert [t.name for t in fig.data] == ["train (per batch)", "train", "validation"]
+    batch, train, val = fig.data
+    assert [list(batch.x), list(batch.y)] == curves["loss"]["batch"]
+    assert [list(train.x), list(train.y)] == curves["loss"]["train"] and [list(val.x), list(val.y)] == curves["loss"]["val"]
+    assert batch.mode == "lines" and batch.line.width < train.line.width and batch.opacity < 1, "the per-batch line thin and pale"
+    assert train.mode == val.mode == "lines+markers"
+    assert train.line.dash == "solid" and val.line.dash == "dash", "told apart by dash, not by colour alone"
+    assert train.line.color == batch.line.color != val.line.color
+    low, high = fig.layout.xaxis.range
+    assert low < 0 and 10 < high < 10.5, "the run's epochs, a little wider: the first and last points show whole"
+    assert list(fig.layout.yaxis.range) == curves["loss"]["focus"]
+    assert fig.layout.title.text == "Loss" and fig.layout.hovermode == "x unified"
+    assert live_figure(live_curves(EPOCHS[:1], BATCHES[:4], STEPS, 10), "loss").layout.yaxis.range is None, "Plotly's own range at first"
+
+
+def test_a_run_live_and_the_leaderboards_runs_read_alike():
+    """Issue 30: one figure builder, so a run's chart does not change its look when the run ends and
+    shows on the Leaderboard: the same axes, hover and line styles."""
+    live = live_figure(live_curves(EPOCHS, BATCHES, STEPS, None), "accuracy")
+    overlay = overlay_curves({"run 1": EPOCHS}, "accuracy")
+    for fig in (live, overlay):
+        assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.title.text == "epoch"
+        assert fig.layout.yaxis.title.text == "accuracy" and fig.layout.hovermode == "x unified"
+        assert fig.layout.xaxis.unifiedhovertitle.text == "epoch %{x}"
+    assert list(live.layout.xaxis.range) == list(overlay.layout.xaxis.range), "the same epochs, the same x axis"
+    for kind, index in (("train", 1), ("validation", 2)):
+        style = lambda trace: (trace.mode, trace.line.dash, trace.line.width, trace.marker.size)  # noqa: E731
+        ours, theirs = live.data[index], overlay.data[index - 1]
+        assert style(ours) == style(theirs), kind
+        assert list(ours.y) == list(theirs.y)
+    assert overlay.data[0].hovertemplate == "run 1 accuracy %{y:.4~f}<extra></extra>"
+    assert live.data[2].hovertemplate == "validation accuracy %{y:.4~f}<extra></extra>"
+
+
+def test_the_live_charts_figures_are_short_json_without_plotlys_template():
+    """What a refresh sends each watching tab: the two figures' JSON, without plotly.py's template
+    (the browser styles them from the theme), and with a long run's per-batch line thinned."""
+    from fmnist.live_chart import figure_json, live_chart_data
+
+    steps = 59
+    batches = [{"epoch": e, "step": k, "loss": 2.0 / e + 0.001 * k, "accuracy": 0.5 + 0.001 * k} for e in range(1, 41) for k in range(1, steps + 1)]
+    epochs = [{"epoch": e, "loss": 2.0 / e, "accuracy": 0.9, "val_loss": 2.1 / e, "val_accuracy": 0.88} for e in range(1, 41)]
+    curves = live_curves(epochs, batches, steps, 40)
+    figures = live_chart_data(curves)
+    assert set(figures) == set(LIVE_METRICS)
+    for metric, figure in figures.items():
+        assert figure == json.loads(json.dumps(figure_json(live_figure(curves, metric)))), "live_figure's figure, its points filled in"
+        assert "template" not in figure["layout"]
+        assert len(figure["data"][0]["x"]) <= LIVE_BATCH_POINTS
+    sent = json.dumps(figures, separators=(",", ":"))
+    assert json.loads(sent) == figures
+    assert len(sent) < 24_000, f"{len(sent):,} bytes a refresh"

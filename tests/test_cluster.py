@@ -73,7 +73,7 @@ def test_runs_from_the_train_page_train_as_ray_jobs_at_once_stop_and_die_as_the_
     at.run()
     assert any("second on ray" in m.value for m in at.markdown)
     [chart] = [c for c in at.get("bidi_component") if c.proto.component_name == "fmnist.live_chart"]
-    assert json.loads(chart.proto.json)["loss"]["batch"][0], "the curves, with their per-batch points"
+    assert json.loads(chart.proto.json)["loss"]["data"][0]["x"], "the curves, with their per-batch points"
     assert store.batches(second.id) and store.get(second.id).step > 0
 
 
