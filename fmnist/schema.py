@@ -134,8 +134,17 @@ def to_version_5(db: Connection) -> None:
     ddl(db, "ALTER TABLE runs ADD COLUMN cluster_job TEXT")
 
 
+def to_version_6(db: Connection) -> None:
+    """People are no longer their name: a person's id stays with their runs when `forget-person` frees the
+    name (retired_at set), and the next person to sign in under it gets an id of their own (fmnist.access).
+    name_key is the casefolded name that makes two spellings one person; NULL in rows written before,
+    whose id is "class:" followed by it."""
+    ddl(db, "ALTER TABLE people ADD COLUMN name_key TEXT")
+    ddl(db, "ALTER TABLE people ADD COLUMN retired_at {REAL}")
+
+
 # MIGRATIONS[i] takes a store from version i to version i + 1.
-MIGRATIONS = (to_version_1, to_version_2, to_version_3, to_version_4, to_version_5)
+MIGRATIONS = (to_version_1, to_version_2, to_version_3, to_version_4, to_version_5, to_version_6)
 VERSION = len(MIGRATIONS)
 
 
@@ -238,6 +247,8 @@ people = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("created_at", REAL, nullable=False),
+    sa.Column("name_key", sa.Text),
+    sa.Column("retired_at", REAL),
 )
 
 sign_ins = sa.Table(

@@ -25,6 +25,7 @@ from fmnist.backends import check_setting
 from fmnist.database import Database, configured_url, with_retries
 from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
+from fmnist.names import run_name
 from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
 from fmnist.schema import batches, epochs, people, runs, sign_ins
 
@@ -120,6 +121,7 @@ class RunStore:
         inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError).
         """
         check_setting(backend_setting)
+        name = run_name(name) if name else None  # BadName (a ValueError): too long, or characters that do not show
         with self.connect() as db:
             if owner_limit is not None:
                 active = db.execute(sa.select(sa.func.count()).select_from(runs).where(
@@ -343,8 +345,10 @@ class RunStore:
     # --- managing runs ---
 
     def rename(self, run_id: int, name: str) -> None:
+        """BadName (a ValueError) for a name too long or holding characters that do not show; nothing changes then."""
+        name = run_name(name) if name.strip() else f"run {run_id}"
         with self.connect() as db:
-            db.execute(runs.update().where(runs.c.id == run_id).values(name=name.strip() or f"run {run_id}"))
+            db.execute(runs.update().where(runs.c.id == run_id).values(name=name))
 
     def delete(self, run_id: int) -> None:
         """Remove a run that is not training, with its cross-validation and seed jobs and all their files."""
@@ -362,22 +366,52 @@ class RunStore:
 
     # --- the people of a class (fmnist.access.sign_in_with_class_code) ---
 
-    def person(self, person_id: str) -> tuple[str, str] | None:
-        """(name as first written, password hash) of a class member, or None for a name nobody has taken."""
+    @staticmethod
+    def _under_name(name_key: str):
+        """The rows of everyone who ever signed in under a name: name_key, or (rows written before it) the id it was."""
+        return sa.or_(people.c.name_key == name_key, people.c.id == f"class:{name_key}")
+
+    def person(self, name_key: str) -> tuple[str, str, str] | None:
+        """(id, name as first written, password hash) of the class member who holds a name now, or None for
+        a name nobody holds (never taken, or freed by forget_person)."""
         with self.connect(write=False) as db:
-            row = db.execute(sa.select(people.c.name, people.c.password_hash).where(people.c.id == person_id)).first()
-        return (row.name, row.password_hash) if row else None
+            row = db.execute(sa.select(people.c.id, people.c.name, people.c.password_hash).where(
+                self._under_name(name_key), people.c.retired_at.is_(None))).first()
+        return (row.id, row.name, row.password_hash) if row else None
 
-    def add_person(self, person_id: str, name: str, password_hash: str) -> None:
-        """The first sign-in under a name; a second one racing it loses (the name is taken)."""
-        with self.connect() as db:
-            db.execute(people.insert().values(id=person_id, name=name, password_hash=password_hash, created_at=time.time()))
+    def people_names(self) -> list[str]:
+        """The names held now (to refuse a new name that looks like one of them)."""
+        with self.connect(write=False) as db:
+            return list(db.execute(sa.select(people.c.name).where(people.c.retired_at.is_(None))).scalars())
 
-    def forget_person(self, person_id: str) -> bool:
-        """Free a name (a forgotten password): the next sign-in under it sets a new one. Their runs stay theirs."""
+    def add_person(self, name_key: str, name: str, password_hash: str) -> str | None:
+        """The first sign-in under a name: the new person's id, or None when another sign-in took the name
+        meanwhile. A name freed before gets a new id (class#2:ada, which no name's own id can be): the runs of the
+        person who held it stay theirs."""
         with self.connect() as db:
-            db.execute(sign_ins.delete().where(sign_ins.c.person_id == person_id))
-            return db.execute(people.delete().where(people.c.id == person_id)).rowcount > 0
+            rows = db.execute(sa.select(people.c.id, people.c.retired_at).where(self._under_name(name_key))).fetchall()
+            if any(row.retired_at is None for row in rows):
+                return None
+            person_id = f"class#{len(rows) + 1}:{name_key}" if rows else f"class:{name_key}"
+            db.execute(people.insert().values(id=person_id, name=name, password_hash=password_hash, created_at=time.time(),
+                                              name_key=name_key))
+        return person_id
+
+    def set_password_hash(self, person_id: str, password_hash: str) -> None:
+        """A password's hash made again with today's scrypt cost, at a sign-in that had the password."""
+        with self.connect() as db:
+            db.execute(people.update().where(people.c.id == person_id).values(password_hash=password_hash))
+
+    def forget_person(self, name_key: str) -> bool:
+        """Free a name (a forgotten password): its person is retired with their runs, signed out everywhere,
+        and the next sign-in under the name is a new person, who does not own them (a teacher still may manage them)."""
+        with self.connect() as db:
+            row = db.execute(sa.select(people.c.id).where(self._under_name(name_key), people.c.retired_at.is_(None))).first()
+            if row is None:
+                return False
+            db.execute(sign_ins.delete().where(sign_ins.c.person_id == row.id))
+            db.execute(people.update().where(people.c.id == row.id).values(retired_at=time.time(), password_hash="retired"))
+            return True
 
     def add_sign_in(self, token: str, person_id: str, name: str, admin: bool) -> None:
         with self.connect() as db:

@@ -18,6 +18,8 @@ from fmnist.access import (
     Person,
     Sharing,
     SharingConfigError,
+    check_served_directly,
+    client_address,
     oidc_person,
     sharing_from,
     sign_in_with_class_code,
@@ -31,6 +33,7 @@ from fmnist.projection import PCA, model_version, read_projection, run_projectio
 from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.store import RunStore, open_store
 from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
+from fmnist.text import shown
 from fmnist.worker import reap_dead_runs
 
 TRAIN_PAGE = "pages/train.py"
@@ -76,6 +79,9 @@ def gate():
     try:
         get_store()
         sharing = current_sharing()
+        check_served_directly(sharing, request_headers())
+        if sharing.signs_in:  # people who use a shared app see a message, never a traceback with the server's paths
+            st.set_option("client.showErrorDetails", "none")
         person = current_person(sharing)
     except StoreError as e:
         show_store_error(e)
@@ -240,6 +246,14 @@ def read_secrets() -> dict:
         return {}
 
 
+def request_headers() -> dict:
+    """The headers of this session's connection (none under AppTest)."""
+    try:
+        return dict(st.context.headers)
+    except Exception:  # noqa: BLE001  (no connection: a test's script run)
+        return {}
+
+
 def current_sharing() -> Sharing:
     """How the app is served now; SharingConfigError when sharing is asked for but sign-in is not configured."""
     return sharing_from(read_secrets(), st.get_option("server.address"))
@@ -286,7 +300,8 @@ def sign_in_form(sharing: Sharing) -> None:
         submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
     if submitted:
         try:
-            person = sign_in_with_class_code(sharing, get_store(), code, name, password)
+            address = client_address(st.context.ip_address, request_headers(), sharing)
+            person = sign_in_with_class_code(sharing, get_store(), code, name, password, address=address)
         except AccessError as e:
             st.error(str(e), icon=":material/lock:")
             return
@@ -307,7 +322,7 @@ def person_line(person: Person, sharing: Sharing) -> None:
     """The sidebar's 'signed in as' with the sign-out button, when the app is shared."""
     if not sharing.signs_in:
         return
-    st.caption(f"Signed in as **{person.name}**" + (" (teacher)" if person.admin else ""))
+    st.caption(f"Signed in as **{shown(person.name)}**" + (" (teacher)" if person.admin else ""))
     st.button("Sign out", key="sign_out", icon=":material/logout:", on_click=sign_out, args=(person, sharing))
 
 
@@ -322,7 +337,13 @@ def keep_widget_state(prefix: str = "build_") -> None:
 
 
 def run_label(run) -> str:
-    return f"#{run.id} {run.name} ({stack_name(run.spec)})"
+    """A run as Markdown shows it (its name escaped: fmnist.text)."""
+    return f"#{run.id} {shown(run.name)} ({stack_name(run.spec)})"
+
+
+def run_choice(run) -> str:
+    """A run as plain text, for a selectbox's options, which Streamlit shows as they are."""
+    return f"#{run.id} {' '.join(run.name.split())} ({stack_name(run.spec)})"
 
 
 def activity(runs) -> tuple:
@@ -394,7 +415,7 @@ def sidebar_panel(quiet: bool, paused: bool = False) -> None:
     running = [r for r in active if r.kind != RunKind.SEARCH and r.status == RunStatus.RUNNING]
     queued = [r for r in active if r.status == RunStatus.QUEUED]
     for search in searches:
-        st.markdown(f"**Searching:** #{search.id} {search.name}")
+        st.markdown(f"**Searching:** #{search.id} {shown(search.name)}")
     if not running:
         st.caption("No run is training.")
     for run in running:

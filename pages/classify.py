@@ -39,6 +39,7 @@ from fmnist.ui import (
     load_run_model,
     load_run_outlier_check,
     max_runs_per_person,
+    run_choice,
     run_label,
 )
 from fmnist.worker import launch
@@ -84,7 +85,7 @@ def offer_to_train():
 
 
 def pick_model(runs) -> int:
-    labels = {run.id: f"{run_label(run)} · test accuracy {run.test_acc:.4f}" for run in runs}
+    labels = {run.id: f"{run_choice(run)} · test accuracy {run.test_acc:.4f}" for run in runs}
     best = best_run(runs)
     return st.selectbox("Model", list(labels), index=list(labels).index(best.id), format_func=labels.get, key="classify_run",
                         help="Every run that finished with a saved model; the one with the best test accuracy is picked at first.")

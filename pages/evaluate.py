@@ -27,7 +27,7 @@ from fmnist.ui import (
     enter_through_navigation,
     get_store,
     no_runs_yet,
-    run_label,
+    run_choice,
     run_probabilities,
 )
 
@@ -59,7 +59,7 @@ def run_predictions(run, dataset) -> np.ndarray | None:
 
 
 def describe(run) -> str:
-    return f"{run_label(run)} · test accuracy {run.test_acc:.4f}"
+    return f"{run_choice(run)} · test accuracy {run.test_acc:.4f}"
 
 
 def chart_key() -> str:

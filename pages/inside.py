@@ -31,7 +31,7 @@ from fmnist.ui import (
     get_store,
     load_run_inside,
     no_runs_yet,
-    run_label,
+    run_choice,
     run_pca,
     run_probabilities,
 )
@@ -47,8 +47,8 @@ NO_TOOLBAR = {"displayModeBar": False}
 
 def describe(run) -> str:
     if run.active:
-        return f"{run_label(run)} · {run.status}"
-    return f"{run_label(run)} · test accuracy {run.test_acc:.4f}"
+        return f"{run_choice(run)} · {run.status}"
+    return f"{run_choice(run)} · test accuracy {run.test_acc:.4f}"
 
 
 def show_test_image(index: int, labels) -> None:

@@ -10,8 +10,10 @@ from fmnist.cluster import ClusterError
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports, make_export
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, train_seed_stacks, training_runs
+from fmnist.names import MAX_RUN_NAME, BadName
 from fmnist.runs import LimitError, RunKind
 from fmnist.store import RunStore
+from fmnist.text import in_chart, shown
 from fmnist.ui import (
     acting_person,
     active_runs,
@@ -21,6 +23,7 @@ from fmnist.ui import (
     get_store,
     max_runs_per_person,
     no_runs_yet,
+    run_choice,
     run_label,
 )
 from fmnist.worker import launch_job
@@ -61,7 +64,7 @@ def runs_table(table) -> list[int]:
 def compare(store: RunStore, runs: dict, table, selected: list[int]) -> None:
     st.subheader("Compare")
     if selected:
-        curves = {run_label(runs[run_id]): store.epochs(run_id) for run_id in selected}
+        curves = {in_chart(run_choice(runs[run_id])): store.epochs(run_id) for run_id in selected}
         loss, acc = st.columns(2)
         loss.plotly_chart(overlay_curves(curves, "loss"), key="lb_loss", config={"displayModeBar": False})
         acc.plotly_chart(overlay_curves(curves, "accuracy"), key="lb_accuracy", config={"displayModeBar": False})
@@ -92,7 +95,10 @@ def as_owner(store: RunStore, run_id: int, action: str) -> bool:
 
 def rename(store: RunStore, run_id: int) -> None:
     if as_owner(store, run_id, "rename"):
-        store.rename(run_id, st.session_state[f"lb_name_{run_id}"])
+        try:
+            store.rename(run_id, st.session_state[f"lb_name_{run_id}"])
+        except BadName as e:
+            st.session_state.lb_problem = str(e)
 
 
 def delete(store: RunStore, run_id: int) -> None:
@@ -130,7 +136,7 @@ def model_download(store: RunStore, run) -> None:
 def delete_button(run, mine: bool) -> None:
     if not mine:
         st.button("Delete", key=f"lb_delete_{run.id}", icon=":material/delete:", disabled=True)
-        st.caption(f"Started by {run.owner_name or LOCAL_ADMIN.name}: only they or a teacher may rename or delete it.")
+        st.caption(f"Started by {shown(run.owner_name or LOCAL_ADMIN.name)}: only they or a teacher may rename or delete it.")
     elif run.active:
         st.button("Delete", key=f"lb_delete_{run.id}", icon=":material/delete:", disabled=True)
         st.caption(f"Run #{run.id} is {run.status}: stop it first (on Build & Train) to delete it.")
@@ -139,7 +145,7 @@ def delete_button(run, mine: bool) -> None:
 
 
 def confirm_deletion(store: RunStore, run) -> None:
-    st.warning(f"Delete run #{run.id} **{run.name}** with its model, curves and logs? This cannot be undone.",
+    st.warning(f"Delete run #{run.id} **{shown(run.name)}** with its model, curves and logs? This cannot be undone.",
                icon=":material/warning:")
     with st.container(horizontal=True):
         st.button("Yes, delete", key=f"lb_yes_{run.id}", type="primary", on_click=delete, args=(store, run.id))
@@ -148,13 +154,13 @@ def confirm_deletion(store: RunStore, run) -> None:
 
 def manage(store: RunStore, run) -> None:
     with st.container(border=True):
-        st.markdown(f"**{run_label(run)}** · {run.status}" + (f" · by {run.owner_name}" if run.owner_name else ""))
+        st.markdown(f"**{run_label(run)}** · {run.status}" + (f" · by {shown(run.owner_name)}" if run.owner_name else ""))
         person = current_person()
         mine = person is not None and may_manage(person, run)
         name, files, remove = st.columns([2, 2, 1.2], vertical_alignment="bottom")
         with name:
             field, button = st.columns([3, 1], vertical_alignment="bottom")
-            field.text_input("Name", value=run.name, key=f"lb_name_{run.id}")
+            field.text_input("Name", value=run.name, key=f"lb_name_{run.id}", max_chars=MAX_RUN_NAME)
             button.button("Rename", key=f"lb_rename_{run.id}", on_click=rename, args=(store, run.id), disabled=not mine)
         with files:
             model, csv = st.columns(2)
@@ -218,7 +224,7 @@ def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> No
     except (AccessError, LimitError, ClusterError) as e:
         st.session_state.lb_problem = str(e)
         return
-    st.toast(f"Queued job #{job_id}: {store.get(job_id).name}", icon=":material/schedule:")
+    st.toast(f"Queued job #{job_id}: {shown(store.get(job_id).name)}", icon=":material/schedule:")
 
 
 def job_status(store: RunStore, run_id: int) -> None:
@@ -234,9 +240,9 @@ def job_lines(store: RunStore, run_id: int) -> None:
     for job in jobs[-3:]:
         scores = ", ".join(f"{s:.4f}" for s in job.scores) or "none yet"
         if job.active:
-            st.progress(job.fraction_done(), text=f"{job.name} · {job.status} · scores so far: {scores}")
+            st.progress(job.fraction_done(), text=f"{shown(job.name)} · {job.status} · scores so far: {scores}")
         else:
-            text = f"{job.name} · {job.status} · {len(job.scores)}/{job.repeats} scores: {scores}"
+            text = f"{shown(job.name)} · {job.status} · {len(job.scores)}/{job.repeats} scores: {scores}"
             st.caption(text + (f" · {job.error}" if job.error else ""))
 
 

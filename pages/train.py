@@ -26,8 +26,10 @@ from fmnist.models import (
     summary_rows,
     validate,
 )
+from fmnist.names import MAX_RUN_NAME, BadName
 from fmnist.runs import LimitError, Run, RunKind, RunStatus
 from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
+from fmnist.text import shown
 from fmnist.ui import (
     LEADERBOARD_PAGE,
     SEARCH_PAGE,
@@ -208,7 +210,7 @@ def start_run(spec: ModelSpec, name: str, limit: int | None, backend_setting: st
     try:
         run_id = launch(store, spec, name=name or None, train_limit=limit, owner=acting_person(), max_runs=max_runs_per_person(),
                         backend_setting=backend_setting)
-    except (AccessError, LimitError, ClusterError) as e:
+    except (AccessError, LimitError, ClusterError, BadName) as e:
         st.error(str(e), icon=":material/block:")
         return
     st.session_state.watch_run = run_id
@@ -330,7 +332,7 @@ def live_view(drawn_for: tuple, live: bool):
         st.error("You are signed out (here or in another tab): reload the page to sign in again.", icon=":material/lock:")
         return
     mine = may_manage(person, run)
-    stop_help = "ends at the next batch and keeps what it learnt" if mine else f"started by {run.owner_name or LOCAL_ADMIN.name}"
+    stop_help = "ends at the next batch and keeps what it learnt" if mine else f"started by {shown(run.owner_name or LOCAL_ADMIN.name)}"
     if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", disabled=not mine, help=stop_help):
         try:
             check_may_manage(acting_person(), run, "stop")  # checked as it happens, not only as the button was drawn
@@ -397,7 +399,7 @@ with picture:
         st.metric("Parameters", f"{count_params(spec):,}")
         st.plotly_chart(cached_diagram(spec), key="stack_diagram", config={"displayModeBar": False})
         st.dataframe(cached_summary(spec), hide_index=True, width="stretch")
-    name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout")
+    name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout", max_chars=MAX_RUN_NAME)
     backend_setting = backend_control(spec)
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=spec is None, key="start"):
         start_run(spec, name, limit, backend_setting)

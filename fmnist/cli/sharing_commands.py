@@ -81,11 +81,15 @@ def add_forget_person(sub) -> None:
 
 
 def cmd_forget_person(args) -> int:
+    """Free a name: its person is retired with their runs (a teacher may still manage those), and the next
+    sign-in under the name is a new person with a new password, who does not own them."""
     from fmnist.access import class_person
+    from fmnist.names import person_key
 
     person = class_person(args.name, teacher=False)
-    if open_store().forget_person(person.id):
-        print(f"{person.name!r} may sign in again with a new password; their runs stay theirs.")
+    if open_store().forget_person(person_key(person.name)):
+        print(f"{person.name!r} may be taken again with a new password, by a new person: the runs started under the old one "
+              "stay that person's (signed out everywhere; a teacher may still stop, rename or delete them).")
         return 0
     print(f"nobody has signed in as {person.name!r}", file=sys.stderr)
     return 2
