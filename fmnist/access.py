@@ -284,11 +284,12 @@ def wait_message(seconds: float, what: str) -> str:
 
 
 def sign_in_with_class_code(sharing: Sharing, people, code: str, name: str, password: str, address: str = "this machine",
-                            throttle: SignInThrottle = THROTTLE) -> Person:
+                            throttle: SignInThrottle | None = None) -> Person:
     """The class code (or the teacher code) lets someone in; their name is theirs from the first
     sign-in on, kept by a password of their own (people: the store, which keeps its hash).
     AccessError says what is wrong, without telling which part of a wrong code was wrong; wrong codes
     and passwords slow down further tries under that name and from that address (SignInThrottle)."""
+    throttle = throttle or THROTTLE
     person = class_person(name, teacher=False)  # a name that cannot be used costs no scrypt and counts as no guess
     name_key = person_key(person.name)
     seconds, what = throttle.wait_left(name_key, address)

@@ -300,7 +300,8 @@ def sign_in_form(sharing: Sharing) -> None:
         submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
     if submitted:
         try:
-            address = client_address(st.context.ip_address, request_headers(), sharing)
+            peer = st.context.ip_address  # None for this machine; AppTest's stand-in is no text
+            address = client_address(peer if isinstance(peer, str) else None, request_headers(), sharing)
             person = sign_in_with_class_code(sharing, get_store(), code, name, password, address=address)
         except AccessError as e:
             st.error(str(e), icon=":material/lock:")
