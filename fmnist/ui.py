@@ -3,6 +3,7 @@ sidebar's run status. Store faults are shown as one clear message, never as a tr
 server's set-up: no Keras reset after each run, TensorFlow warmed up in the background."""
 
 import functools
+import hashlib
 import os
 import secrets
 import threading
@@ -229,6 +230,31 @@ def run_probabilities(run_id: int, dataset) -> np.ndarray:
 
         probs = probabilities_on_test_set(store, run_id, dataset, load_run_model)
     return probs
+
+
+# --- uploads ---
+
+def open_upload(data: bytes):
+    """An uploaded picture as fmnist.imaging.open_image makes it (its work image), decoded once per file:
+    the page's reruns (every widget change) find it in the cache. ImageError for a file that cannot be used,
+    remembered too, so a bad file is not decoded again on every rerun either."""
+    from fmnist.imaging import ImageError  # only the pages that take uploads load the imaging code
+
+    found = decoded_upload(hashlib.sha256(data).hexdigest(), data)
+    if isinstance(found, str):
+        raise ImageError(found)
+    return found
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Reading the picture…")
+def decoded_upload(digest: str, _data: bytes):
+    """Keyed by the file's hash (_data is not hashed again); a work image is at most 3.2 MB (fmnist.imaging)."""
+    from fmnist.imaging import ImageError, open_image
+
+    try:
+        return open_image(_data)
+    except ImageError as e:
+        return str(e)
 
 
 # --- who is here (fmnist.access decides what they may do) ---

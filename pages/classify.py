@@ -15,7 +15,6 @@ from fmnist.imaging import (
     ImageError,
     as_dataset_image,
     enlarge,
-    open_image,
     prepare,
     prepare_or_whole,
     preview,
@@ -39,6 +38,7 @@ from fmnist.ui import (
     load_run_model,
     load_run_outlier_check,
     max_runs_per_person,
+    open_upload,
     run_choice,
     run_label,
 )
@@ -225,7 +225,7 @@ def crop_by_hand(expanded: bool):
 def picture_caption(name: str, image: Image.Image) -> str:
     """Its name, its size as uploaded (a JPEG is decoded at a reduced scale) and its colour mode."""
     width, height = image.info.get("full_size", image.size)
-    return f"{name} · {width}×{height} {image.mode}"
+    return f"{name} · {width}×{height} {image.info.get('full_mode', image.mode)}"
 
 
 def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool) -> None:
@@ -236,7 +236,9 @@ def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool)
     if manual:
         found += " (the crop box is yours)"
     mask_image = Image.fromarray((item_mask * 255).astype(np.uint8))
-    mask.image(mask_image.resize((STEP, round(STEP * mask_image.height / mask_image.width)), Image.NEAREST), caption=found, width=STEP)
+    # At least a pixel high: a picture 1,000 times wider than high would otherwise make an empty one.
+    mask_height = max(1, round(STEP * mask_image.height / mask_image.width))
+    mask.image(mask_image.resize((STEP, mask_height), Image.NEAREST), caption=found, width=STEP)
     how = "inverted" if prepared.inverted else "not inverted"
     if prepared.turned:  # a photo's symmetric item lying a little turned (fmnist.upright)
         how += f", turned {abs(prepared.turned):.0f}° {'anticlockwise' if prepared.turned > 0 else 'clockwise'} to stand upright"
@@ -252,7 +254,7 @@ def upload_tab(model):
                 icon=":material/upload:")
         return
     try:
-        image = open_image(upload.getvalue())
+        image = open_upload(upload.getvalue())
     except ImageError as e:
         st.error(f"**{upload.name} cannot be used.** {e}", icon=":material/broken_image:")
         return

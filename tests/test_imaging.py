@@ -1,6 +1,7 @@
 """Preprocessing (fmnist.imaging) and prediction (fmnist.prediction) on real test images and on bad files."""
 
 import io
+import os
 import struct
 import zlib
 
@@ -183,10 +184,10 @@ def test_16_bit_and_cmyk_images_look_like_their_8_bit_rgb_versions(one_per_class
         rgb = dark_on_white(original).convert("RGB")
         expected = prepare(rgb).pixels
         sixteen = open_image(encode(Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257), "PNG"))
-        assert sixteen.mode == "I;16"
+        assert sixteen.info["full_mode"] == "I;16"
         assert mean_abs_diff(prepare(sixteen).pixels, expected) < 1
         cmyk = open_image(encode(rgb.convert("CMYK"), "JPEG", quality=95))
-        assert cmyk.mode == "CMYK"
+        assert cmyk.info["full_mode"] == "CMYK"
         assert mean_abs_diff(prepare(cmyk).pixels, expected) < 3  # JPEG is lossy
 
 
@@ -254,6 +255,8 @@ BAD_FILES = {
     "bomb-20000x20000.png": (lambda dataset: png_bomb(20_000, 20_000), "too large"),
     # Pillow only warns from 40 to 80 megapixels: those are refused too.
     "bomb-7000x7000.png": (lambda dataset: png_bomb(7_000, 7_000), "too large"),
+    # A format Pillow reads but an upload need not be in.
+    "scan.tiff": (lambda dataset: encode(Image.new("L", (64, 64), 255), "TIFF"), "not an image"),
 }
 
 
@@ -266,6 +269,57 @@ def test_a_file_that_cannot_be_used_raises_image_error_with_a_clear_message(name
     with pytest.raises(ImageError, match=message):
         open_image(path.read_bytes())
     assert Image.MAX_IMAGE_PIXELS == 40_000_000
+
+
+# What one upload may take: the decoded picture (at most 40 megapixels × 4 bytes, 160 MB) and a work image of
+# a few MB; the issue's probe (a 180 KB 6300×6300 RGBA PNG) took 1.1 GB, its 16-bit version 0.5 GB.
+UPLOAD_BUDGET_MB = 200
+PROBE = """
+import resource, sys
+from PIL import Image, ImageDraw
+mode, fill, background = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+picture = Image.new(mode, (6300, 6300), background if mode != "RGBA" else (255, 255, 255, 255))
+ImageDraw.Draw(picture).ellipse((2000, 2000, 4300, 4300), fill=fill if mode != "RGBA" else (0, 0, 0, 255))
+import io
+buffer = io.BytesIO()
+picture.save(buffer, "PNG")
+data = buffer.getvalue()
+del picture
+from fmnist.imaging import open_image, prepare_or_whole, preview, preview_with_box
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+image = open_image(data)
+prepared, _ = prepare_or_whole(image)
+preview_with_box(image, prepared.box, 340)
+preview(image, 340)
+print(len(data), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, prepared.pixels.max())
+"""
+
+
+@pytest.mark.parametrize("mode, fill, background", [("RGBA", 0, 255), ("I;16", 0, 65535)])
+def test_a_small_png_that_decodes_large_takes_a_bounded_memory(mode, fill, background):
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    # The picture is made before the measure starts, in its own process: ru_maxrss is the process' peak.
+    result = subprocess.run([sys.executable, "-c", PROBE, mode, str(fill), str(background)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    size, grown_mb, brightest = map(int, result.stdout.split())
+    assert size < 200_000 and brightest == 255, "a small file, and its item was found"
+    assert grown_mb < UPLOAD_BUDGET_MB, f"one upload raised the peak memory by {grown_mb} MB"
+
+
+def test_a_large_transparent_picture_is_averaged_without_the_colours_it_hides(one_per_class):
+    """The work image averages a transparent picture premultiplied: what hides under transparent pixels
+    (here bright red, whose grey is darker than the item) changes nothing."""
+    item = Image.fromarray(one_per_class[0]).resize((1400, 1400), Image.BICUBIC)
+    picture = Image.new("RGBA", (2000, 2000), (255, 0, 0, 0))
+    picture.paste(Image.merge("RGBA", [item, item, item, Image.new("L", item.size, 255)]), (300, 300))
+    from_large = prepare(open_image(encode(picture, "PNG")))
+    on_black = Image.alpha_composite(Image.new("RGBA", picture.size, (0, 0, 0, 255)), picture).convert("L")
+    assert mean_abs_diff(from_large.pixels, prepare(on_black).pixels) < 2
 
 
 # --- prediction ---
