@@ -10,6 +10,7 @@ from fmnist.ui import (
     gate,
     keep_keras_between_runs,
     keep_widget_state,
+    no_public_address_lookup,
     person_line,
     remember_activity,
     show_store_error,
@@ -18,6 +19,7 @@ from fmnist.ui import (
 )
 
 keep_keras_between_runs()
+no_public_address_lookup()
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
 st.session_state[ENTERED] = True
 try:

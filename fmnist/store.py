@@ -42,6 +42,23 @@ def save_atomically(path: Path, write) -> None:
         raise
 
 
+# The store holds the class' password hashes, its folder every run's model: readable by their owner
+# only when the app creates them (SQLite makes its -wal and -shm files with the database's own mode).
+# A store that exists keeps the mode it has: a cluster's shared folder may be meant to be shared.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+
+
+def create_private(path: Path) -> None:
+    """Create an empty file readable and writable by its owner only, unless it exists."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+    except OSError:
+        pass  # the database's own open says what is wrong, with its message
+
+
 def upsert(db, table: sa.Table, rows: list[dict]) -> None:
     """Insert rows, replacing those with the same key (a point written again after a retry)."""
     if not rows:
@@ -66,10 +83,12 @@ class RunStore:
         if self.home.exists() and not self.home.is_dir():
             raise StoreError(f"The run store's folder {self.home} is a file, not a folder: point FMNIST_HOME at a folder.")
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            self.home.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"The run store's folder {self.home} cannot be created ({e.strerror or e}).") from e
         self.db_path = self.home / "runs.sqlite"
+        if url is None and configured_url() is None:
+            create_private(self.db_path)
         self.database = Database(url if url is not None else configured_url(), self.db_path)
         self.study_storage = None  # the searches' Optuna storage, made when first needed (fmnist.studies)
         try:

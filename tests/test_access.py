@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import time
 import tomllib
 
 import pytest
@@ -448,3 +449,42 @@ def test_the_client_address_comes_from_a_trusted_proxy_only():
     assert access.client_address(None, headers, sharing_from(CLASS, "0.0.0.0")) == "127.0.0.1", "no proxy is trusted by default"
     with pytest.raises(SharingConfigError, match="trusted_proxies"):
         sharing_from({"sharing": {**CLASS["sharing"], "trusted_proxies": "127.0.0.1"}}, "0.0.0.0")
+
+
+def test_the_store_and_its_folder_are_created_readable_by_their_owner_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("FMNIST_DB", raising=False)
+    store = RunStore(tmp_path / "new-home")
+    store.add_person("ada", "Ada", quick_hash("secret1"))
+    assert (tmp_path / "new-home").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "new-home" / "runs.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_share_keeps_secrets_private_and_asks_nobody_for_the_public_address(home, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from helpers import wait_until
+
+    secrets = tmp_path / ".streamlit" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_text(f'[sharing]\nmode = "class"\nclass_code_hash = "{quick_hash(CLASS_CODE)}"\n'
+                       f'teacher_code_hash = "{quick_hash(TEACHER_CODE)}"\n')
+    secrets.chmod(0o644)  # as a text editor leaves it
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "fmnist", "serve", "--share", "--port", str(port)], cwd=ROOT,
+                                  stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "HOME": str(tmp_path)})
+    try:
+        wait_until(lambda: "URL:" in log.read_text() or server.poll() is not None, timeout=120, message="the server's URL")
+        time.sleep(2)  # anything Streamlit logs just after
+    finally:
+        server.terminate()
+        server.wait(30)
+    printed = log.read_text()
+    assert f"URL: http://{socket.gethostname()}:{port}" in printed, printed
+    assert "External URL" not in printed and "external IP" not in printed, printed
+    assert secrets.stat().st_mode & 0o777 == 0o600 and "readable by its owner only" in printed
