@@ -139,8 +139,10 @@ def to_version_6(db: Connection) -> None:
     name (retired_at set), and the next person to sign in under it gets an id of their own (fmnist.access).
     name_key is the casefolded name that makes two spellings one person; NULL in rows written before,
     whose id is "class:" followed by it."""
-    ddl(db, "ALTER TABLE people ADD COLUMN name_key TEXT")
-    ddl(db, "ALTER TABLE people ADD COLUMN retired_at {REAL}")
+    have = {column["name"] for column in sa.inspect(db).get_columns("people")}
+    for name, definition in (("name_key", "TEXT"), ("retired_at", "{REAL}")):
+        if name not in have:  # a store whose version was set back by hand may have them
+            ddl(db, f"ALTER TABLE people ADD COLUMN {name} {definition}")
 
 
 # MIGRATIONS[i] takes a store from version i to version i + 1.
