@@ -132,3 +132,14 @@ def test_names_render_as_their_text_wherever_the_pages_show_them(class_app):
         assert names, f"a name shown unescaped: {text!r}"
         for name in names:
             assert_shown_as_text(text, name)
+
+
+def test_the_leaderboards_scatter_shows_run_names_as_text():
+    import pandas as pd
+
+    from fmnist.compare_charts import size_vs_accuracy
+
+    table = pd.DataFrame({"run": [1, 2], "name": ['<a href="http://host/p">win</a>', "ok"], "stack": ["16", "32"],
+                          "params": [100, 200], "test accuracy": [0.5, 0.6]})
+    names = [str(value) for trace in size_vs_accuracy(table, [2]).data for value in trace.customdata[:, 0]]
+    assert "<a" not in "".join(names) and '&lt;a href="http://host/p"&gt;win&lt;/a&gt;' in names
