@@ -488,3 +488,14 @@ def test_serve_share_keeps_secrets_private_and_asks_nobody_for_the_public_addres
     assert f"URL: http://{socket.gethostname()}:{port}" in printed, printed
     assert "External URL" not in printed and "external IP" not in printed, printed
     assert secrets.stat().st_mode & 0o777 == 0o600 and "readable by its owner only" in printed
+
+
+def test_a_hash_once_matched_is_checked_again_without_scrypt(monkeypatch):
+    stored = quick_hash("a class code")
+    calls = []
+    scrypt = access.scrypt
+    monkeypatch.setattr(access, "scrypt", lambda *args, **kwargs: calls.append(1) or scrypt(*args, **kwargs))
+    assert not code_matches("a wrong code", stored) and len(calls) == 1, "a wrong code before any right one costs its scrypt"
+    assert code_matches("a class code", stored) and len(calls) == 2
+    assert code_matches("a class code", stored) and not code_matches("another wrong one", stored)
+    assert len(calls) == 2, "only one code matches a hash: once known, neither answer needs scrypt"
