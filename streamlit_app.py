@@ -6,11 +6,12 @@ from fmnist.access import SharingConfigError
 from fmnist.app.activity import remember_activity, sidebar_status
 from fmnist.app.caches import show_store_error
 from fmnist.app.navigation import ENTERED, keep_widget_state
-from fmnist.app.server import keep_keras_between_runs, warm_up_in_background
+from fmnist.app.server import keep_keras_between_runs, no_public_address_lookup, warm_up_in_background
 from fmnist.app.session import current_person, gate, person_line
 from fmnist.home import StoreError
 
 keep_keras_between_runs()
+no_public_address_lookup()
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
 st.session_state[ENTERED] = True
 try:

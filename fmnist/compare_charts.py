@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from fmnist.charts import RUN_COLORS, TRANSPARENT
 from fmnist.dataset import FASHION_MNIST
+from fmnist.text import in_chart
 
 OTHER_RUNS_COLOR = "#B8BEC8"
 
@@ -77,6 +78,7 @@ def size_vs_accuracy(table: pd.DataFrame, selected: list[int]) -> go.Figure:
     """Parameters (log scale) against test accuracy for every scored run in a leaderboard
     table; the selected runs stand out in the colours their curves have."""
     scored = table[table["test accuracy"].notna()]
+    scored = scored.assign(name=scored["name"].map(in_chart))  # a run's name is its text, not Plotly's HTML
     fig = go.Figure()
     hover = "<b>%{customdata[0]}</b><br>stack %{customdata[1]}<br>%{x:,} params<br>test accuracy %{y:.4f}<extra></extra>"
     others = scored[~scored["run"].isin(selected)]

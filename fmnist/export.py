@@ -285,6 +285,7 @@ class Exporter:
             work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
         except OSError as e:
             raise ExportError(f"the run's folder cannot hold exports: {folder} ({e.strerror or e}).") from e
+        written = []
         try:
             made = work / variant.file_name(self.run_id)
             convert(self.predicting, variant, made, self.calibration)
@@ -292,19 +293,34 @@ class Exporter:
             card = build_card(self.run, variant, made.name, check, io, self.version)
             write_card(card, made)
             kept = kept_path(self.store, self.run_id, variant)
+            # --out first: a place that cannot be written (a read-only disk that passed the pre-check, as
+            # root) fails before the run's exports/ changes, so "Nothing was kept" is true; what was
+            # written anywhere before a failure is removed again.
+            if out is not None:
+                for_out = work / "out"
+                for_out.mkdir()
+                write_card({**card, "file": out.name}, for_out / out.name)
+                for source, destination in zip((made, *card_paths(for_out / out.name)), (out, *card_paths(out))):
+                    copy_into_place(source, destination)  # --out may be on another disk: no move across
+                    written.append(destination)
             # The card goes last: a card in place means its export is whole and checked.
             for source, destination in zip((made, *card_paths(made)[::-1]), (kept, *card_paths(kept)[::-1])):
                 place(source, destination)
-            if out is not None:
-                copy_into_place(kept, out)
-                write_card({**card, "file": out.name}, work / out.name)
-                for source, destination in zip(card_paths(work / out.name), card_paths(out)):
-                    copy_into_place(source, destination)  # --out may be on another disk: no move across
+                written.append(destination)
             return card
         except OSError as e:
+            for path in written:
+                remove(path)
             raise ExportError(f"the export could not be written ({e.strerror or e}: {e.filename or ''}). Nothing was kept.") from e
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_card(card: dict, model_path: Path) -> None:

@@ -137,6 +137,11 @@ def check_out_path(out: str | os.PathLike, variant: Variant, run_id: int) -> Pat
         raise ValueError(f"--out {out}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"--out {out}: the folder {parent} cannot be written to")
+    try:  # really: root passes os.access on a read-only disk or in /proc, and would convert for nothing
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {out}: the folder {parent} cannot be written to ({e.strerror or e})") from None
     if variant.format == "saved_model":
         if path.exists() and not (path.is_dir() and (path / "saved_model.pb").is_file()):
             raise ValueError(f"--out {out}: it exists and is not a SavedModel folder; a SavedModel is a folder, and this one would be replaced")

@@ -14,7 +14,7 @@ def home_dir() -> Path:
         raise StoreError(f"FMNIST_HOME={home} is a file, not a folder. Point FMNIST_HOME at a folder "
                          "(it is created if missing) or move that file away. Nothing was changed.")
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)  # its runs and the class' password hashes: the owner's only
     except OSError as e:
         raise StoreError(f"The app's folder {home} cannot be created ({e.strerror or e}). Point FMNIST_HOME at a "
                          "folder you can write to.") from e

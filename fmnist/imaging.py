@@ -10,11 +10,12 @@ images and numpy arrays: no Streamlit, no Keras.
 """
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from fmnist.data import to_model_input
 from fmnist.dataset import FASHION_MNIST
@@ -34,6 +35,28 @@ WORK_SIZE = 112
 # even a tight crop box keeps more pixels than the 28×28 needs.
 DECODE_SIZE = 448
 HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+# What one upload may take (docs/security.md). Pillow decodes a PNG, WebP, GIF or BMP whole, so
+# the decoded picture is the unavoidable part: at most MAX_IMAGE_PIXELS pixels of at most
+# MAX_BYTES_PER_PIXEL bytes (RGBA, CMYK, 32-bit and float images; a 16-bit one is 2, grey 1),
+# 160 MB. open_image then keeps only a work image, the picture area-averaged by a whole factor to
+# KEEP_SIZE..2·KEEP_SIZE on its long side (at most 896×896×4 bytes, 3.2 MB), made strip by strip
+# (STRIP_BYTES each) so no full-size copy is ever made in another mode or in floats; the decoded
+# picture is dropped before anything else is done. At most DECODES_AT_ONCE uploads are decoded at
+# once in a server, so several tabs uploading at once queue for the 160 MB instead of adding it up.
+MAX_BYTES_PER_PIXEL = 4
+BYTES_PER_SAMPLE = {"1": 1, "L": 1, "P": 1, "LA": 1, "La": 1, "PA": 1, "RGB": 1, "RGBA": 1, "RGBa": 1, "RGBX": 1, "CMYK": 1,
+                    "YCbCr": 1, "LAB": 1, "HSV": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "I": 4, "F": 4}
+KEEP_SIZE = 448
+STRIP_BYTES = 8 * 2**20
+DECODES_AT_ONCE = threading.BoundedSemaphore(2)
+# The formats an upload may be in (Classify's file types; Pillow's JPEG opener also opens the MPO files
+# of many phones). Pillow would open others too (EPS through Ghostscript, PSD, TIFF…): none is needed here.
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the turn that stands the picture upright (as ImageOps.exif_transpose does).
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 class ImageError(ValueError):
@@ -61,22 +84,26 @@ class Prepared:
 
 
 def open_image(data: bytes) -> Image.Image:
-    """Decode an uploaded file fully, upright (an animation opens on its first frame); ImageError if it is not a readable image."""
+    """An uploaded file as a work image, upright, at most 2·KEEP_SIZE on its long side (an animation on its
+    first frame), its size and colour mode as uploaded in info["full_size"] and info["full_mode"]; ImageError if it is not a readable image.
+    The memory it takes is bounded (see MAX_BYTES_PER_PIXEL)."""
     if not data:
         raise ImageError("The file is empty (0 bytes).")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), DECODES_AT_ONCE:
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that: refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width = image.width
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+            full_size, full_mode = image.size, image.mode
+            if image.mode not in BYTES_PER_SAMPLE:
+                raise ImageError(f"Images in colour mode {image.mode} are not supported.")
             image.draft(None, (DECODE_SIZE, DECODE_SIZE))  # only JPEGs shrink while decoding; others ignore it
             image.load()
-            scale = width / image.width
-            # Phones store photos sideways and note the turn in EXIF: a shirt must not lie on its side. In
-            # place: otherwise Pillow copies a picture it need not turn (30 ms for a 12-megapixel PNG).
-            ImageOps.exif_transpose(image, in_place=True)
-            image.info["full_size"] = (round(image.width * scale), round(image.height * scale))
+            # Phones store photos sideways and note the turn in EXIF: a shirt must not lie on its side.
+            turn = UPRIGHT.get(image.getexif().get(EXIF_ORIENTATION))
+            work = work_image(image)
+            image.close()
+            del image  # the decoded picture goes before anything else is made
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(
             f"The image is too large: over {Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels. "
@@ -84,10 +111,43 @@ def open_image(data: bytes) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise ImageError("This file is not an image: upload a PNG, JPEG, WebP, GIF or BMP.") from None
+    except ImageError:
+        raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         # Pillow's decoders report a truncated or damaged file in any of these.
         raise ImageError(f"The image is damaged or truncated ({e}).") from None
-    return image
+    if turn is not None:
+        work = work.transpose(turn)
+        if turn in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270):
+            full_size = full_size[::-1]
+    work.info["full_size"], work.info["full_mode"] = full_size, full_mode
+    return work
+
+
+def work_image(image: Image.Image) -> Image.Image:
+    """The decoded picture area-averaged by a whole factor to KEEP_SIZE..2·KEEP_SIZE on its long side, in
+    one of the modes the rest reads: L or RGB (opaque), RGBA (transparent: averaged premultiplied, so that
+    the colours transparent pixels hide do not bleed in), F (16-bit, 32-bit and float pictures). Made strip
+    by strip: no full-size copy in another mode."""
+    transparent = image.mode not in HIGH_DEPTH_MODES and image.has_transparency_data
+    if image.mode in HIGH_DEPTH_MODES:
+        steps, mode = ("F",), "F"
+    elif transparent:
+        steps, mode = ("RGBA", "RGBa"), "RGBa"
+    else:
+        steps, mode = (() if image.mode in ("L", "RGB") else ("RGB",)), ("L" if image.mode in ("1", "L") else "RGB")
+    factor = max(1, max(image.size) // KEEP_SIZE)
+    if factor == 1 and not steps:
+        return image.copy()
+    width, height = image.size
+    rows = max(factor, STRIP_BYTES // (width * MAX_BYTES_PER_PIXEL) // factor * factor)
+    work = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        for step in steps:
+            strip = strip.convert(step)
+        work.paste(strip.reduce(factor) if factor > 1 else strip, (0, top // factor))
+    return work.convert("RGBA") if transparent else work
 
 
 def stretch(values: np.ndarray) -> np.ndarray:
@@ -269,20 +329,32 @@ def enlarge(pixels: np.ndarray, factor: int = 10) -> np.ndarray:
     return pixels.repeat(factor, axis=0).repeat(factor, axis=1)
 
 
-def preview(image: Image.Image, size: int = 280) -> Image.Image:
-    """An 8-bit copy of at most size×size to show the original (16-bit and float images cannot be shown as they are)."""
+def preview(image: Image.Image, size: int = 280, pad: bool = True) -> Image.Image:
+    """An 8-bit copy of at most size×size to show the original (16-bit and float images cannot be shown as they are);
+    a very flat or very tall picture is set on a band at least size/8 across (pad), so a page showing it smaller
+    still has a pixel to show (10000×10 would otherwise become an image 0 pixels high)."""
     if image.mode in HIGH_DEPTH_MODES:
         shown = Image.fromarray(grayscale(image).astype(np.uint8))
     else:
         shown = image.convert("RGBA")
     shown.thumbnail((size, size), Image.BOX)
-    return shown
+    return on_band(shown, size // 8) if pad else shown
+
+
+def on_band(image: Image.Image, least: int) -> Image.Image:
+    """The image centred on a band at least `least` pixels across each way (transparent, or black)."""
+    width, height = image.size
+    if min(width, height) >= least:
+        return image
+    band = Image.new(image.mode, (max(width, least), max(height, least)))
+    band.paste(image, ((band.width - width) // 2, (band.height - height) // 2))
+    return band
 
 
 def preview_with_box(image: Image.Image, box: Box, size: int = 280) -> Image.Image:
     """The preview with the crop box drawn on it in red."""
-    shown = preview(image, size).convert("RGB")
+    shown = preview(image, size, pad=False).convert("RGB")
     left, top, right, bottom = box
     width, height = shown.size
     ImageDraw.Draw(shown).rectangle([left * width, top * height, right * width - 1, bottom * height - 1], outline=(255, 60, 60), width=3)
-    return shown
+    return on_band(shown, size // 8)

@@ -80,6 +80,8 @@ people = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("created_at", REAL, nullable=False),
+    sa.Column("name_key", sa.Text),
+    sa.Column("retired_at", REAL),
 )
 
 # A browser session's sign-in: signing out ends every one of that person's, in every tab.

@@ -25,6 +25,7 @@ from fmnist.backends import check_setting
 from fmnist.database import Database, configured_url, with_retries
 from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
+from fmnist.names import run_name
 from fmnist.people import PeopleStore
 from fmnist.queue_order import Waiting, fair_order, lesson_seconds
 from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
@@ -47,6 +48,23 @@ def save_atomically(path: Path, write) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+# The store holds the class' password hashes, its folder every run's model: readable by their owner
+# only when the app creates them (SQLite makes its -wal and -shm files with the database's own mode).
+# A store that exists keeps the mode it has: a cluster's shared folder may be meant to be shared.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+
+
+def create_private(path: Path) -> None:
+    """Create an empty file readable and writable by its owner only, unless it exists."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+    except FileExistsError:
+        pass
+    except OSError:
+        pass  # the database's own open says what is wrong, with its message
 
 
 def upsert(db, table: sa.Table, rows: list[dict]) -> None:
@@ -73,10 +91,12 @@ class RunStore:
         if self.home.exists() and not self.home.is_dir():
             raise StoreError(f"The run store's folder {self.home} is a file, not a folder: point FMNIST_HOME at a folder.")
         try:
-            self.home.mkdir(parents=True, exist_ok=True)
+            self.home.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"The run store's folder {self.home} cannot be created ({e.strerror or e}).") from e
         self.db_path = self.home / "runs.sqlite"
+        if url is None and configured_url() is None:
+            create_private(self.db_path)
         self.database = Database(url if url is not None else configured_url(), self.db_path)
         self.study_storage = None  # the searches' Optuna storage, made when first needed (fmnist.studies)
         try:
@@ -128,6 +148,7 @@ class RunStore:
             settings["space"] = json.loads(space_json)
         if teacher:
             settings["teacher"] = True
+        name = run_name(name) if name else None  # BadName (a ValueError): too long, or characters that do not show
         with self.connect() as db:
             if owner_limit is not None:
                 active = db.execute(sa.select(sa.func.count()).select_from(runs).where(
@@ -380,8 +401,10 @@ class RunStore:
     # --- managing runs ---
 
     def rename(self, run_id: int, name: str) -> None:
+        """BadName (a ValueError) for a name too long or holding characters that do not show; nothing changes then."""
+        name = run_name(name) if name.strip() else f"run {run_id}"
         with self.connect() as db:
-            db.execute(runs.update().where(runs.c.id == run_id).values(name=name.strip() or f"run {run_id}"))
+            db.execute(runs.update().where(runs.c.id == run_id).values(name=name))
 
     def delete(self, run_id: int) -> None:
         """Remove a run that is not training, with its cross-validation and seed jobs and all their files."""

@@ -6,8 +6,8 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist import services
-from fmnist.app.activity import run_label
-from fmnist.app.caches import dataset_or_message, get_store, load_run_inside, load_run_model, load_run_outlier_check
+from fmnist.app.activity import run_choice, run_label
+from fmnist.app.caches import dataset_or_message, get_store, load_run_inside, load_run_model, load_run_outlier_check, open_upload
 from fmnist.app.navigation import INSIDE_PAGE, INSIDE_REQUEST, TRAIN_PAGE, enter_through_navigation
 from fmnist.app.session import acting
 from fmnist.charts import probability_bars
@@ -21,7 +21,6 @@ from fmnist.imaging import (
     ImageError,
     as_dataset_image,
     enlarge,
-    open_image,
     prepare,
     prepare_or_whole,
     preview,
@@ -73,7 +72,7 @@ def offer_to_train():
 
 
 def pick_model(runs) -> int:
-    labels = {run.id: f"{run_label(run)} · test accuracy {run.test_acc:.4f}" for run in runs}
+    labels = {run.id: f"{run_choice(run)} · test accuracy {run.test_acc:.4f}" for run in runs}
     best = best_run(runs)
     return st.selectbox("Model", list(labels), index=list(labels).index(best.id), format_func=labels.get, key="classify_run",
                         help="Every run that finished with a saved model; the one with the best test accuracy is picked at first.")
@@ -213,7 +212,7 @@ def crop_by_hand(expanded: bool):
 def picture_caption(name: str, image: Image.Image) -> str:
     """Its name, its size as uploaded (a JPEG is decoded at a reduced scale) and its colour mode."""
     width, height = image.info.get("full_size", image.size)
-    return f"{name} · {width}×{height} {image.mode}"
+    return f"{name} · {width}×{height} {image.info.get('full_mode', image.mode)}"
 
 
 def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool) -> None:
@@ -224,7 +223,9 @@ def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool)
     if manual:
         found += " (the crop box is yours)"
     mask_image = Image.fromarray((item_mask * 255).astype(np.uint8))
-    mask.image(mask_image.resize((STEP, round(STEP * mask_image.height / mask_image.width)), Image.NEAREST), caption=found, width=STEP)
+    # At least a pixel high: a picture 1,000 times wider than high would otherwise make an empty one.
+    mask_height = max(1, round(STEP * mask_image.height / mask_image.width))
+    mask.image(mask_image.resize((STEP, mask_height), Image.NEAREST), caption=found, width=STEP)
     how = "inverted" if prepared.inverted else "not inverted"
     if prepared.turned:  # a photo's symmetric item lying a little turned (fmnist.upright)
         how += f", turned {abs(prepared.turned):.0f}° {'anticlockwise' if prepared.turned > 0 else 'clockwise'} to stand upright"
@@ -240,7 +241,7 @@ def upload_tab(model):
                 icon=":material/upload:")
         return
     try:
-        image = open_image(upload.getvalue())
+        image = open_upload(upload.getvalue())
     except ImageError as e:
         st.error(f"**{upload.name} cannot be used.** {e}", icon=":material/broken_image:")
         return

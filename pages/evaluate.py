@@ -5,7 +5,7 @@ from functools import partial
 import numpy as np
 import streamlit as st
 
-from fmnist.app.activity import run_label
+from fmnist.app.activity import run_choice
 from fmnist.app.caches import dataset_or_stop, get_store, run_probabilities
 from fmnist.app.navigation import INSIDE_PAGE, INSIDE_REQUEST, enter_through_navigation, no_runs_yet
 from fmnist.compare_charts import confusion_heatmap, difference_heatmap
@@ -52,7 +52,7 @@ def run_predictions(run, dataset) -> np.ndarray | None:
 
 
 def describe(run) -> str:
-    return f"{run_label(run)} · test accuracy {run.test_acc:.4f}"
+    return f"{run_choice(run)} · test accuracy {run.test_acc:.4f}"
 
 
 def chart_key() -> str:

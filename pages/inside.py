@@ -4,7 +4,7 @@ which pixels drove its prediction, and where the 10,000 test images land in 2-D.
 import numpy as np
 import streamlit as st
 
-from fmnist.app.activity import run_label
+from fmnist.app.activity import run_choice
 from fmnist.app.caches import dataset_or_stop, get_store, load_run_inside, run_pca, run_probabilities
 from fmnist.app.navigation import INSIDE_REQUEST, enter_through_navigation, no_runs_yet
 from fmnist.charts import probability_bars
@@ -40,8 +40,8 @@ NO_TOOLBAR = {"displayModeBar": False}
 
 def describe(run) -> str:
     if run.active:
-        return f"{run_label(run)} · {run.status}"
-    return f"{run_label(run)} · test accuracy {run.test_acc:.4f}"
+        return f"{run_choice(run)} · {run.status}"
+    return f"{run_choice(run)} · test accuracy {run.test_acc:.4f}"
 
 
 def show_test_image(index: int, labels) -> None:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from fmnist import services
 from fmnist.access import LOCAL_ADMIN, may_manage
-from fmnist.app.activity import active_runs, run_label
+from fmnist.app.activity import active_runs, run_choice, run_label
 from fmnist.app.caches import get_store
 from fmnist.app.navigation import enter_through_navigation, no_runs_yet
 from fmnist.app.session import acting, current_person, current_sharing
@@ -15,8 +15,10 @@ from fmnist.compare_charts import size_vs_accuracy
 from fmnist.dataset import FASHION_MNIST
 from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, training_runs
+from fmnist.names import MAX_RUN_NAME
 from fmnist.runs import RunKind
 from fmnist.store import RunStore
+from fmnist.text import in_chart, shown
 
 TABLE_KEY = "lb_table"
 SCORE = st.column_config.NumberColumn(format="%.4f")
@@ -54,7 +56,7 @@ def runs_table(table) -> list[int]:
 def compare(store: RunStore, runs: dict, table, selected: list[int]) -> None:
     st.subheader("Compare")
     if selected:
-        curves = {run_label(runs[run_id]): store.epochs(run_id) for run_id in selected}
+        curves = {in_chart(run_choice(runs[run_id])): store.epochs(run_id) for run_id in selected}
         loss, acc = st.columns(2)
         loss.plotly_chart(overlay_curves(curves, "loss"), key="lb_loss", config={"displayModeBar": False})
         acc.plotly_chart(overlay_curves(curves, "accuracy"), key="lb_accuracy", config={"displayModeBar": False})
@@ -115,7 +117,7 @@ def model_download(store: RunStore, run) -> None:
 def delete_button(run, mine: bool) -> None:
     if not mine:
         st.button("Delete", key=f"lb_delete_{run.id}", icon=":material/delete:", disabled=True)
-        st.caption(f"Started by {run.owner_name or LOCAL_ADMIN.name}: only they or a teacher may rename or delete it.")
+        st.caption(f"Started by {shown(run.owner_name or LOCAL_ADMIN.name)}: only they or a teacher may rename or delete it.")
     elif run.active:
         st.button("Delete", key=f"lb_delete_{run.id}", icon=":material/delete:", disabled=True)
         st.caption(f"Run #{run.id} is {run.status}: stop it first (on Build & Train) to delete it.")
@@ -124,7 +126,7 @@ def delete_button(run, mine: bool) -> None:
 
 
 def confirm_deletion(store: RunStore, run) -> None:
-    st.warning(f"Delete run #{run.id} **{run.name}** with its model, curves and logs? This cannot be undone.",
+    st.warning(f"Delete run #{run.id} **{shown(run.name)}** with its model, curves and logs? This cannot be undone.",
                icon=":material/warning:")
     with st.container(horizontal=True):
         st.button("Yes, delete", key=f"lb_yes_{run.id}", type="primary", on_click=delete, args=(store, run.id))
@@ -133,13 +135,13 @@ def confirm_deletion(store: RunStore, run) -> None:
 
 def manage(store: RunStore, run) -> None:
     with st.container(border=True):
-        st.markdown(f"**{run_label(run)}** · {run.status}" + (f" · by {run.owner_name}" if run.owner_name else ""))
+        st.markdown(f"**{run_label(run)}** · {run.status}" + (f" · by {shown(run.owner_name)}" if run.owner_name else ""))
         person = current_person()
         mine = person is not None and may_manage(person, run)
         name, files, remove = st.columns([2, 2, 1.2], vertical_alignment="bottom")
         with name:
             field, button = st.columns([3, 1], vertical_alignment="bottom")
-            field.text_input("Name", value=run.name, key=f"lb_name_{run.id}")
+            field.text_input("Name", value=run.name, key=f"lb_name_{run.id}", max_chars=MAX_RUN_NAME)
             button.button("Rename", key=f"lb_rename_{run.id}", on_click=rename, args=(store, run.id), disabled=not mine)
         with files:
             model, csv = st.columns(2)
@@ -207,7 +209,7 @@ def start_job(store: RunStore, run_id: int, kind: RunKind, count_key: str) -> No
     except services.REFUSED as e:
         st.session_state.lb_problem = str(e)
         return
-    st.toast(f"Queued job #{job_id}: {store.get(job_id).name}", icon=":material/schedule:")
+    st.toast(f"Queued job #{job_id}: {shown(store.get(job_id).name)}", icon=":material/schedule:")
 
 
 def job_status(store: RunStore, run_id: int) -> None:
@@ -223,9 +225,9 @@ def job_lines(store: RunStore, run_id: int) -> None:
     for job in jobs[-3:]:
         scores = ", ".join(f"{s:.4f}" for s in job.scores) or "none yet"
         if job.active:
-            st.progress(job.fraction_done(), text=f"{job.name} · {job.status} · scores so far: {scores}")
+            st.progress(job.fraction_done(), text=f"{shown(job.name)} · {job.status} · scores so far: {scores}")
         else:
-            text = f"{job.name} · {job.status} · {len(job.scores)}/{job.repeats} scores: {scores}"
+            text = f"{shown(job.name)} · {job.status} · {len(job.scores)}/{job.repeats} scores: {scores}"
             st.caption(text + (f" · {job.error}" if job.error else ""))
 
 

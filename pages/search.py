@@ -12,6 +12,7 @@ from fmnist.runs import RunKind, RunStatus
 from fmnist.search_charts import accuracy_vs_size, best_so_far, importance_bars, trials_table, validation_curves
 from fmnist.search_space import BATCH_SIZES, FILTER_CHOICES, SearchSpace, describe_size, validate_space
 from fmnist.studies import best_trial_run, importances, load_study, parallel_coordinates
+from fmnist.text import shown
 
 WIDTHS = [8, 16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.003, 0.01]
@@ -133,7 +134,7 @@ def show_search(store, search_id: int) -> None:
     ended = [run for run in trials if not run.active]
     space = SearchSpace.from_dict(search.space)
     best = f" · best validation accuracy {search.best_val_acc:.4f}" if search.best_val_acc else ""
-    st.markdown(f"#### #{search.id} {search.name} · {search.status}{best}")
+    st.markdown(f"#### #{search.id} {shown(search.name)} · {search.status}{best}")
     limits = (f"{space.trials} trials" if space.trials else "", f"{space.minutes:g} minutes" if space.minutes else "")
     budget = " or ".join(part for part in limits if part)
     pruned = sum(run.status == RunStatus.PRUNED for run in trials)
@@ -147,7 +148,7 @@ def show_search(store, search_id: int) -> None:
         return
     running = [run for run in trials if run.status == RunStatus.RUNNING]
     for run in running:
-        st.progress(run.fraction_done(), text=f"{run.name}: {stack_name(run.spec)}, epoch {max(run.epoch, 1)}/{run.spec.epochs}, "
+        st.progress(run.fraction_done(), text=f"{shown(run.name)}: {stack_name(run.spec)}, epoch {max(run.epoch, 1)}/{run.spec.epochs}, "
                                               f"{(run.samples_per_s or 0):,.0f} samples/s")
     left, right = st.columns(2)
     left.plotly_chart(best_so_far(trials), key="search_best_chart", config=NO_TOOLBAR)

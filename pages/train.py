@@ -41,8 +41,10 @@ from fmnist.models import (
     summary_rows,
     validate,
 )
+from fmnist.names import MAX_RUN_NAME
 from fmnist.runs import Run, RunKind, RunStatus
 from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
+from fmnist.text import shown
 
 DEFAULT_PRESET = "Seed D: 128-64"
 ALL_IMAGES = FASHION_MNIST.train_size
@@ -329,7 +331,7 @@ def live_view(drawn_for: tuple, live: bool):
         st.error("You are signed out (here or in another tab): reload the page to sign in again.", icon=":material/lock:")
         return
     mine = may_manage(person, run)
-    stop_help = "ends at the next batch and keeps what it learnt" if mine else f"started by {run.owner_name or LOCAL_ADMIN.name}"
+    stop_help = "ends at the next batch and keeps what it learnt" if mine else f"started by {shown(run.owner_name or LOCAL_ADMIN.name)}"
     if run.active and button.button("Stop", key="stop_run", icon=":material/stop_circle:", disabled=not mine, help=stop_help):
         try:  # checked as it happens, not only as the button was drawn
             services.stop(store, acting(), run.id)
@@ -398,7 +400,7 @@ with picture:
         st.metric("Parameters", f"{count_params(spec):,}")
         st.plotly_chart(cached_diagram(spec), key="stack_diagram", config={"displayModeBar": False})
         st.dataframe(cached_summary(spec), hide_index=True, width="stretch")
-    name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout")
+    name = st.text_input("Run name (optional)", key="build_run_name", placeholder="e.g. wide with dropout", max_chars=MAX_RUN_NAME)
     backend_setting = backend_control(spec)
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=spec is None, key="start"):
         start_run(spec, name, limit, backend_setting)

@@ -245,7 +245,7 @@ def test_with_no_model_yet_the_warm_up_leaves_tensorflow_unloaded(home):
 
 def upload(app, name: str, content: bytes):
     app.file_uploader(key="classify_upload").upload(name, content, "application/octet-stream").run()
-    assert not app.exception, app.exception
+    assert not app.exception, "\n".join(app.exception[0].stack_trace)
     return app
 
 
@@ -313,3 +313,30 @@ def test_a_test_image_gets_no_notice(app, dataset):
     upload(app, "boot.png", encode(dark_on_white(dataset.x_test[0])))
     assert notices(app) == []
     assert any(c.value.startswith("Looks like the training images.") for c in app.caption)
+
+
+def test_a_picture_a_thousand_times_wider_than_high_shows_its_steps(app):
+    """Issue 26 #8: a 10000×10 upload made an empty mask image (a traceback with the server's paths)."""
+    wide = Image.new("L", (10_000, 10), 255)
+    wide.paste(0, (4000, 0, 6000, 10))
+    upload(app, "wide.png", encode(wide))
+    assert app.image[0].captions == ["wide.png · 10000×10 L"], [i.captions for i in app.image]
+    assert [m for m in app.metric if m.label == "Prediction"], "it is classified, as `predict` does"
+
+
+def test_an_upload_is_decoded_once_however_often_the_page_reruns(app, monkeypatch, dataset):
+    import fmnist.imaging
+
+    calls = []
+    decode = fmnist.imaging.open_image
+    monkeypatch.setattr(fmnist.imaging, "open_image", lambda data: calls.append(len(data)) or decode(data))
+    content = encode(dark_on_white(dataset.x_test[3]), "PNG") + b"\0" * (len(calls) + 7)  # bytes no other test uploads
+    upload(app, "shirt.png", content)
+    app.radio(key="classify_invert").set_value("invert").run()
+    app.run()
+    assert not app.exception, app.exception
+    assert calls == [len(content)], "decoded on the first run only"
+    bad = b"not a picture at all, from this test"
+    upload(app, "bad.png", bad)
+    app.run()
+    assert calls == [len(content), len(bad)], "a file that cannot be used is not decoded again either"

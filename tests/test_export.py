@@ -11,12 +11,14 @@ within 1e-4 of Keras' and float16's within 5e-3; int8 loses at most 2 accuracy p
 import copy
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -225,6 +227,23 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_anything_is_mad
     with pytest.raises(ValueError, match="not a SavedModel folder"):
         check_out_path(tmp_path / "photos", Variant("saved_model"), 1)
     assert check_out_path(tmp_path / "m.onnx", Variant("onnx"), 1) == tmp_path / "m.onnx"
+
+
+@pytest.mark.skipif(not os.access("/proc", os.W_OK), reason="needs a folder os.access calls writable that is not (/proc, as root)")
+def test_a_folder_that_only_looks_writable_is_refused_before_anything_is_made():
+    """Issue 26 #10: as root, os.access says yes to /proc and to read-only disks."""
+    with pytest.raises(ValueError, match="cannot be written to"):
+        check_out_path("/proc/model.onnx", Variant("onnx"), 1)
+
+
+def test_an_export_whose_out_cannot_be_written_keeps_nothing(exported):
+    """Past the pre-check (a disk that turned read-only meanwhile): the run's exports/ stays as it was."""
+    store, run_id, exporter, _ = exported
+    folder = exports_dir(store, run_id)
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+    with pytest.raises(ExportError, match="Nothing was kept"):
+        exporter.export(variant_by_key("onnx"), Path("/proc/model.onnx"))
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()} == before
 
 
 def broken_runs(store: RunStore) -> dict[str, int]:

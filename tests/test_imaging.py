@@ -1,6 +1,7 @@
 """Preprocessing (fmnist.imaging) and prediction (fmnist.prediction) on real test images and on bad files."""
 
 import io
+import os
 import struct
 import zlib
 
@@ -184,10 +185,10 @@ def test_16_bit_and_cmyk_images_look_like_their_8_bit_rgb_versions(one_per_class
         rgb = dark_on_white(original).convert("RGB")
         expected = prepare(rgb).pixels
         sixteen = open_image(encode(Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257), "PNG"))
-        assert sixteen.mode == "I;16"
+        assert sixteen.info["full_mode"] == "I;16"
         assert mean_abs_diff(prepare(sixteen).pixels, expected) < 1
         cmyk = open_image(encode(rgb.convert("CMYK"), "JPEG", quality=95))
-        assert cmyk.mode == "CMYK"
+        assert cmyk.info["full_mode"] == "CMYK"
         assert mean_abs_diff(prepare(cmyk).pixels, expected) < 3  # JPEG is lossy
 
 
@@ -255,6 +256,8 @@ BAD_FILES = {
     "bomb-20000x20000.png": (lambda dataset: png_bomb(20_000, 20_000), "too large"),
     # Pillow only warns from 40 to 80 megapixels: those are refused too.
     "bomb-7000x7000.png": (lambda dataset: png_bomb(7_000, 7_000), "too large"),
+    # A format Pillow reads but an upload need not be in.
+    "scan.tiff": (lambda dataset: encode(Image.new("L", (64, 64), 255), "TIFF"), "not an image"),
 }
 
 
@@ -267,6 +270,66 @@ def test_a_file_that_cannot_be_used_raises_image_error_with_a_clear_message(name
     with pytest.raises(ImageError, match=message):
         open_image(path.read_bytes())
     assert Image.MAX_IMAGE_PIXELS == 40_000_000
+
+
+# What one upload may take: the decoded picture (at most 40 megapixels × 4 bytes, 160 MB) and a work image of
+# a few MB; the issue's probe (a 180 KB 6300×6300 RGBA PNG) took 1.1 GB, its 16-bit version 0.5 GB.
+UPLOAD_BUDGET_MB = 200
+PROBE = """
+import sys
+from pathlib import Path
+from fmnist.imaging import open_image, prepare_or_whole, preview, preview_with_box
+
+
+def status(field):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(field + ":"))
+
+
+data = Path(sys.argv[1]).read_bytes()
+# The peak starts here: writing 5 to clear_refs resets VmHWM (Linux 4.0). ru_maxrss would not do: a forked
+# child starts with its parent's peak.
+Path("/proc/self/clear_refs").write_text("5")
+before = status("VmRSS")
+image = open_image(data)
+prepared, _ = prepare_or_whole(image)
+preview_with_box(image, prepared.box, 340)
+preview(image, 340)
+print((status("VmHWM") - before) // 1024, prepared.pixels.max())
+"""
+
+
+@pytest.mark.parametrize("mode, white", [("RGBA", (255, 255, 255, 255)), ("I;16", 65535)])
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="measures the peak with Linux's /proc")
+def test_a_small_png_that_decodes_large_takes_a_bounded_memory(mode, white, tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    picture = Image.new(mode, (6300, 6300), white)  # the issue's probe: a black disc on white
+    ImageDraw.Draw(picture).ellipse((2000, 2000, 4300, 4300), fill=(0, 0, 0, 255) if mode == "RGBA" else 0)
+    path = tmp_path / "disc.png"
+    picture.save(path)
+    del picture
+    assert path.stat().st_size < 200_000
+    # In a process of its own that does nothing else.
+    result = subprocess.run([sys.executable, "-c", PROBE, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    grown_mb, brightest = map(int, result.stdout.split())
+    assert brightest == 255, "its item was found"
+    assert grown_mb < UPLOAD_BUDGET_MB, f"one upload raised the peak memory by {grown_mb} MB"
+
+
+def test_a_large_transparent_picture_is_averaged_without_the_colours_it_hides(one_per_class):
+    """The work image averages a transparent picture premultiplied: what hides under transparent pixels
+    (here bright red, whose grey is darker than the item) changes nothing."""
+    item = Image.fromarray(one_per_class[0]).resize((1400, 1400), Image.BICUBIC)
+    picture = Image.new("RGBA", (2000, 2000), (255, 0, 0, 0))
+    picture.paste(Image.merge("RGBA", [item, item, item, Image.new("L", item.size, 255)]), (300, 300))
+    from_large = prepare(open_image(encode(picture, "PNG")))
+    on_black = Image.alpha_composite(Image.new("RGBA", picture.size, (0, 0, 0, 255)), picture).convert("L")
+    assert mean_abs_diff(from_large.pixels, prepare(on_black).pixels) < 2
 
 
 # --- prediction ---

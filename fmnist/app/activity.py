@@ -13,6 +13,7 @@ from fmnist.models import stack_name
 from fmnist.runs import ACTIVE, RunKind, RunStatus
 from fmnist.store import RunStore
 from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
+from fmnist.text import shown
 from fmnist.worker import reap_dead_runs
 
 # The sidebar's refresh: every STATUS_EVERY_S while a run is queued or training (its progress),
@@ -38,7 +39,13 @@ SIDEBAR_QUIET = "sidebar_quiet"  # the page refreshes itself while runs are acti
 
 
 def run_label(run) -> str:
-    return f"#{run.id} {run.name} ({stack_name(run.spec)})"
+    """A run as Markdown shows it (its name escaped: fmnist.text)."""
+    return f"#{run.id} {shown(run.name)} ({stack_name(run.spec)})"
+
+
+def run_choice(run) -> str:
+    """A run as plain text, for a selectbox's options, which Streamlit shows as they are."""
+    return f"#{run.id} {' '.join(run.name.split())} ({stack_name(run.spec)})"
 
 
 def activity(runs) -> tuple:
@@ -110,7 +117,7 @@ def sidebar_panel(quiet: bool, paused: bool = False) -> None:
     running = [r for r in active if r.kind != RunKind.SEARCH and r.status == RunStatus.RUNNING]
     queued = [r for r in active if r.status == RunStatus.QUEUED]
     for search in searches:
-        st.markdown(f"**Searching:** #{search.id} {search.name}")
+        st.markdown(f"**Searching:** #{search.id} {shown(search.name)}")
     if not running:
         st.caption("No run is training.")
     for run in running:

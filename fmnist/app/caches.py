@@ -4,6 +4,7 @@ never a traceback."""
 
 
 import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -132,6 +133,31 @@ def run_pca(run_id: int, dataset):
 
         found = compute_pca(store, run_id, load_run_inside(run_id).model, dataset)
     return found
+
+
+# --- uploads ---
+
+def open_upload(data: bytes):
+    """An uploaded picture as fmnist.imaging.open_image makes it (its work image), decoded once per file:
+    the page's reruns (every widget change) find it in the cache. ImageError for a file that cannot be used,
+    remembered too, so a bad file is not decoded again on every rerun either."""
+    from fmnist.imaging import ImageError  # only the pages that take uploads load the imaging code
+
+    found = decoded_upload(hashlib.sha256(data).hexdigest(), data)
+    if isinstance(found, str):
+        raise ImageError(found)
+    return found
+
+
+@st.cache_data(max_entries=16, ttl=3600, show_spinner="Reading the picture…")
+def decoded_upload(digest: str, _data: bytes):
+    """Keyed by the file's hash (_data is not hashed again); a work image is at most 3.2 MB (fmnist.imaging)."""
+    from fmnist.imaging import ImageError, open_image
+
+    try:
+        return open_image(_data)
+    except ImageError as e:
+        return str(e)
 
 
 def run_probabilities(run_id: int, dataset) -> np.ndarray:

@@ -11,6 +11,17 @@ import streamlit as st
 from fmnist.app.caches import get_dataset, get_store, load_run_inside, load_run_model, load_run_outlier_check
 
 
+def no_public_address_lookup() -> None:
+    """Streamlit (1.67, streamlit/net_util.py) asks checkip.amazonaws.com for this machine's public address to
+    print an "External URL" and, for a WebSocket from another origin, to compare it with: two blocking HTTP
+    requests of up to a second each, again and again where there is no network. The app never wants that
+    address: another origin is refused unless it is this machine, browser.serverAddress or
+    server.corsAllowedOrigins. `serve --share` sets browser.serverAddress, so the start asks nothing either."""
+    from streamlit import net_util
+
+    net_util.get_external_ip = lambda: None
+
+
 def keep_keras_between_runs() -> None:
     """Streamlit (1.67, `_clean_problem_modules` in streamlit/runtime/scriptrunner/script_runner.py)
     calls `keras.backend.clear_session()` after every script run once Keras is imported: a full

@@ -14,12 +14,15 @@ from fmnist.access import (
     Person,
     Sharing,
     SharingConfigError,
+    check_served_directly,
+    client_address,
     oidc_person,
     sharing_from,
     sign_in_with_class_code,
 )
 from fmnist.app.caches import get_store, show_store_error
 from fmnist.home import StoreError
+from fmnist.text import shown
 
 SIGN_IN = "sign_in_token"  # a class member's sign-in, set only by sign_in_form: never a widget's key
 
@@ -30,6 +33,9 @@ def gate():
     try:
         get_store()
         sharing = current_sharing()
+        check_served_directly(sharing, request_headers())
+        if sharing.signs_in:  # people who use a shared app see a message, never a traceback with the server's paths
+            st.set_option("client.showErrorDetails", "none")
         person = current_person(sharing)
     except StoreError as e:
         show_store_error(e)
@@ -50,6 +56,14 @@ def read_secrets() -> dict:
     except FileNotFoundError as e:  # Streamlit's 'not found' also covers a file it could not parse
         if any(Path(path).is_file() for path in st.get_option("secrets.files")):
             raise SharingConfigError(str(e)) from e
+        return {}
+
+
+def request_headers() -> dict:
+    """The headers of this session's connection (none under AppTest)."""
+    try:
+        return dict(st.context.headers)
+    except Exception:  # noqa: BLE001  (no connection: a test's script run)
         return {}
 
 
@@ -104,7 +118,9 @@ def sign_in_form(sharing: Sharing) -> None:
         submitted = st.form_submit_button("Sign in", type="primary", icon=":material/login:")
     if submitted:
         try:
-            person = sign_in_with_class_code(sharing, get_store().people, code, name, password)
+            peer = st.context.ip_address  # None for this machine; AppTest's stand-in is no text
+            address = client_address(peer if isinstance(peer, str) else None, request_headers(), sharing)
+            person = sign_in_with_class_code(sharing, get_store().people, code, name, password, address=address)
         except AccessError as e:
             st.error(str(e), icon=":material/lock:")
             return
@@ -125,5 +141,5 @@ def person_line(person: Person, sharing: Sharing) -> None:
     """The sidebar's 'signed in as' with the sign-out button, when the app is shared."""
     if not sharing.signs_in:
         return
-    st.caption(f"Signed in as **{person.name}**" + (" (teacher)" if person.admin else ""))
+    st.caption(f"Signed in as **{shown(person.name)}**" + (" (teacher)" if person.admin else ""))
     st.button("Sign out", key="sign_out", icon=":material/logout:", on_click=sign_out, args=(person, sharing))

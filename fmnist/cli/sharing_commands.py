@@ -3,6 +3,8 @@ and `forget-person` for a class member who forgot their password."""
 
 import json
 import os
+import socket
+import stat
 import sys
 from pathlib import Path
 
@@ -20,12 +22,31 @@ def add_serve(sub) -> None:
     serve.set_defaults(func=cmd_serve)
 
 
+def secrets_paths(root: Path) -> tuple[Path, Path]:
+    """Where Streamlit reads secrets.toml by default: the user's, then the project's (which wins)."""
+    return Path.home() / ".streamlit" / "secrets.toml", root / ".streamlit" / "secrets.toml"
+
+
+def keep_secrets_private(root: Path) -> None:
+    """secrets.toml holds the code hashes and, for OIDC, the client secret and cookie secret: readable
+    by its owner only. One readable by others (a text editor's default 0644) is made so, and said."""
+    for path in secrets_paths(root):
+        if path.is_file() and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            try:
+                path.chmod(0o600)
+            except OSError as e:
+                raise ValueError(f"{path} can be read by other users of this machine and cannot be made private "
+                                 f"({e.strerror or e}): run `chmod 600 {path}` as its owner") from None
+            print(f"{path} could be read by other users of this machine: it is now readable by its owner only (chmod 600).",
+                  file=sys.stderr)
+
+
 def streamlit_secrets(root: Path) -> dict:
     """What Streamlit reads as secrets.toml by default: the user's, then the project's (which wins)."""
     import tomllib
 
     merged = {}
-    for path in (Path.home() / ".streamlit" / "secrets.toml", root / ".streamlit" / "secrets.toml"):
+    for path in secrets_paths(root):
         if path.is_file():
             try:
                 merged.update(tomllib.loads(path.read_text()))
@@ -40,11 +61,19 @@ def cmd_serve(args) -> int:
 
     address = "0.0.0.0" if args.share else "127.0.0.1"
     sharing = sharing_from(streamlit_secrets(PROJECT_ROOT), address)  # SharingConfigError: refuse to start
+    keep_secrets_private(PROJECT_ROOT)
     if args.share:
         print(f"Serving to other machines on port {args.port}, sign-in by {'class code' if sharing.mode == 'class' else 'your provider'}.",
               file=sys.stderr)
     os.chdir(PROJECT_ROOT)  # where .streamlit/config.toml is
-    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", address, "--server.port", str(args.port)]
+    command = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", address, "--server.port", str(args.port),
+               "--browser.gatherUsageStats", "false"]
+    if args.share:
+        # The URL to print: without it, Streamlit asks an outside service for this machine's public address
+        # at start (docs/security.md); the app itself never asks (fmnist.app.server.no_public_address_lookup).
+        command += ["--browser.serverAddress", socket.gethostname()]
+    if sharing.signs_in:  # a traceback shows the server's paths: people see a message instead (fmnist.app.session.gate does it too)
+        command += ["--client.showErrorDetails", "none"]
     os.execv(sys.executable, command)
 
 
@@ -81,11 +110,15 @@ def add_forget_person(sub) -> None:
 
 
 def cmd_forget_person(args) -> int:
+    """Free a name: its person is retired with their runs (a teacher may still manage those), and the next
+    sign-in under the name is a new person with a new password, who does not own them."""
     from fmnist.access import class_person
+    from fmnist.names import person_key
 
     person = class_person(args.name, teacher=False)
-    if open_store().people.forget_person(person.id):
-        print(f"{person.name!r} may sign in again with a new password; their runs stay theirs.")
+    if open_store().people.forget_person(person_key(person.name)):
+        print(f"{person.name!r} may be taken again with a new password, by a new person: the runs started under the old one "
+              "stay that person's (signed out everywhere; a teacher may still stop, rename or delete them).")
         return 0
     print(f"nobody has signed in as {person.name!r}", file=sys.stderr)
     return 2
