@@ -223,7 +223,7 @@ def test_auto_precision_says_what_it_picks_on_this_machine(app, monkeypatch, has
 
 def finished_here(store: RunStore, spec, backend: str, samples_per_s: float, **fields) -> int:
     """A run of the spec that finished on this machine's CPU at that speed, as the training process records it."""
-    from fmnist.backends import cpu_name
+    from fmnist.machine import cpu_name
 
     run_id = store.create_run(spec, name="earlier", **fields)
     try_start(store, run_id, 1)

@@ -83,6 +83,7 @@ def test_auto_precision_follows_the_cpu_flags_the_stack_and_a_gpu(cpu_bfloat16, 
 def test_auto_precision_reads_this_machines_cpu_flags(monkeypatch, tmp_path, flags, words):
     import builtins
 
+    import fmnist.machine
     import fmnist.models
 
     cpuinfo = tmp_path / "cpuinfo"
@@ -90,6 +91,7 @@ def test_auto_precision_reads_this_machines_cpu_flags(monkeypatch, tmp_path, fla
     real_open = builtins.open
     monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(cpuinfo if path == "/proc/cpuinfo" else path, *a, **k))
     fmnist.models.cpu_has_bfloat16.cache_clear()
+    fmnist.machine.cpuinfo.cache_clear()  # read once a process: read again from the file above
     try:
         assert fmnist.models.cpu_has_bfloat16() is words
         assert mixed_precision_for(CNN) is words and mixed_precision_for(MLP) is False
@@ -97,6 +99,7 @@ def test_auto_precision_reads_this_machines_cpu_flags(monkeypatch, tmp_path, fla
         assert bfloat16_slower_here(replace(CNN, mixed_precision=True)) is not words
     finally:
         fmnist.models.cpu_has_bfloat16.cache_clear()
+        fmnist.machine.cpuinfo.cache_clear()
 
 
 @pytest.mark.parametrize("cpu_bfloat16", [True, False, None])
