@@ -3,6 +3,7 @@
 import streamlit as st
 
 from fmnist.access import SharingConfigError
+from fmnist.accessibility import page_styles
 from fmnist.home import StoreError
 from fmnist.ui import (
     ENTERED,
@@ -20,6 +21,7 @@ from fmnist.ui import (
 keep_keras_between_runs()
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
 st.session_state[ENTERED] = True
+page_styles()
 try:
     signed_in = current_person() is not None
 except (StoreError, SharingConfigError):

@@ -6,6 +6,7 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist.access import AccessError
+from fmnist.accessibility import name_drawing_canvas
 from fmnist.charts import probability_bars
 from fmnist.data import CLASS_NAMES, DatasetError, examples_per_class
 from fmnist.evaluation import percent, top_k
@@ -52,6 +53,8 @@ SHOWN = 280  # px: the canvas, the originals and the enlarged 28×28 image share
 STEP = 170  # px: each of an upload's steps, four in a row
 INVERT_CHOICES = {"auto": "Automatic", "invert": "Invert", "keep": "Don't invert"}
 INVERT_VALUES = {"auto": None, "invert": True, "keep": False}
+CANVAS_NAME = "Drawing canvas: draw a clothing item with a mouse, pen or finger"
+SEEN_ALT = "The picture as the model receives it: 28×28 grey pixels, the item light on black"
 
 
 @st.fragment(run_every=1.0)
@@ -103,7 +106,8 @@ def show_prediction(model, prepared, seen, verdict, key: str, true_label: int | 
     """What the model receives (in the `seen` column, unless the steps show it) and what it predicts (in `verdict`);
     no_item: no item stood out, so the whole picture was classified."""
     if show_seen:
-        seen.image(enlarge(prepared.pixels), caption="What the model sees: 28×28", width=SHOWN, output_format="PNG")
+        seen.image(enlarge(prepared.pixels), caption="What the model sees: 28×28", width=SHOWN, output_format="PNG",
+                   alt=SEEN_ALT)
     probs = predict_image(model, prepared.image01)
     with seen:
         why(prepared.image01, key, true_label)
@@ -176,7 +180,10 @@ def draw_tab(model):
             stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
             width=SHOWN, height=SHOWN, drawing_mode="freedraw", return_image_data=True, key="classify_canvas",
         )
+        name_drawing_canvas(CANVAS_NAME)
         st.caption("A light item on black, like the dataset. Undo, redo and clear are in the toolbar.")
+        st.caption("Drawing needs a mouse, pen or finger. Without one, the **Upload** tab classifies a picture "
+                   "and **Try a test image** a test image, with the keyboard alone.")
     if drawing.image_data is None:
         seen.info("Draw a clothing item on the black canvas: the prediction follows every stroke.", icon=":material/draw:")
         return
@@ -230,17 +237,19 @@ def picture_caption(name: str, image: Image.Image) -> str:
 def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool) -> None:
     """The upload with the crop box, the item found (item_mask), the crop and the 28×28, small and left to right."""
     upload, mask, crop, seen = st.columns(4)
-    upload.image(preview_with_box(image, prepared.box, STEP * 2), caption=picture_caption(name, image), width=STEP)
+    upload.image(preview_with_box(image, prepared.box, STEP * 2), caption=picture_caption(name, image), width=STEP,
+                 alt=f"The uploaded picture {name}, with the crop box drawn on it")
     found = "Item found" if item_mask.any() else "No item found"
     if manual:
         found += " (the crop box is yours)"
     mask_image = Image.fromarray((item_mask * 255).astype(np.uint8))
-    mask.image(mask_image.resize((STEP, round(STEP * mask_image.height / mask_image.width)), Image.NEAREST), caption=found, width=STEP)
+    mask.image(mask_image.resize((STEP, round(STEP * mask_image.height / mask_image.width)), Image.NEAREST), caption=found, width=STEP,
+               alt=f"{found}: the item in white, its background in black")
     how = "inverted" if prepared.inverted else "not inverted"
     if prepared.turned:  # a photo's symmetric item lying a little turned (fmnist.upright)
         how += f", turned {abs(prepared.turned):.0f}° {'anticlockwise' if prepared.turned > 0 else 'clockwise'} to stand upright"
-    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({how})", width=STEP)
-    seen.image(enlarge(prepared.pixels, 6), caption="What the model sees: 28×28", width=STEP, output_format="PNG")
+    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({how})", width=STEP, alt=f"The crop ({how})")
+    seen.image(enlarge(prepared.pixels, 6), caption="What the model sees: 28×28", width=STEP, output_format="PNG", alt=SEEN_ALT)
 
 
 def upload_tab(model):
@@ -273,7 +282,8 @@ def upload_tab(model):
             prepared, problem = None, str(e)
     with steps:
         if prepared is None:
-            st.image(preview(image, STEP * 2), caption=picture_caption(upload.name, image), width=STEP)
+            st.image(preview(image, STEP * 2), caption=picture_caption(upload.name, image), width=STEP,
+                     alt=f"The uploaded picture {upload.name}")
             st.info(f"No item found. {problem} Set the crop box by hand below, or upload a picture of a clothing item.",
                     icon=":material/search_off:")
             return
@@ -297,7 +307,8 @@ def test_image_tab(model):
         seen.info("Pick a class and press the button: one of the 10,000 test images, which no model trained on.", icon=":material/shuffle:")
         return
     original = dataset.x_test[index]
-    source.image(enlarge(original), caption=f"Test image #{index}", width=SHOWN, output_format="PNG")
+    source.image(enlarge(original), caption=f"Test image #{index}", width=SHOWN, output_format="PNG",
+                 alt=f"Test image #{index}, a {CLASS_NAMES[dataset.y_test[index]]}")
     show_prediction(model, as_dataset_image(original), seen, verdict, key="test", true_label=int(dataset.y_test[index]))
 
 

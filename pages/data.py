@@ -22,4 +22,5 @@ if dataset is not None:
     picks = examples_per_class(dataset.y_train, per_class, seed)
     for label, indices in enumerate(picks):
         st.markdown(f"**{label} · {CLASS_NAMES[label]}**")
-        st.image(enlarge(np.hstack(dataset.x_train[indices]), 2), width=per_class * 56)
+        st.image(enlarge(np.hstack(dataset.x_train[indices]), 2), width=per_class * 56,
+                 alt=f"{per_class} training images of {CLASS_NAMES[label]}, side by side")

@@ -92,7 +92,7 @@ def caption(probs: np.ndarray, index: int) -> str:
 def gallery(indices: np.ndarray, probs: np.ndarray, dataset) -> None:
     for start in range(0, len(indices), PER_ROW):
         for column, i in zip(st.columns(PER_ROW), indices[start:start + PER_ROW]):
-            column.image(enlarge(dataset.x_test[i], ZOOM))
+            column.image(enlarge(dataset.x_test[i], ZOOM), alt=f"Test image #{i}, a {CLASS_NAMES[dataset.y_test[i]]}")
             column.caption(caption(probs[i], i))
 
 

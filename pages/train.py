@@ -262,7 +262,8 @@ def show_result(run, store):
         cols[2].metric("Training time", format_duration(run.train_s))
         st.page_link(LEADERBOARD_PAGE, label=f"See run #{run.id} on the Leaderboard", icon=":material/leaderboard:")
         st.caption("Open its TensorBoard logs:")
-        st.code(f"python3 -m tensorboard.main --logdir {store.run_dir(run.id) / 'tensorboard'}", language="bash")
+        # Wrapped: a box that scrolls sideways is one more stop a keyboard user must find.
+        st.code(f"python3 -m tensorboard.main --logdir {store.run_dir(run.id) / 'tensorboard'}", language="bash", wrap_lines=True)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

@@ -1,0 +1,170 @@
+"""WCAG 2.1 AA in a real browser: axe-core's A and AA rules on every page showing its full content
+(two trained runs, a finished search, a classification, a comparison), in the light and the dark
+theme, with no serious or critical violation allowed."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_browser_leaderboard import tick_row
+from test_evaluation import train_tiny
+
+from fmnist.search_space import SearchSpace
+from fmnist.store import RunStore
+from fmnist.worker import create_search, try_start
+
+from browser import CHROMIUM, ROOT, app_idle, free_port, screenshot, start_streamlit
+from helpers import wait_until
+
+AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)"),
+    pytest.mark.skipif(not AXE.exists(), reason="needs axe-core (./setup.sh --test)"),
+]
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+BLOCKING = ("serious", "critical")
+# Streamlit's embed option picks the light or the dark theme for a page without its settings menu.
+THEMES = {"light": "light_theme", "dark": "dark_theme"}
+TINY_SEARCH = SearchSpace(layers=(1, 1), width=(16, 32), activations=("relu",), dropout=(0.0, 0.0), batch_norm=(False,),
+                          learning_rate=(1e-3, 3e-3), batch_sizes=(64,), images=2000, epochs=1, trials=3, minutes=None)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, dataset):
+    """A finished search (three one-epoch trials) and then two tiny trained runs, so that Build & Train
+    shows a run's results, Evaluate a comparison and Search its charts; one server for every audit."""
+    from fmnist.search import run_search
+
+    home = tmp_path_factory.mktemp("browser-accessibility") / "home"
+    store = RunStore(home)
+    search_id = create_search(store, TINY_SEARCH, name="tiny")
+    assert try_start(store, search_id, max_parallel=1)
+    assert run_search(store, search_id, dataset)["status"] == "finished"
+    train_tiny(store, dataset, (64, 32), "narrow")
+    train_tiny(store, dataset, (32,), "small", epochs=2)
+    port = free_port()
+    process = start_streamlit(home, port)
+    yield f"http://127.0.0.1:{port}", store
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def axe_violations(page) -> dict[str, int]:
+    """axe-core's WCAG 2.1 A and AA rules on the page as it stands: {rule: nodes} of its serious and
+    critical violations (what the screenshots of a failing run show is in test-output/)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate(
+        """tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})
+                    .then(r => r.violations.map(v => ({id: v.id, impact: v.impact,
+                                                       nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)})))""",
+        WCAG_AA,
+    )
+    found = {v["id"]: v["nodes"] for v in results if v["impact"] in BLOCKING}
+    for rule, nodes in found.items():  # what failed, where, and why: the first few of each rule
+        print(f"    {rule} ×{len(nodes)}: " + "\n      ".join(node.replace("\n", " ")[:400] for node in nodes[:3]))
+    return {rule: len(nodes) for rule, nodes in found.items()}
+
+
+def open_page(browser, url: str, path: str, theme: str, heading: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+    page.goto(f"{url}/{path}?embed_options={THEMES[theme]}")
+    page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=120000)
+    app_idle(page)
+    return page
+
+
+def plot_drawn(page, key: str) -> bool:
+    return page.evaluate("""key => { const plot = document.querySelector(`[class*='st-key-${key}'] .js-plotly-plot`);
+                                      return !!(plot && plot._fullData && plot._fullData.length); }""", key)
+
+
+def images_loaded(page) -> bool:
+    return page.evaluate("() => [...document.images].every(img => img.complete && img.naturalWidth > 0)")
+
+
+def ready(page, *texts: str, plots=(), images: bool = False) -> None:
+    """The page has drawn to its end: these texts show, these charts drew, its images loaded."""
+    for text in texts:
+        page.get_by_text(text).first.wait_for(timeout=120000)
+    for key in plots:
+        wait_until(lambda key=key: plot_drawn(page, key), timeout=120, message=f"the chart {key}")
+    if images:
+        wait_until(lambda: images_loaded(page), timeout=120, message="the page's images")
+    app_idle(page)
+
+
+def uploaded_photo(tmp_path, dataset) -> str:
+    """A test image as a person might upload it: dark on light, larger than 28×28."""
+    path = tmp_path / "coat.png"
+    Image.fromarray(255 - np.kron(dataset.x_test[0], np.ones((4, 4), dtype=np.uint8))).save(path)
+    return str(path)
+
+
+def audit_every_page(browser, url: str, theme: str, photo: str) -> dict[str, dict[str, int]]:
+    """Each page with its full content, audited: {page: {rule: nodes}}; tabs that hide content are
+    audited with each tab open."""
+    found = {}
+
+    def audit(name: str, page) -> None:
+        print(f"  {name} ({theme})")
+        counts = found.setdefault(name, {})
+        for rule, nodes in axe_violations(page).items():
+            counts[rule] = counts.get(rule, 0) + nodes
+        screenshot(page, f"a11y-{theme}-{name}")
+
+    page = open_page(browser, url, "", theme, "Build & Train")
+    # The theme asked for is the one drawn: light text on a dark background, or the other way round.
+    text_is_light = page.evaluate("""() => { const [r, g, b] = getComputedStyle(document.querySelector('[data-testid=stApp]'))
+                                                 .color.match(/\\d+/g).map(Number); return r + g + b > 3 * 128; }""")
+    assert text_is_light == (theme == "dark")
+    ready(page, "See run #", plots=["stack_diagram"])
+    audit("Build & Train", page)
+
+    page = open_page(browser, url, "search", theme, "Search")
+    ready(page, plots=["search_parallel", "search_curves"])
+    audit("Search", page)
+
+    page = open_page(browser, url, "leaderboard", theme, "Leaderboard")
+    tick_row(page, "narrow")
+    ready(page, plots=["lb_loss"])
+    audit("Leaderboard", page)
+
+    page = open_page(browser, url, "evaluate", theme, "Evaluate")
+    ready(page, "test images of", plots=["eval_cm", "eval_diff"], images=True)
+    audit("Evaluate", page)
+
+    page = open_page(browser, url, "classify", theme, "Classify")
+    # The drawing canvas, in its component's shadow DOM, once the page has named its scroll box.
+    page.locator(".dc-scroll[role=region]").wait_for(timeout=120000)
+    audit("Classify", page)
+    page.get_by_role("tab", name="Upload").click()
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(photo)
+    ready(page, "What the model sees", plots=["upload_bars", "upload_saliency"], images=True)
+    audit("Classify", page)
+    page.get_by_role("tab", name="Try a test image").click()
+    page.get_by_role("button", name="Pick a random test image").click()
+    ready(page, "Test image #", plots=["test_bars", "test_saliency"], images=True)
+    audit("Classify", page)
+
+    page = open_page(browser, url, "inside", theme, "Inside")
+    page.get_by_test_id("stMain").get_by_test_id("stImage").wait_for(timeout=120000)
+    ready(page, plots=["inside_saliency"], images=True)
+    audit("Inside", page)
+
+    page = open_page(browser, url, "data", theme, "The data")
+    ready(page, "9 · Ankle boot", images=True)  # the last class' row
+    audit("Data", page)
+    return found
+
+
+@pytest.mark.timeout(900)  # seven pages, each drawn to its end: minutes on a busy machine
+@pytest.mark.parametrize("theme", list(THEMES))
+def test_no_serious_or_critical_axe_violation_on_any_page(server, browser, dataset, tmp_path, theme):
+    url, _ = server
+    found = audit_every_page(browser, url, theme, uploaded_photo(tmp_path, dataset))
+    print(json.dumps({"theme": theme, "violations": found}))
+    assert not any(found.values()), f"serious or critical WCAG 2.1 AA violations ({theme} theme): {found}"
+
