@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
+from fmnist.accessibility import live_announcement
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
 from fmnist.charts import live_curves, stack_diagram
 from fmnist.cluster import ClusterError
@@ -371,6 +372,7 @@ def live_curves_view(run_id: int, drawn_for: tuple, header: tuple, live: bool, p
         st.rerun()
     curves = cached_curves(str(store.home), run.id, store.point_counts(run.id), run.steps_per_epoch, run.total_epochs)
     live_chart(curves, progress_line(run) if run.status == RunStatus.RUNNING else None)
+    live_announcement(run, lambda: store.epochs(run.id))
     watch_tab_visibility(LIVE_VISIBILITY, watch=live)  # a view that stands still listens to nothing
 
 

@@ -168,3 +168,135 @@ def test_no_serious_or_critical_axe_violation_on_any_page(server, browser, datas
     print(json.dumps({"theme": theme, "violations": found}))
     assert not any(found.values()), f"serious or critical WCAG 2.1 AA violations ({theme} theme): {found}"
 
+
+# The focused element as a person hears and sees it: its name, and the styles that could show its
+# focus on it or on the few elements around it (Streamlit draws some rings on a wrapper, and marks a
+# focused sidebar link by its background).
+FOCUSED = """() => {
+    const e = document.activeElement;
+    const name = (e.getAttribute('aria-label') || e.innerText || e.value || '').trim();
+    const rings = [];
+    for (let x = e, i = 0; x && i < 5; x = x.parentElement, i++) {
+        const s = getComputedStyle(x);
+        rings.push([s.outlineStyle, s.outlineWidth, s.outlineColor, s.boxShadow, s.borderColor, s.backgroundColor].join(' '));
+    }
+    return {tag: e.tagName, role: e.getAttribute('role') || '', name, rings};
+}"""
+
+
+def focused(page) -> dict:
+    return page.evaluate(FOCUSED)
+
+
+def tab_to(page, name: str, most: int = 120, exact: bool = False) -> dict:
+    """Press Tab until the element named `name` has the focus, and check that its focus shows: the
+    styles around it differ from what they are with the focus elsewhere."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        # A button's or link's text starts with its icon's name (play_arrow Start training); the main
+        # area, which takes the focus too, is named by all its text.
+        if now["tag"] != "MAIN" and (now["name"] == name if exact else (now["name"].startswith(name) or now["name"].endswith(name))):
+            page.evaluate("() => { window.focusedForTest = document.activeElement; document.activeElement.blur(); }")
+            without = focused(page)  # the body has the focus: measure the same elements again
+            without_rings = page.evaluate("""() => { const rings = [];
+                for (let x = window.focusedForTest, i = 0; x && i < 5; x = x.parentElement, i++) {
+                    const s = getComputedStyle(x);
+                    rings.push([s.outlineStyle, s.outlineWidth, s.outlineColor, s.boxShadow, s.borderColor, s.backgroundColor].join(' ')); }
+                return rings; }""")
+            page.evaluate("() => window.focusedForTest.focus()")
+            assert without["name"] != now["name"] or without["tag"] != now["tag"]
+            assert now["rings"] != without_rings, f"no visible focus on {now['tag']} {now['name']!r}: {now['rings']}"
+            return now
+    raise AssertionError(f"Tab never reached {name!r}")
+
+
+def highlighted_option(page) -> str:
+    """The option a select box's open list has highlighted (react-aria: the active descendant)."""
+    return page.evaluate("""() => { const id = document.activeElement.getAttribute('aria-activedescendant');
+                                    const option = id && document.getElementById(id); return option ? option.innerText : ''; }""")
+
+
+def choose_option(page, text: str) -> None:
+    """With a select box focused: open its list with the down arrow, move to the option that holds
+    `text` with the arrows (down first, then up), choose it with Enter."""
+    page.keyboard.press("ArrowDown")
+    wait_until(lambda: highlighted_option(page), timeout=30, message="the list to open")
+    for key in ["ArrowDown"] * 10 + ["ArrowUp"] * 20:
+        if text in highlighted_option(page):
+            page.keyboard.press("Enter")
+            return
+        page.keyboard.press(key)
+    raise AssertionError(f"no option holds {text!r}")
+
+
+def slider_value(page, label: str) -> str:
+    return page.get_by_test_id("stSlider").filter(has_text=label).get_by_test_id("stSliderThumbValue").inner_text()
+
+
+def test_keyboard_only_build_train_stop_and_open_the_result(server, browser):
+    """Tab, Enter, Space and the arrows only: a preset, a layer more, the sliders, Start and Stop, a
+    run ticked on the Leaderboard and opened on Evaluate; every control shows a focus ring."""
+    url, store = server
+    before = {run.id for run in store.list_runs()}
+    page = open_page(browser, url, "", "light", "Build & Train")
+
+    tab_to(page, "Preset", exact=True)
+    choose_option(page, "Seed C")
+    wait_until(lambda: slider_value(page, "Layer 1 width") == "64", timeout=60, message="Seed C's first layer")
+    app_idle(page)
+    tab_to(page, "Hidden layers", exact=True)
+    page.keyboard.press("ArrowRight")
+    page.get_by_text("Layer 3 width").wait_for(timeout=60000)
+    app_idle(page)
+    tab_to(page, "Epochs", exact=True)
+    page.keyboard.press("End")
+    wait_until(lambda: slider_value(page, "Epochs") == "50", timeout=60, message="50 epochs")
+    app_idle(page)
+    tab_to(page, "Training images", exact=True)  # not its help button
+    page.keyboard.press("Home")
+    wait_until(lambda: slider_value(page, "Training images") == "1000", timeout=60, message="1,000 images")
+    app_idle(page)
+    tab_to(page, "Start training")
+    page.keyboard.press("Enter")
+    page.get_by_text("· running").wait_for(timeout=180000)
+    # A screen reader hears the epochs in the live panel's polite region, then how the run ended.
+    region = page.locator("[role=status][aria-live=polite]")
+    wait_until(lambda: region.count() == 1 and region.text_content().startswith("Epoch "), timeout=120, message="an epoch announced")
+    assert " of 50, validation accuracy " in region.text_content()
+    app_idle(page)
+    tab_to(page, "Stop")
+    page.keyboard.press("Space")
+    run = wait_until(lambda: next((r for r in store.list_runs() if r.id not in before and not r.active), None), timeout=120,
+                     message="the run to stop")
+    wait_until(lambda: region.count() == 1 and region.text_content().startswith(f"Run #{run.id} stopped"), timeout=60,
+               message="the final announcement")
+    assert run.status == "stopped" and run.train_limit == 1000
+    assert [layer.units for layer in run.spec.layers][:2] == [64, 32] and len(run.spec.layers) == 3 and run.spec.epochs == 50
+
+    tab_to(page, "Leaderboard")  # the sidebar's link
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Leaderboard", exact=True).wait_for(timeout=120000)
+    app_idle(page)
+    page.locator(".st-key-lb_table tbody tr").first.wait_for(state="attached", timeout=120000)
+    for _ in range(40):  # into the table: its cells are drawn on a canvas, which takes the focus
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.tagName === 'CANVAS' && !!document.activeElement.closest('.st-key-lb_table')"):
+            break
+    page.keyboard.press("ArrowDown")  # a run on the board
+    page.keyboard.press("Shift+Space")  # ticks its row (the data grid's key for it)
+    rows = page.locator(".st-key-lb_table tbody tr")
+    wait_until(lambda: "true" in rows.evaluate_all("rows => rows.map(r => r.getAttribute('aria-selected'))"), timeout=60,
+               message="a row ticked")
+    wait_until(lambda: plot_drawn(page, "lb_loss"), timeout=120, message="the ticked run's curves")
+
+    tab_to(page, "Evaluate")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Evaluate", exact=True).wait_for(timeout=120000)
+    app_idle(page)
+    tab_to(page, "Run", exact=True)
+    choose_option(page, " small ")  # "#5 small (32) · test accuracy …"
+    small = next(r for r in store.list_runs() if r.name == "small")
+    page.get_by_test_id("stMetric").filter(has_text="Test accuracy").filter(has_text=f"{small.test_acc:.4f}").wait_for(timeout=120000)
+    screenshot(page, "a11y-keyboard-evaluate")
+
