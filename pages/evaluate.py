@@ -12,6 +12,7 @@ from fmnist.evaluation import (
     cell_examples,
     change_summary,
     confusion_matrix,
+    confusion_summary,
     most_confused,
     per_class_scores,
     test_metrics,
@@ -106,7 +107,8 @@ def confusion_section(cm: np.ndarray) -> None:
         confusion_heatmap(cm, normalise, chosen), key=key, on_select=partial(pick_clicked_cell, key),
         selection_mode="points", config=NO_TOOLBAR,
     )
-    matrix.caption("Rows: the true class; columns: what the model said. Click a cell to see its images below.")
+    matrix.caption("Rows: the true class; columns: what the model said. Click a cell to see its images below. "
+                   + confusion_summary(cm))
     scores.dataframe(
         per_class_scores(cm), hide_index=True, width="stretch",
         column_config={name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "F1")},

@@ -6,7 +6,7 @@ import streamlit as st
 from fmnist.access import LOCAL_ADMIN, AccessError, check_may_manage, may_manage
 from fmnist.accessibility import live_announcement
 from fmnist.backends import SETTINGS, default_setting, engine_label, setting_label
-from fmnist.charts import live_curves, stack_diagram
+from fmnist.charts import curves_summary, live_curves, stack_diagram
 from fmnist.cluster import ClusterError
 from fmnist.live_chart import live_chart
 from fmnist.models import (
@@ -261,6 +261,7 @@ def show_result(run, store):
         cols[0].metric("Test accuracy", f"{run.test_acc:.4f}")
         cols[1].metric("Test loss", f"{run.test_loss:.4f}")
         cols[2].metric("Training time", format_duration(run.train_s))
+        st.caption(curves_summary(run_label(run), store.epochs(run.id), "accuracy"))  # the curves above, in words
         st.page_link(LEADERBOARD_PAGE, label=f"See run #{run.id} on the Leaderboard", icon=":material/leaderboard:")
         st.caption("Open its TensorBoard logs:")
         # Wrapped: a box that scrolls sideways is one more stop a keyboard user must find.
