@@ -300,3 +300,34 @@ def test_keyboard_only_build_train_stop_and_open_the_result(server, browser):
     page.get_by_test_id("stMetric").filter(has_text="Test accuracy").filter(has_text=f"{small.test_acc:.4f}").wait_for(timeout=120000)
     screenshot(page, "a11y-keyboard-evaluate")
 
+
+PAGES = {"": "Build & Train", "search": "Search", "leaderboard": "Leaderboard", "evaluate": "Evaluate", "classify": "Classify",
+         "inside": "Inside", "data": "The data"}
+# WCAG 1.4.10 (reflow): a 320 px wide window, a phone's; and a 1280 × 800 window at 200 % zoom, which
+# lays the page out in 640 × 400 CSS pixels at twice the density.
+WINDOWS = {"320 px": dict(viewport={"width": 320, "height": 640}), "200 %": dict(viewport={"width": 640, "height": 400}, device_scale_factor=2)}
+SIDEWAYS = """() => { const main = document.querySelector('[data-testid=stMain]');
+    return {page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+            main: main ? main.scrollWidth - main.clientWidth : null}; }"""
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("window", list(WINDOWS))
+def test_every_page_reflows_without_scrolling_sideways(server, browser, window):
+    """Tables and charts may scroll inside themselves (WCAG's exception for two-dimensional content);
+    the page itself never does."""
+    url, _ = server
+    context = browser.new_context(**WINDOWS[window])
+    page = context.new_page()
+    wide = {}
+    for path, heading in PAGES.items():
+        page.goto(f"{url}/{path}")
+        page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=120000)
+        page.wait_for_timeout(1000)  # charts size themselves to the window once drawn
+        app_idle(page)
+        overflow = page.evaluate(SIDEWAYS)
+        if overflow["page"] > 0 or (overflow["main"] or 0) > 0:
+            wide[heading] = overflow
+            screenshot(page, f"a11y-reflow-{window}-{heading}")
+    context.close()
+    assert not wide, f"pages that scroll sideways in a {window} window (pixels too wide): {wide}"
