@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Fashion-MNIST Studio needs, skipping what is already there:
 # the pinned Python packages, the Fashion-MNIST dataset (Debian's package
-# dataset-fashion-mnist) and, with --test, Chromium for the browser tests and PostgreSQL and Ray for
-# the cluster tests; with --cluster, Ray (requirements-cluster.txt: a head, a worker, or an app that
+# dataset-fashion-mnist) and, with --test, Chromium for the browser tests, axe-core for their
+# accessibility audit and PostgreSQL and Ray for the cluster tests; with --cluster, Ray (requirements-cluster.txt: a head, a worker, or an app that
 # sends its runs to one); with --gpu, the CUDA builds of TensorFlow and JAX for a machine with an
 # NVIDIA GPU (requirements-gpu.txt).
 # Uses the python3 on PATH: activate a virtual environment first to keep the packages apart.
@@ -21,6 +21,7 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium fonts-liberation)
   # The store's tests start a PostgreSQL 15 server of their own (tests/servers.py).
   [ -x /usr/lib/postgresql/15/bin/initdb ] || apt_packages+=(postgresql)
+  command -v npm >/dev/null || apt_packages+=(npm)
 fi
 if [ "${1:-}" = "--cluster" ]; then
   requirements=requirements-cluster.txt
@@ -47,3 +48,14 @@ else
   "${pip_install[@]}" -r "$requirements" "${extra_requirements[@]}"
 fi
 "${pip_install[@]}" --no-deps --no-build-isolation -e .
+
+if [ "${1:-}" = "--test" ]; then
+  # axe-core, the accessibility rules the browser tests inject into each page
+  # (tests/test_browser_accessibility.py), pinned so that a new rule release cannot fail the suite
+  # unannounced; into .cache/axe, which git ignores.
+  axe_version=4.14.1
+  axe_package=.cache/axe/node_modules/axe-core/package.json
+  if [ "$(node -p "require('./$axe_package').version" 2>/dev/null)" != "$axe_version" ]; then
+    npm install --prefix .cache/axe --no-save --no-audit --no-fund --loglevel=error "axe-core@$axe_version"
+  fi
+fi

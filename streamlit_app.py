@@ -3,6 +3,7 @@
 import streamlit as st
 
 from fmnist.access import SharingConfigError
+from fmnist.accessibility import page_styles
 from fmnist.app.activity import remember_activity, sidebar_status
 from fmnist.app.caches import show_store_error
 from fmnist.app.navigation import ENTERED, keep_widget_state
@@ -14,6 +15,7 @@ keep_keras_between_runs()
 no_public_address_lookup()
 st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/checkroom:", layout="wide")
 st.session_state[ENTERED] = True
+page_styles()
 try:
     signed_in = current_person() is not None
 except (StoreError, SharingConfigError):

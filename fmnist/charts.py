@@ -157,6 +157,18 @@ def epoch_points(epochs: list[dict], key: str) -> tuple[list, list]:
     return [row["epoch"] for row in rows], [row[key] for row in rows]
 
 
+def curves_summary(name: str, epochs: list[dict], metric: str) -> str:
+    """One run's curve of `metric` in a sentence, for who cannot see the chart: its last and best values."""
+    parts = []
+    best = min if metric == "loss" else max
+    for key, what in ((metric, "training"), (f"val_{metric}", "validation")):
+        x, y = epoch_points(epochs, key)
+        if x:
+            at = y.index(best(y))
+            parts.append(f"{what} {metric} {y[-1]:.4f} at the last epoch ({x[-1]}), best {y[at]:.4f} at epoch {x[at]}")
+    return f"{name}: " + ("; ".join(parts) if parts else "no epoch yet") + "."
+
+
 def batch_points(batches: list[dict], key: str, steps_per_epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """Batch k of epoch e sits at x = e - 1 + k/steps, so epoch e's last batch meets its epoch point at x = e."""
     rows = [row for row in batches if row.get(key) is not None]

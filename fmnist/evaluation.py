@@ -85,6 +85,21 @@ def confusion_name(true_class: int, predicted_class: int, class_names: tuple[str
     return f"{class_names[true_class]} taken for {class_names[predicted_class]}"
 
 
+def worst_confusions(cm: np.ndarray, k: int = 3) -> list[tuple[int, int, int]]:
+    """The k most frequent mistakes: (true, predicted, images), most first; none when there are none."""
+    mistakes = cm - np.diag(np.diag(cm))
+    cells = np.argsort(-mistakes, axis=None, kind="stable")[:k]
+    return [(int(t), int(p), int(mistakes[t, p])) for t, p in zip(*np.unravel_index(cells, cm.shape)) if mistakes[t, p] > 0]
+
+
+def confusion_summary(cm: np.ndarray) -> str:
+    """The confusion matrix in a sentence, for who cannot see the chart: its most frequent mistakes."""
+    worst = worst_confusions(cm)
+    if not worst:
+        return "No test image is misclassified."
+    return "Most frequent mistakes: " + "; ".join(f"{confusion_name(t, p)} ({n} images)" for t, p, n in worst) + "."
+
+
 def change_summary(cm_a: np.ndarray, cm_b: np.ndarray, class_names: tuple[str, ...] = FASHION_MNIST.class_names) -> str:
     """One line on how run B's mistakes differ from run A's: in total, then the confusions that changed most."""
     diff = cm_b.astype(np.int64) - cm_a

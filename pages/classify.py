@@ -6,6 +6,7 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 
 from fmnist import services
+from fmnist.accessibility import name_drawing_canvas
 from fmnist.app.activity import run_choice, run_label
 from fmnist.app.caches import dataset_or_message, get_store, load_run_inside, load_run_model, load_run_outlier_check, open_upload
 from fmnist.app.navigation import INSIDE_PAGE, INSIDE_REQUEST, TRAIN_PAGE, enter_through_navigation
@@ -40,6 +41,8 @@ SHOWN = 280  # px: the canvas, the originals and the enlarged 28×28 image share
 STEP = 170  # px: each of an upload's steps, four in a row
 INVERT_CHOICES = {"auto": "Automatic", "invert": "Invert", "keep": "Don't invert"}
 INVERT_VALUES = {"auto": None, "invert": True, "keep": False}
+CANVAS_NAME = "Drawing canvas: draw a clothing item with a mouse, pen or finger"
+SEEN_ALT = "The picture as the model receives it: 28×28 grey pixels, the item light on black"
 
 
 @st.fragment(run_every=1.0)
@@ -91,7 +94,8 @@ def show_prediction(model, prepared, seen, verdict, key: str, true_label: int | 
     """What the model receives (in the `seen` column, unless the steps show it) and what it predicts (in `verdict`);
     no_item: no item stood out, so the whole picture was classified."""
     if show_seen:
-        seen.image(enlarge(prepared.pixels), caption=f"What the model sees: {FASHION_MNIST.size_text}", width=SHOWN, output_format="PNG")
+        seen.image(enlarge(prepared.pixels), caption=f"What the model sees: {FASHION_MNIST.size_text}", width=SHOWN, output_format="PNG",
+                   alt=SEEN_ALT)
     probs = predict_image(model, prepared.image01)
     with seen:
         why(prepared.image01, key, true_label)
@@ -164,7 +168,10 @@ def draw_tab(model):
             stroke_width=brush, stroke_color="#FFFFFF", background_color="#000000",
             width=SHOWN, height=SHOWN, drawing_mode="freedraw", return_image_data=True, key="classify_canvas",
         )
+        name_drawing_canvas(CANVAS_NAME)
         st.caption("A light item on black, like the dataset. Undo, redo and clear are in the toolbar.")
+        st.caption("Drawing needs a mouse, pen or finger. Without one, the **Upload** tab classifies a picture "
+                   "and **Try a test image** a test image, with the keyboard alone.")
     if drawing.image_data is None:
         seen.info("Draw a clothing item on the black canvas: the prediction follows every stroke.", icon=":material/draw:")
         return
@@ -218,19 +225,22 @@ def picture_caption(name: str, image: Image.Image) -> str:
 def show_steps(image: Image.Image, prepared, item_mask, name: str, manual: bool) -> None:
     """The upload with the crop box, the item found (item_mask), the crop and the 28×28, small and left to right."""
     upload, mask, crop, seen = st.columns(4)
-    upload.image(preview_with_box(image, prepared.box, STEP * 2), caption=picture_caption(name, image), width=STEP)
+    upload.image(preview_with_box(image, prepared.box, STEP * 2), caption=picture_caption(name, image), width=STEP,
+                 alt=f"The uploaded picture {name}, with the crop box drawn on it")
     found = "Item found" if item_mask.any() else "No item found"
     if manual:
         found += " (the crop box is yours)"
     mask_image = Image.fromarray((item_mask * 255).astype(np.uint8))
     # At least a pixel high: a picture 1,000 times wider than high would otherwise make an empty one.
     mask_height = max(1, round(STEP * mask_image.height / mask_image.width))
-    mask.image(mask_image.resize((STEP, mask_height), Image.NEAREST), caption=found, width=STEP)
+    mask.image(mask_image.resize((STEP, mask_height), Image.NEAREST), caption=found, width=STEP,
+               alt=f"{found}: the item in white, its background in black")
     how = "inverted" if prepared.inverted else "not inverted"
     if prepared.turned:  # a photo's symmetric item lying a little turned (fmnist.upright)
         how += f", turned {abs(prepared.turned):.0f}° {'anticlockwise' if prepared.turned > 0 else 'clockwise'} to stand upright"
-    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({how})", width=STEP)
-    seen.image(enlarge(prepared.pixels, 6), caption=f"What the model sees: {FASHION_MNIST.size_text}", width=STEP, output_format="PNG")
+    crop.image(Image.fromarray(prepared.crop), caption=f"The crop, light on black ({how})", width=STEP, alt=f"The crop ({how})")
+    seen.image(enlarge(prepared.pixels, 6), caption=f"What the model sees: {FASHION_MNIST.size_text}", width=STEP, output_format="PNG",
+               alt=SEEN_ALT)
 
 
 def upload_tab(model):
@@ -263,7 +273,8 @@ def upload_tab(model):
             prepared, problem = None, str(e)
     with steps:
         if prepared is None:
-            st.image(preview(image, STEP * 2), caption=picture_caption(upload.name, image), width=STEP)
+            st.image(preview(image, STEP * 2), caption=picture_caption(upload.name, image), width=STEP,
+                     alt=f"The uploaded picture {upload.name}")
             st.info(f"No item found. {problem} Set the crop box by hand below, or upload a picture of a clothing item.",
                     icon=":material/search_off:")
             return
@@ -289,7 +300,8 @@ def test_image_tab(model):
                   icon=":material/shuffle:")
         return
     original = dataset.x_test[index]
-    source.image(enlarge(original), caption=f"Test image #{index}", width=SHOWN, output_format="PNG")
+    source.image(enlarge(original), caption=f"Test image #{index}", width=SHOWN, output_format="PNG",
+                 alt=f"Test image #{index}, a {dataset.info.class_names[dataset.y_test[index]]}")
     show_prediction(model, as_dataset_image(original), seen, verdict, key="test", true_label=int(dataset.y_test[index]))
 
 

@@ -24,4 +24,5 @@ if dataset is not None:
     picks = examples_per_class(dataset.y_train, per_class, seed, dataset.info.num_classes)
     for label, indices in enumerate(picks):
         st.markdown(f"**{label} · {dataset.info.class_names[label]}**")
-        st.image(enlarge(np.hstack(dataset.x_train[indices]), 2), width=per_class * 56)
+        st.image(enlarge(np.hstack(dataset.x_train[indices]), 2), width=per_class * 56,
+                 alt=f"{per_class} training images of {dataset.info.class_names[label]}, side by side")

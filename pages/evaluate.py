@@ -15,6 +15,7 @@ from fmnist.evaluation import (
     cell_examples,
     change_summary,
     confusion_matrix,
+    confusion_summary,
     most_confused,
     per_class_scores,
     test_metrics,
@@ -85,7 +86,7 @@ def caption(probs: np.ndarray, index: int) -> str:
 def gallery(indices: np.ndarray, probs: np.ndarray, dataset) -> None:
     for start in range(0, len(indices), PER_ROW):
         for column, i in zip(st.columns(PER_ROW), indices[start:start + PER_ROW]):
-            column.image(enlarge(dataset.x_test[i], ZOOM))
+            column.image(enlarge(dataset.x_test[i], ZOOM), alt=f"Test image #{i}, a {dataset.info.class_names[dataset.y_test[i]]}")
             column.caption(caption(probs[i], i))
 
 
@@ -99,7 +100,8 @@ def confusion_section(cm: np.ndarray) -> None:
         confusion_heatmap(cm, normalise, chosen), key=key, on_select=partial(pick_clicked_cell, key),
         selection_mode="points", config=NO_TOOLBAR,
     )
-    matrix.caption("Rows: the true class; columns: what the model said. Click a cell to see its images below.")
+    matrix.caption("Rows: the true class; columns: what the model said. Click a cell to see its images below. "
+                   + confusion_summary(cm))
     scores.dataframe(
         per_class_scores(cm), hide_index=True, width="stretch",
         column_config={name: st.column_config.NumberColumn(format="%.3f") for name in ("precision", "recall", "F1")},

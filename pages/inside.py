@@ -133,7 +133,9 @@ def image_view(inside, dataset) -> None:
     look = inside.look(image01, None if target == PREDICTED else target)
     predicted = int(np.argmax(look.probs))
     picture, saliency, verdict = st.columns([1, 1, 1.5], gap="medium")
-    picture.image(enlarge((image01 * 255).astype(np.uint8)), caption=what, width=SHOWN, output_format="PNG")
+    picture.image(enlarge((image01 * 255).astype(np.uint8)), caption=what, width=SHOWN, output_format="PNG",
+                  alt=what + (f", a {FASHION_MNIST.class_names[true_class]}" if true_class is not None
+                              else f", {FASHION_MNIST.size_text} grey pixels"))
     with saliency:
         st.plotly_chart(saliency_overlay(image01, look.saliency, height=SHOWN), key="inside_saliency", config=NO_TOOLBAR)
         st.caption(f"Why *{FASHION_MNIST.class_names[look.target]}*: red pixels pushed the model towards it, blue ones away.")

@@ -10,7 +10,7 @@ from fmnist.app.activity import active_runs, run_choice, run_label
 from fmnist.app.caches import get_store
 from fmnist.app.navigation import enter_through_navigation, no_runs_yet
 from fmnist.app.session import acting, current_person, current_sharing
-from fmnist.charts import overlay_curves
+from fmnist.charts import curves_summary, overlay_curves
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.dataset import FASHION_MNIST
 from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports
@@ -60,7 +60,8 @@ def compare(store: RunStore, runs: dict, table, selected: list[int]) -> None:
         loss, acc = st.columns(2)
         loss.plotly_chart(overlay_curves(curves, "loss"), key="lb_loss", config={"displayModeBar": False})
         acc.plotly_chart(overlay_curves(curves, "accuracy"), key="lb_accuracy", config={"displayModeBar": False})
-        st.caption("Training solid, validation dashed.")
+        st.caption("Training solid, validation dashed. " + " ".join(
+            curves_summary(name, epochs, "accuracy") for name, epochs in curves.items()))
     else:
         st.info("Tick runs in the table to see their loss and accuracy curves side by side.", icon=":material/check_box:")
     if table["test accuracy"].notna().any():

@@ -7,6 +7,7 @@ import streamlit as st
 
 from fmnist import services
 from fmnist.access import LOCAL_ADMIN, may_manage
+from fmnist.accessibility import live_announcement
 from fmnist.app.activity import SIDEBAR_QUIET, active_runs, activity, page_drawn_for, run_label
 from fmnist.app.caches import cached_store, dataset_or_message, get_store, store_errors_shown
 from fmnist.app.navigation import LEADERBOARD_PAGE, SEARCH_PAGE, enter_through_navigation
@@ -20,7 +21,7 @@ from fmnist.backends import (
     precision_label,
     setting_label,
 )
-from fmnist.charts import live_curves, stack_diagram
+from fmnist.charts import curves_summary, live_curves, stack_diagram
 from fmnist.dataset import FASHION_MNIST
 from fmnist.estimates import speeds_here, time_here
 from fmnist.live_chart import live_chart, live_chart_data
@@ -261,9 +262,11 @@ def show_result(run, store):
         cols[0].metric("Test accuracy", f"{run.test_acc:.4f}")
         cols[1].metric("Test loss", f"{run.test_loss:.4f}")
         cols[2].metric("Training time", format_duration(run.train_s))
+        st.caption(curves_summary(run_label(run), store.epochs(run.id), "accuracy"))  # the curves above, in words
         st.page_link(LEADERBOARD_PAGE, label=f"See run #{run.id} on the Leaderboard", icon=":material/leaderboard:")
         st.caption("Open its TensorBoard logs:")
-        st.code(f"python3 -m tensorboard.main --logdir {store.run_dir(run.id) / 'tensorboard'}", language="bash")
+        # Wrapped: a box that scrolls sideways is one more stop a keyboard user must find.
+        st.code(f"python3 -m tensorboard.main --logdir {store.run_dir(run.id) / 'tensorboard'}", language="bash", wrap_lines=True)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -370,6 +373,7 @@ def live_curves_view(run_id: int, drawn_for: tuple, header: tuple, live: bool, p
         st.rerun()
     curves = cached_curves(str(store.home), run.id, store.point_counts(run.id), run.steps_per_epoch, run.total_epochs)
     live_chart(curves, progress_line(run) if run.status == RunStatus.RUNNING else None)
+    live_announcement(run, lambda: store.epochs(run.id))
     watch_tab_visibility(LIVE_VISIBILITY, watch=live)  # a view that stands still listens to nothing
 
 

@@ -1,0 +1,333 @@
+"""WCAG 2.1 AA in a real browser: axe-core's A and AA rules on every page showing its full content
+(two trained runs, a finished search, a classification, a comparison), in the light and the dark
+theme, with no serious or critical violation allowed."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_browser_leaderboard import tick_row
+from test_evaluation import train_tiny
+
+from fmnist.search_space import SearchSpace
+from fmnist.store import RunStore
+from fmnist.worker import create_search, try_start
+
+from browser import CHROMIUM, ROOT, app_idle, free_port, screenshot, start_streamlit
+from helpers import wait_until
+
+AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)"),
+    pytest.mark.skipif(not AXE.exists(), reason="needs axe-core (./setup.sh --test)"),
+]
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+BLOCKING = ("serious", "critical")
+# Streamlit's embed option picks the light or the dark theme for a page without its settings menu.
+THEMES = {"light": "light_theme", "dark": "dark_theme"}
+TINY_SEARCH = SearchSpace(layers=(1, 1), width=(16, 32), activations=("relu",), dropout=(0.0, 0.0), batch_norm=(False,),
+                          learning_rate=(1e-3, 3e-3), batch_sizes=(64,), images=2000, epochs=1, trials=3, minutes=None)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, dataset):
+    """A finished search (three one-epoch trials) and then two tiny trained runs, so that Build & Train
+    shows a run's results, Evaluate a comparison and Search its charts; one server for every audit."""
+    from fmnist.search import run_search
+
+    home = tmp_path_factory.mktemp("browser-accessibility") / "home"
+    store = RunStore(home)
+    search_id = create_search(store, TINY_SEARCH, name="tiny")
+    assert try_start(store, search_id, max_parallel=1)
+    assert run_search(store, search_id, dataset)["status"] == "finished"
+    train_tiny(store, dataset, (64, 32), "narrow")
+    train_tiny(store, dataset, (32,), "small", epochs=2)
+    port = free_port()
+    process = start_streamlit(home, port)
+    yield f"http://127.0.0.1:{port}", store
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def axe_violations(page) -> dict[str, int]:
+    """axe-core's WCAG 2.1 A and AA rules on the page as it stands: {rule: nodes} of its serious and
+    critical violations (what the screenshots of a failing run show is in test-output/)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate(
+        """tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})
+                    .then(r => r.violations.map(v => ({id: v.id, impact: v.impact,
+                                                       nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)})))""",
+        WCAG_AA,
+    )
+    found = {v["id"]: v["nodes"] for v in results if v["impact"] in BLOCKING}
+    for rule, nodes in found.items():  # what failed, where, and why: the first few of each rule
+        print(f"    {rule} ×{len(nodes)}: " + "\n      ".join(node.replace("\n", " ")[:400] for node in nodes[:3]))
+    return {rule: len(nodes) for rule, nodes in found.items()}
+
+
+def open_page(browser, url: str, path: str, theme: str, heading: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+    page.goto(f"{url}/{path}?embed_options={THEMES[theme]}")
+    page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=120000)
+    app_idle(page)
+    return page
+
+
+def plot_drawn(page, key: str) -> bool:
+    return page.evaluate("""key => { const plot = document.querySelector(`[class*='st-key-${key}'] .js-plotly-plot`);
+                                      return !!(plot && plot._fullData && plot._fullData.length); }""", key)
+
+
+def images_loaded(page) -> bool:
+    return page.evaluate("() => [...document.images].every(img => img.complete && img.naturalWidth > 0)")
+
+
+def ready(page, *texts: str, plots=(), images: bool = False) -> None:
+    """The page has drawn to its end: these texts show, these charts drew, its images loaded."""
+    for text in texts:
+        page.get_by_text(text).first.wait_for(timeout=120000)
+    for key in plots:
+        wait_until(lambda key=key: plot_drawn(page, key), timeout=120, message=f"the chart {key}")
+    if images:
+        wait_until(lambda: images_loaded(page), timeout=120, message="the page's images")
+    app_idle(page)
+
+
+def uploaded_photo(tmp_path, dataset) -> str:
+    """A test image as a person might upload it: dark on light, larger than 28×28."""
+    path = tmp_path / "coat.png"
+    Image.fromarray(255 - np.kron(dataset.x_test[0], np.ones((4, 4), dtype=np.uint8))).save(path)
+    return str(path)
+
+
+def audit_every_page(browser, url: str, theme: str, photo: str) -> dict[str, dict[str, int]]:
+    """Each page with its full content, audited: {page: {rule: nodes}}; tabs that hide content are
+    audited with each tab open."""
+    found = {}
+
+    def audit(name: str, page) -> None:
+        print(f"  {name} ({theme})")
+        counts = found.setdefault(name, {})
+        for rule, nodes in axe_violations(page).items():
+            counts[rule] = counts.get(rule, 0) + nodes
+        screenshot(page, f"a11y-{theme}-{name}")
+
+    page = open_page(browser, url, "", theme, "Build & Train")
+    # The theme asked for is the one drawn: light text on a dark background, or the other way round.
+    text_is_light = page.evaluate("""() => { const [r, g, b] = getComputedStyle(document.querySelector('[data-testid=stApp]'))
+                                                 .color.match(/\\d+/g).map(Number); return r + g + b > 3 * 128; }""")
+    assert text_is_light == (theme == "dark")
+    ready(page, "See run #", plots=["stack_diagram"])
+    audit("Build & Train", page)
+
+    page = open_page(browser, url, "search", theme, "Search")
+    ready(page, plots=["search_parallel", "search_curves"])
+    audit("Search", page)
+
+    page = open_page(browser, url, "leaderboard", theme, "Leaderboard")
+    tick_row(page, "narrow")
+    ready(page, plots=["lb_loss"])
+    audit("Leaderboard", page)
+
+    page = open_page(browser, url, "evaluate", theme, "Evaluate")
+    ready(page, "test images of", plots=["eval_cm", "eval_diff"], images=True)
+    audit("Evaluate", page)
+
+    page = open_page(browser, url, "classify", theme, "Classify")
+    # The drawing canvas, in its component's shadow DOM, once the page has named its scroll box.
+    page.locator(".dc-scroll[role=region]").wait_for(timeout=120000)
+    audit("Classify", page)
+    page.get_by_role("tab", name="Upload").click()
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(photo)
+    ready(page, "What the model sees", plots=["upload_bars", "upload_saliency"], images=True)
+    audit("Classify", page)
+    page.get_by_role("tab", name="Try a test image").click()
+    page.get_by_role("button", name="Pick a random test image").click()
+    ready(page, "Test image #", plots=["test_bars", "test_saliency"], images=True)
+    audit("Classify", page)
+
+    page = open_page(browser, url, "inside", theme, "Inside")
+    page.get_by_test_id("stMain").get_by_test_id("stImage").wait_for(timeout=120000)
+    ready(page, plots=["inside_saliency"], images=True)
+    audit("Inside", page)
+
+    page = open_page(browser, url, "data", theme, "The data")
+    ready(page, "9 · Ankle boot", images=True)  # the last class' row
+    audit("Data", page)
+    return found
+
+
+@pytest.mark.timeout(900)  # seven pages, each drawn to its end: minutes on a busy machine
+@pytest.mark.parametrize("theme", list(THEMES))
+def test_no_serious_or_critical_axe_violation_on_any_page(server, browser, dataset, tmp_path, theme):
+    url, _ = server
+    found = audit_every_page(browser, url, theme, uploaded_photo(tmp_path, dataset))
+    print(json.dumps({"theme": theme, "violations": found}))
+    assert not any(found.values()), f"serious or critical WCAG 2.1 AA violations ({theme} theme): {found}"
+
+
+# The focused element as a person hears and sees it: its name, and the styles that could show its
+# focus on it or on the few elements around it (Streamlit draws some rings on a wrapper, and marks a
+# focused sidebar link by its background).
+FOCUSED = """() => {
+    const e = document.activeElement;
+    const name = (e.getAttribute('aria-label') || e.innerText || e.value || '').trim();
+    const rings = [];
+    for (let x = e, i = 0; x && i < 5; x = x.parentElement, i++) {
+        const s = getComputedStyle(x);
+        rings.push([s.outlineStyle, s.outlineWidth, s.outlineColor, s.boxShadow, s.borderColor, s.backgroundColor].join(' '));
+    }
+    return {tag: e.tagName, role: e.getAttribute('role') || '', name, rings};
+}"""
+
+
+def focused(page) -> dict:
+    return page.evaluate(FOCUSED)
+
+
+def tab_to(page, name: str, most: int = 120, exact: bool = False) -> dict:
+    """Press Tab until the element named `name` has the focus, and check that its focus shows: the
+    styles around it differ from what they are with the focus elsewhere."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        now = focused(page)
+        # A button's or link's text starts with its icon's name (play_arrow Start training); the main
+        # area, which takes the focus too, is named by all its text.
+        if now["tag"] != "MAIN" and (now["name"] == name if exact else (now["name"].startswith(name) or now["name"].endswith(name))):
+            page.evaluate("() => { window.focusedForTest = document.activeElement; document.activeElement.blur(); }")
+            without = focused(page)  # the body has the focus: measure the same elements again
+            without_rings = page.evaluate("""() => { const rings = [];
+                for (let x = window.focusedForTest, i = 0; x && i < 5; x = x.parentElement, i++) {
+                    const s = getComputedStyle(x);
+                    rings.push([s.outlineStyle, s.outlineWidth, s.outlineColor, s.boxShadow, s.borderColor, s.backgroundColor].join(' ')); }
+                return rings; }""")
+            page.evaluate("() => window.focusedForTest.focus()")
+            assert without["name"] != now["name"] or without["tag"] != now["tag"]
+            assert now["rings"] != without_rings, f"no visible focus on {now['tag']} {now['name']!r}: {now['rings']}"
+            return now
+    raise AssertionError(f"Tab never reached {name!r}")
+
+
+def highlighted_option(page) -> str:
+    """The option a select box's open list has highlighted (react-aria: the active descendant)."""
+    return page.evaluate("""() => { const id = document.activeElement.getAttribute('aria-activedescendant');
+                                    const option = id && document.getElementById(id); return option ? option.innerText : ''; }""")
+
+
+def choose_option(page, text: str) -> None:
+    """With a select box focused: open its list with the down arrow, move to the option that holds
+    `text` with the arrows (down first, then up), choose it with Enter."""
+    page.keyboard.press("ArrowDown")
+    wait_until(lambda: highlighted_option(page), timeout=30, message="the list to open")
+    for key in ["ArrowDown"] * 10 + ["ArrowUp"] * 20:
+        if text in highlighted_option(page):
+            page.keyboard.press("Enter")
+            return
+        page.keyboard.press(key)
+    raise AssertionError(f"no option holds {text!r}")
+
+
+def slider_value(page, label: str) -> str:
+    return page.get_by_test_id("stSlider").filter(has_text=label).get_by_test_id("stSliderThumbValue").inner_text()
+
+
+def test_keyboard_only_build_train_stop_and_open_the_result(server, browser):
+    """Tab, Enter, Space and the arrows only: a preset, a layer more, the sliders, Start and Stop, a
+    run ticked on the Leaderboard and opened on Evaluate; every control shows a focus ring."""
+    url, store = server
+    before = {run.id for run in store.list_runs()}
+    page = open_page(browser, url, "", "light", "Build & Train")
+
+    tab_to(page, "Preset", exact=True)
+    choose_option(page, "Seed C")
+    wait_until(lambda: slider_value(page, "Layer 1 width") == "64", timeout=60, message="Seed C's first layer")
+    app_idle(page)
+    tab_to(page, "Hidden layers", exact=True)
+    page.keyboard.press("ArrowRight")
+    page.get_by_text("Layer 3 width").wait_for(timeout=60000)
+    app_idle(page)
+    tab_to(page, "Epochs", exact=True)
+    page.keyboard.press("End")
+    wait_until(lambda: slider_value(page, "Epochs") == "50", timeout=60, message="50 epochs")
+    app_idle(page)
+    tab_to(page, "Training images", exact=True)  # not its help button
+    page.keyboard.press("Home")
+    wait_until(lambda: slider_value(page, "Training images") == "1000", timeout=60, message="1,000 images")
+    app_idle(page)
+    tab_to(page, "Start training")
+    page.keyboard.press("Enter")
+    page.get_by_text("· running").wait_for(timeout=180000)
+    # A screen reader hears the epochs in the live panel's polite region, then how the run ended.
+    region = page.locator("[role=status][aria-live=polite]")
+    wait_until(lambda: region.count() == 1 and region.text_content().startswith("Epoch "), timeout=120, message="an epoch announced")
+    assert " of 50, validation accuracy " in region.text_content()
+    app_idle(page)
+    tab_to(page, "Stop")
+    page.keyboard.press("Space")
+    run = wait_until(lambda: next((r for r in store.list_runs() if r.id not in before and not r.active), None), timeout=120,
+                     message="the run to stop")
+    wait_until(lambda: region.count() == 1 and region.text_content().startswith(f"Run #{run.id} stopped"), timeout=60,
+               message="the final announcement")
+    assert run.status == "stopped" and run.train_limit == 1000
+    assert [layer.units for layer in run.spec.layers][:2] == [64, 32] and len(run.spec.layers) == 3 and run.spec.epochs == 50
+
+    tab_to(page, "Leaderboard")  # the sidebar's link
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Leaderboard", exact=True).wait_for(timeout=120000)
+    app_idle(page)
+    page.locator(".st-key-lb_table tbody tr").first.wait_for(state="attached", timeout=120000)
+    for _ in range(40):  # into the table: its cells are drawn on a canvas, which takes the focus
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.tagName === 'CANVAS' && !!document.activeElement.closest('.st-key-lb_table')"):
+            break
+    page.keyboard.press("ArrowDown")  # a run on the board
+    page.keyboard.press("Shift+Space")  # ticks its row (the data grid's key for it)
+    rows = page.locator(".st-key-lb_table tbody tr")
+    wait_until(lambda: "true" in rows.evaluate_all("rows => rows.map(r => r.getAttribute('aria-selected'))"), timeout=60,
+               message="a row ticked")
+    wait_until(lambda: plot_drawn(page, "lb_loss"), timeout=120, message="the ticked run's curves")
+
+    tab_to(page, "Evaluate")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Evaluate", exact=True).wait_for(timeout=120000)
+    app_idle(page)
+    tab_to(page, "Run", exact=True)
+    choose_option(page, " small ")  # "#5 small (32) · test accuracy …"
+    small = next(r for r in store.list_runs() if r.name == "small")
+    page.get_by_test_id("stMetric").filter(has_text="Test accuracy").filter(has_text=f"{small.test_acc:.4f}").wait_for(timeout=120000)
+    screenshot(page, "a11y-keyboard-evaluate")
+
+
+PAGES = {"": "Build & Train", "search": "Search", "leaderboard": "Leaderboard", "evaluate": "Evaluate", "classify": "Classify",
+         "inside": "Inside", "data": "The data"}
+# WCAG 1.4.10 (reflow): a 320 px wide window, a phone's; and a 1280 × 800 window at 200 % zoom, which
+# lays the page out in 640 × 400 CSS pixels at twice the density.
+WINDOWS = {"320 px": dict(viewport={"width": 320, "height": 640}), "200 %": dict(viewport={"width": 640, "height": 400}, device_scale_factor=2)}
+SIDEWAYS = """() => { const main = document.querySelector('[data-testid=stMain]');
+    return {page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+            main: main ? main.scrollWidth - main.clientWidth : null}; }"""
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("window", list(WINDOWS))
+def test_every_page_reflows_without_scrolling_sideways(server, browser, window):
+    """Tables and charts may scroll inside themselves (WCAG's exception for two-dimensional content);
+    the page itself never does."""
+    url, _ = server
+    context = browser.new_context(**WINDOWS[window])
+    page = context.new_page()
+    wide = {}
+    for path, heading in PAGES.items():
+        page.goto(f"{url}/{path}")
+        page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=120000)
+        page.wait_for_timeout(1000)  # charts size themselves to the window once drawn
+        app_idle(page)
+        overflow = page.evaluate(SIDEWAYS)
+        if overflow["page"] > 0 or (overflow["main"] or 0) > 0:
+            wide[heading] = overflow
+            screenshot(page, f"a11y-reflow-{window}-{heading}")
+    context.close()
+    assert not wide, f"pages that scroll sideways in a {window} window (pixels too wide): {wide}"
