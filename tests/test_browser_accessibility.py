@@ -11,9 +11,10 @@ from PIL import Image
 from test_browser_leaderboard import tick_row
 from test_evaluation import train_tiny
 
+from fmnist import jobs
 from fmnist.search_space import SearchSpace
 from fmnist.store import RunStore
-from fmnist.worker import create_search, try_start
+from fmnist.worker import try_start
 
 from browser import CHROMIUM, ROOT, app_idle, free_port, screenshot, start_streamlit
 from helpers import wait_until
@@ -39,7 +40,7 @@ def server(tmp_path_factory, dataset):
 
     home = tmp_path_factory.mktemp("browser-accessibility") / "home"
     store = RunStore(home)
-    search_id = create_search(store, TINY_SEARCH, name="tiny")
+    search_id = jobs.SEARCH.create(store, TINY_SEARCH, name="tiny")
     assert try_start(store, search_id, max_parallel=1)
     assert run_search(store, search_id, dataset)["status"] == "finished"
     train_tiny(store, dataset, (64, 32), "narrow")
