@@ -17,6 +17,8 @@ STYLES = """<style>
 [data-testid="stSlider"] [data-testid="stSliderThumbValue"],
 [data-testid="stButtonGroup"] button[data-selected]:not([data-disabled]),
 [data-testid="stButtonGroup"] button[data-selected]:not([data-disabled]) * { color: inherit; }
+[data-testid="stMarkdownContainer"] div[role="status"][aria-live="polite"] {
+  position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 </style>"""
 
 # streamlit-drawable-canvas draws into a scroll box (it scrolls when its column is narrower than the
@@ -57,8 +59,6 @@ def name_drawing_canvas(label: str) -> None:
 # (a sentence per batch would talk over everything else), and one when the run ends.
 ANNOUNCE_EVERY_S = 5.0
 ANNOUNCED = "live_announced"  # session state: (run id, sentence, when it was first shown)
-# Read by screen readers, not drawn: the progress line and the chart show the same.
-VISUALLY_HIDDEN = "position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap"
 
 
 def progress_sentence(epochs: list[dict], total_epochs: int) -> str | None:
@@ -75,7 +75,7 @@ def progress_sentence(epochs: list[dict], total_epochs: int) -> str | None:
 def final_sentence(run) -> str:
     sentence = f"Run #{run.id} {run.status}"
     if run.test_acc is not None:
-        sentence += f": test accuracy {run.test_acc:.3f}"
+        sentence += f": {run.test_acc:.1%} of the test images right"
     return sentence + "."
 
 
@@ -98,5 +98,6 @@ def announcement(run, epochs_of, now: float, state) -> str:
 def live_announcement(run, epochs_of) -> None:
     """A polite live region (role status) holding announcement(): screen readers read it out when it changes."""
     sentence = announcement(run, epochs_of, time.monotonic(), st.session_state)
-    st.markdown(f'<div role="status" aria-live="polite" style="{VISUALLY_HIDDEN}">{html.escape(sentence)}</div>',
-                unsafe_allow_html=True)
+    # Read by screen readers, not drawn (STYLES hides it: Streamlit drops a style attribute): the
+    # progress line and the chart show the same.
+    st.markdown(f'<div role="status" aria-live="polite">{html.escape(sentence)}</div>', unsafe_allow_html=True)

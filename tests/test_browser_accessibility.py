@@ -265,6 +265,7 @@ def test_keyboard_only_build_train_stop_and_open_the_result(server, browser):
     region = page.locator("[role=status][aria-live=polite]")
     wait_until(lambda: region.count() == 1 and region.text_content().startswith("Epoch "), timeout=120, message="an epoch announced")
     assert " of 50, validation accuracy " in region.text_content()
+    assert region.bounding_box()["width"] <= 1, "read out, not drawn: the progress line shows the same"
     app_idle(page)
     tab_to(page, "Stop")
     page.keyboard.press("Space")

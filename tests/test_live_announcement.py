@@ -31,4 +31,4 @@ def test_the_live_announcement_says_an_epoch_at_most_every_few_seconds_and_the_e
     assert announcement(run, epochs(3), t + ANNOUNCE_EVERY_S, state).startswith("Epoch 3 of 10")
     # The run ends: its final sentence at once.
     ended = SimpleNamespace(id=7, status="finished", active=False, total_epochs=10, test_acc=0.8512)
-    assert announcement(ended, epochs(3), t + ANNOUNCE_EVERY_S + 0.1, state) == "Run #7 finished: test accuracy 0.851."
+    assert announcement(ended, epochs(3), t + ANNOUNCE_EVERY_S + 0.1, state) == "Run #7 finished: 85.1% of the test images right."
