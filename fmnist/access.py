@@ -198,7 +198,7 @@ def sharing_from(secrets_: Mapping, address: str | None) -> Sharing:
     if not isinstance(section, Mapping):
         raise SharingConfigError(
             f"sharing = {section!r} in secrets.toml is a setting, not a section: write a [sharing] section, e.g. "
-            "[sharing] on a line of its own and mode = \"class\" with the two code hashes below it (README: 'Serve it to a class')")
+            "[sharing] on a line of its own and mode = \"class\" with the two code hashes below it (docs/sharing.md)")
     section = dict(section)
     auth = secrets_.get("auth", {})
     if not isinstance(auth, Mapping):
@@ -388,7 +388,7 @@ def check_served_directly(sharing: Sharing, headers: Mapping) -> None:
     if not sharing.signs_in and header:
         raise SharingConfigError(
             f"this request came through a proxy (it carries {header}), and without sign-in the app serves this machine's "
-            "own browser only: configure sign-in ([sharing] in .streamlit/secrets.toml, README: 'Serve it to a class')")
+            "own browser only: configure sign-in ([sharing] in .streamlit/secrets.toml, docs/sharing.md)")
 
 
 def client_address(peer: str | None, headers: Mapping, sharing: Sharing) -> str:

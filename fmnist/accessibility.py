@@ -1,5 +1,5 @@
 """Where Streamlit's own elements fall short of WCAG 2.1 AA and the theme cannot put it right
-(docs/accessibility.md, "Workarounds"): a style sheet every page loads, and a name and a keyboard
+(docs/accessibility.md, "Workarounds for Streamlit's own elements"): a style sheet every page loads, and a name and a keyboard
 stop for the drawing canvas' scroll box.
 
 Text colours are set in .streamlit/config.toml. What is left: Streamlit draws a slider's value and

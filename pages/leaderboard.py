@@ -60,8 +60,9 @@ def compare(store: RunStore, runs: dict, table, selected: list[int]) -> None:
         loss, acc = st.columns(2)
         loss.plotly_chart(overlay_curves(curves, "loss"), key="lb_loss", config={"displayModeBar": False})
         acc.plotly_chart(overlay_curves(curves, "accuracy"), key="lb_accuracy", config={"displayModeBar": False})
+        # The names in words as Markdown shows them (escaped), not as the chart's legend takes them (HTML-escaped).
         st.caption("Training solid, validation dashed. " + " ".join(
-            curves_summary(name, epochs, "accuracy") for name, epochs in curves.items()))
+            curves_summary(run_label(runs[run_id]), store.epochs(run_id), "accuracy") for run_id in selected))
     else:
         st.info("Tick runs in the table to see their loss and accuracy curves side by side.", icon=":material/check_box:")
     if table["test accuracy"].notna().any():
