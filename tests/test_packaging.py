@@ -68,7 +68,8 @@ def test_the_wheel_holds_every_subpackage_and_data_file(wheel):
     expected = {path.relative_to(ROOT).as_posix() for package in PACKAGES if (ROOT / package).is_dir()
                 for path in (ROOT / package).rglob("*")
                 if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"}
-    assert {"fmnist/__main__.py", "fmnist/cli/__init__.py", "fmnist/live_chart.js"} <= expected
+    assert {"fmnist/__main__.py", "fmnist/cli/__init__.py", "fmnist/static/live_chart.js",
+            "fmnist/migrations/versions/0003_people_name_key.py"} <= expected
     assert not expected - names, f"left out of the wheel: {sorted(expected - names)}"
 
 
