@@ -42,8 +42,11 @@ class PostgresServer:
         self.start()
 
     def start(self) -> None:
-        # fsync off: a test server; a clean restart (the fault tests) still keeps every commit.
-        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.folder} -c fsync=off"
+        # fsync off: a test server; a clean restart (the fault tests) still keeps every commit. Each store a
+        # test opens keeps its pool's idle connections until it is collected: the suite's many stores on
+        # one server need more than PostgreSQL's default 100 connections.
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.folder} -c fsync=off "
+                   "-c max_connections=400")
         as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
