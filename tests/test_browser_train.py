@@ -76,7 +76,7 @@ def test_build_train_live_stop_and_a_second_tab(server, browser):
     # In the page, not the header's own "Stop" that Streamlit shows while a rerun is slow.
     page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("· stopped").wait_for(timeout=30000)
-    page.get_by_text("Test accuracy").wait_for(timeout=30000)
+    page.get_by_text("Test accuracy", exact=True).wait_for(timeout=30000)
     screenshot(page, "train-stopped")
     run = RunStore(home).get(run.id)
     assert run.status == "stopped" and run.epoch < 40 and run.test_acc > 0.5
