@@ -47,6 +47,11 @@ class Finding:
         return asdict(self)
 
 
+def changed_spec(spec: ModelSpec, change: dict) -> ModelSpec:
+    """The spec with a finding's change applied (validated): what *Try it* fills Build & Train with."""
+    return ModelSpec.from_dict({**spec.to_dict(), **change})
+
+
 class CoachError(ValueError):
     """A run the coach cannot read (none, or a search); the message says why."""
 

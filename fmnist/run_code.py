@@ -23,7 +23,8 @@ SCHEDULES = {"constant", "cosine", "plateau"}
 
 
 class CodeError(ValueError):
-    """A run whose code cannot be written (no such run, a search, settings the script cannot express); the message says which."""
+    """A run whose code cannot be written (no such run, a search, one still training or without a model, settings the
+    script cannot express); the message says which."""
 
 
 def check_expressible(run: Run | None, run_id: int) -> Run:
@@ -31,6 +32,10 @@ def check_expressible(run: Run | None, run_id: int) -> Run:
         raise CodeError(f"There is no run {run_id}.")
     if run.kind not in (RunKind.TRAIN, RunKind.TRIAL):
         raise CodeError(f"Run #{run.id} is a {run.kind} job, not one model: take the code of the run it repeats or of a trial.")
+    if run.active:
+        raise CodeError(f"Run #{run.id} is still {run.status}: its code is ready when it ends.")
+    if run.kind == RunKind.TRAIN and not run.status.has_model:
+        raise CodeError(f"Run #{run.id} {run.status} and kept no model: there is no run to take home (start it again to get its code).")
     spec = run.spec
     unknown = set(spec.to_dict()) - EXPRESSIBLE
     if unknown:

@@ -10,6 +10,8 @@ from fmnist.app.activity import active_runs, run_choice, run_label
 from fmnist.app.caches import get_store
 from fmnist.app.navigation import enter_through_navigation, no_runs_yet
 from fmnist.app.session import acting, current_person, current_sharing
+from fmnist.app.stack_links import open_in_build_and_train
+from fmnist.app.take_home import code_downloads
 from fmnist.charts import curves_summary, overlay_curves
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.dataset import FASHION_MNIST
@@ -159,6 +161,8 @@ def manage(store: RunStore, run) -> None:
             confirm_deletion(store, run)
         repeat_controls(store, run, mine)
         export_controls(store, run)
+        open_in_build_and_train(run)  # its stack and settings on Build & Train, as a link
+        code_downloads(store, run, "lb")
 
 
 def export_controls(store: RunStore, run) -> None:

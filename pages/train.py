@@ -10,8 +10,11 @@ from fmnist.access import LOCAL_ADMIN, may_manage
 from fmnist.accessibility import live_announcement
 from fmnist.app.activity import SIDEBAR_QUIET, active_runs, activity, page_drawn_for, run_label
 from fmnist.app.caches import cached_store, dataset_or_message, get_store, store_errors_shown
+from fmnist.app.coaching import coach_findings
 from fmnist.app.navigation import LEADERBOARD_PAGE, SEARCH_PAGE, enter_through_navigation
 from fmnist.app.session import acting, current_person
+from fmnist.app.stack_links import SETTING_WIDGETS, keep_in_link, open_link
+from fmnist.app.take_home import code_downloads
 from fmnist.backends import (
     PRECISION_SETTINGS,
     SETTINGS,
@@ -22,7 +25,6 @@ from fmnist.backends import (
     setting_label,
 )
 from fmnist.charts import curves_summary, live_curves, stack_diagram
-from fmnist.dataset import FASHION_MNIST
 from fmnist.estimates import speeds_here, time_here
 from fmnist.live_chart import live_chart, live_chart_data
 from fmnist.models import (
@@ -44,25 +46,15 @@ from fmnist.models import (
 )
 from fmnist.names import MAX_RUN_NAME
 from fmnist.runs import Run, RunKind, RunStatus
+from fmnist.stack_link import ALL_IMAGES, BATCH_SIZES, FILTER_CHOICES, LEARNING_RATES, TRAIN_SIZES
 from fmnist.tab_visibility import tab_hidden, watch_tab_visibility
 from fmnist.text import shown
 
 DEFAULT_PRESET = "Seed D: 128-64"
-ALL_IMAGES = FASHION_MNIST.train_size
-BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
-LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
-TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, ALL_IMAGES]
-FILTER_CHOICES = [8, 16, 32, 64, 128]
 LIVE_EVERY_S = 1.0  # the live curves refresh at least once a second while a run trains
 LIVE_VISIBILITY = "live_visibility"  # the live panel's tab_visibility component (fmnist.tab_visibility)
 
 
-# Each training setting of the spec and the widget that holds it.
-SETTING_WIDGETS = {
-    "epochs": "build_epochs", "batch_size": "build_batch_size", "learning_rate": "build_lr", "val_split": "build_val_split",
-    "lr_schedule": "build_lr_schedule", "augment": "build_augment", "mixed_precision": "build_mixed_precision",
-    "seed": "build_seed", "early_stopping": "build_early_stopping", "patience": "build_patience", "checkpoint": "build_checkpoint",
-}
 # What a person chose for these stays when they pick another preset.
 KEPT_ACROSS_PRESETS = ("seed", "early_stopping", "patience", "checkpoint")
 
@@ -267,6 +259,8 @@ def show_result(run, store):
         st.caption("Open its TensorBoard logs:")
         # Wrapped: a box that scrolls sideways is one more stop a keyboard user must find.
         st.code(f"python3 -m tensorboard.main --logdir {store.run_dir(run.id) / 'tensorboard'}", language="bash", wrap_lines=True)
+    code_downloads(store, run, "train")  # the run's code to take home, or why there is none yet
+    coach_findings(store, run)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -380,6 +374,7 @@ def live_curves_view(run_id: int, drawn_for: tuple, header: tuple, live: bool, p
 enter_through_navigation()
 st.title("Build & Train")
 init_state()
+open_link()  # a link's settings, or a Try it's, into the controls before they are drawn
 speeds = speeds_here(get_store().list_runs())  # what the runs measured on this machine: the times the page shows
 preset_times = {name: time_here(spec, speeds, st.session_state.build_backend).text() for name, spec in PRESETS.items()}
 build, picture = st.columns([1, 1.2], gap="large")
@@ -396,6 +391,7 @@ try:
     spec = validate(ModelSpec(layers=tuple(layers), conv=tuple(conv), **settings))
 except SpecError as e:
     error = str(e)
+keep_in_link(spec)  # the address follows the settings
 
 with picture:
     if spec is None:
