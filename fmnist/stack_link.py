@@ -27,13 +27,14 @@ from fmnist.models import (
     DenseLayer,
     ModelSpec,
 )
+from fmnist.search_space import FILTER_CHOICES as SEARCH_FILTERS
 
 # What Build & Train's controls offer (pages/train.py draws them from these).
 ALL_IMAGES = FASHION_MNIST.train_size
 BATCH_SIZES = [16, 32, 64, 128, 256, 512, 1024]
 LEARNING_RATES = [0.0001, 0.0003, 0.001, 0.002, 0.003, 0.01]
 TRAIN_SIZES = [1000, 2000, 5000, 10000, 20000, 30000, ALL_IMAGES]
-FILTER_CHOICES = [8, 16, 32, 64, 128]
+FILTER_CHOICES = list(SEARCH_FILTERS)  # what a search may try, too
 EPOCHS_RANGE = (1, 50)
 PATIENCE_RANGE = (1, 20)
 SEED_RANGE = (0, 2**31 - 1)

@@ -383,7 +383,8 @@ def test_the_leaderboard_makes_an_export_on_demand_and_offers_it_with_its_check(
     at.run()
     assert not at.exception, at.exception
     downloads = [b.label for b in at.download_button]
-    assert downloads == ["Model (.keras)", "Curves (.csv)", "ONNX (.zip)", "LiteRT (.zip)", "LiteRT int8 (.zip)", "SavedModel (.zip)"]
+    assert downloads == ["Model (.keras)", "Curves (.csv)", "ONNX (.zip)", "LiteRT (.zip)", "LiteRT int8 (.zip)", "SavedModel (.zip)",
+                         "Code (.py)", "Notebook (.ipynb)"]
     at.button(key=f"lb_export_{run_id}_litert-float16").click().run(timeout=180)
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     assert "LiteRT float16 (.zip)" in [b.label for b in at.download_button]

@@ -256,7 +256,7 @@ def test_a_run_whose_model_file_is_gone_or_corrupt_says_so_and_can_be_deleted(mo
     store = RunStore()
     [run] = store.list_runs()
     at = tick(open_leaderboard(), run.id)
-    assert [b.label for b in at.download_button] == ["Model (.keras)", "Curves (.csv)"]
+    assert [b.label for b in at.download_button] == ["Model (.keras)", "Curves (.csv)", "Code (.py)", "Notebook (.ipynb)"]
     if damage == "delete":
         store.model_path(run.id).unlink()
     else:
@@ -264,7 +264,7 @@ def test_a_run_whose_model_file_is_gone_or_corrupt_says_so_and_can_be_deleted(mo
     at.run()
     [error] = at.error
     assert message in error.value and "can still be deleted" in error.value
-    assert [b.label for b in at.download_button] == ["Curves (.csv)"]
+    assert [b.label for b in at.download_button] == ["Curves (.csv)", "Code (.py)", "Notebook (.ipynb)"], "its code needs no model file"
     at.button(key=f"lb_delete_{run.id}").click().run()
     at.button(key=f"lb_yes_{run.id}").click().run()
     assert store.list_runs() == [] and not store.run_dir(run.id).exists()

@@ -105,7 +105,7 @@ def keep_in_link(spec: ModelSpec | None) -> None:
 def stack_url(params: dict) -> str:
     """The page's address with the stack's parameters (the address the browser opened, when known)."""
     here = (st.context.url or "").split("?")[0] or "http://127.0.0.1:8501/"
-    return f"{here}?{urlencode(params)}"
+    return f"{here}?{urlencode(params, safe=',')}"
 
 
 def run_stack(run: Run) -> Stack:
