@@ -83,3 +83,13 @@ def test_the_script_run_as_written_gives_the_runs_test_accuracy(home, tmp_path):
     assert result.returncode == 0, result.stderr
     accuracy = float(re.search(r"^test accuracy: (\d\.\d{4})$", result.stdout, re.MULTILINE).group(1))
     assert abs(accuracy - summary["test_acc"]) <= 0.005, (accuracy, summary["test_acc"])
+
+
+def test_a_run_still_training_or_without_a_model_says_so(home):
+    store = RunStore()
+    running = store.create_run(SPECS["dense"], name="busy")
+    with pytest.raises(CodeError, match=f"Run #{running} is still queued: its code is ready when it ends"):
+        code_of(store, running)
+    store.finish(running, "cancelled")
+    with pytest.raises(CodeError, match=f"Run #{running} cancelled and kept no model"):
+        code_of(store, running)
