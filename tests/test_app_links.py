@@ -124,3 +124,15 @@ def test_the_leaderboard_opens_a_run_in_build_and_train_and_offers_its_code(home
     query = dict(pair.split("=") for pair in link.proto.query_string.split("&"))
     assert query == {k: v.replace(",", "%2C") for k, v in link_params(Stack(store.get(run_id).spec, 1000)).items()}
     assert [b.label for b in at.download_button][-2:] == ["Code (.py)", "Notebook (.ipynb)"]
+
+
+def test_the_coach_reads_a_training_runs_curves_so_far(home):
+    store = RunStore()
+    run_id = training_run(store)
+    for epoch, loss in enumerate([0.9, 0.5, 0.8], start=1):  # the loss jumps: a learning rate too high
+        store.record_epoch(run_id, epoch, {"loss": loss, "accuracy": 0.7, "val_loss": loss, "val_accuracy": 0.7}, 1.0)
+    at = open_train()
+    assert any(m.value == "##### What the curves say so far" for m in at.markdown)
+    assert any("The loss jumped" in m.value and "epoch 3" in m.value for m in at.markdown)
+    at.button(key=f"coach_try_{run_id}_learning_rate").click().run()
+    assert at.select_slider(key="build_lr").value == 0.0003 and at.slider(key="build_epochs").value == 5

@@ -9,20 +9,40 @@ from fmnist.app.stack_links import run_stack, try_change
 from fmnist.coach import CoachError, advise, changed_spec
 from fmnist.models import SpecError
 from fmnist.runs import Run, RunKind, RunStatus
+from fmnist.tab_visibility import tab_hidden
+
+COACH_EVERY_S = 5.0  # while a run trains, its findings are read again this often (an epoch takes seconds at the least)
 
 
 def coach_findings(store, run: Run) -> None:
-    """The findings of an ended run (a run still training has only some of its curves)."""
-    if run.active or run.kind not in (RunKind.TRAIN, RunKind.TRIAL):
+    """The findings of a run of one model: once it has ended, as they stand; while it trains, from its
+    curves so far, read again every COACH_EVERY_S (not while the browser tab is hidden)."""
+    if run.kind not in (RunKind.TRAIN, RunKind.TRIAL):
+        return
+    if run.status == RunStatus.RUNNING:
+        st.fragment(findings_so_far, run_every=None if tab_hidden() else COACH_EVERY_S)(store, run.id)
+    elif not run.active:
+        draw_findings(store, run)
+
+
+def findings_so_far(store, run_id: int) -> None:
+    run = store.get(run_id)
+    if run is not None and run.active:  # once it ends the page draws itself again, and the findings as they stand
+        draw_findings(store, run)
+
+
+def draw_findings(store, run: Run) -> None:
+    epochs = store.epochs(run.id)
+    if not epochs:  # nothing to read yet
         return
     try:
-        findings = advise(run, store.epochs(run.id), store.list_runs() if run.status == RunStatus.FINISHED else ())
+        findings = advise(run, epochs, store.list_runs() if run.status == RunStatus.FINISHED else ())
     except CoachError:
         return
-    st.markdown("##### What the curves say")
+    st.markdown("##### What the curves say" + (" so far" if run.active else ""))
     if not findings:
-        st.caption("Nothing stands out in these curves: no overfitting, underfitting, unsteady loss or unfinished learning "
-                   "by the coach's measures (docs/guide.md, \"The coach\").")
+        st.caption(f"Nothing stands out in these curves{' yet' if run.active else ''}: no overfitting, underfitting, unsteady "
+                   "loss or unfinished learning by the coach's measures (docs/guide.md, \"The coach\").")
     for finding in findings:
         with st.container(border=True):
             st.markdown(f"**{finding.title}**: {finding.evidence}.  \nNext: {finding.next_step}.")
