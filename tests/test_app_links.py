@@ -5,7 +5,20 @@ from streamlit.testing.v1 import AppTest
 from test_app_train import training_run
 
 from fmnist.models import dense_spec
-from fmnist.stack_link import Stack, link_params
+from fmnist.stack_link import (
+    BATCH_SIZES,
+    DROPOUT_RANGE,
+    EPOCHS_RANGE,
+    FILTER_CHOICES,
+    LEARNING_RATES,
+    PATIENCE_RANGE,
+    SEED_RANGE,
+    STEP,
+    TRAIN_SIZES,
+    VAL_SPLIT_RANGE,
+    Stack,
+    link_params,
+)
 from fmnist.store import RunStore
 from fmnist.worker import try_start
 
@@ -136,3 +149,16 @@ def test_the_coach_reads_a_training_runs_curves_so_far(home):
     assert any("The loss jumped" in m.value and "epoch 3" in m.value for m in at.markdown)
     at.button(key=f"coach_try_{run_id}_learning_rate").click().run()
     assert at.select_slider(key="build_lr").value == 0.0003 and at.slider(key="build_epochs").value == 5
+
+
+def test_the_links_ranges_are_the_controls(home):
+    """A link is checked against what Build & Train's controls offer: the same ranges and choices."""
+    at = open_train({"conv": "32"})
+    assert (at.slider(key="build_epochs").min, at.slider(key="build_epochs").max) == EPOCHS_RANGE
+    assert (at.number_input(key="build_patience").min, at.number_input(key="build_patience").max) == PATIENCE_RANGE
+    assert (at.number_input(key="build_seed").min, at.number_input(key="build_seed").max) == SEED_RANGE
+    for key, (low, high) in (("build_dropout", DROPOUT_RANGE), ("build_conv_dropout_0", DROPOUT_RANGE), ("build_val_split", VAL_SPLIT_RANGE)):
+        assert (at.slider(key=key).min, at.slider(key=key).max, at.slider(key=key).step) == (low, high, STEP), key
+    for key, options in (("build_batch_size", BATCH_SIZES), ("build_lr", LEARNING_RATES), ("build_limit", TRAIN_SIZES),
+                         ("build_filters_0", FILTER_CHOICES)):
+        assert at.select_slider(key=key).options == [str(option) for option in options], key
