@@ -60,6 +60,11 @@ LOCAL_ADMIN = Person("local", "this machine", admin=True)
 CAP_WORDS = {"max_epochs": "epochs", "max_images": "training images", "max_params": "parameters", "max_minutes": "minutes"}
 
 
+def cap_word(key: str, cap: int) -> str:
+    """'epochs', or 'epoch' for a cap of 1."""
+    return CAP_WORDS[key][:-1] if cap == 1 else CAP_WORDS[key]
+
+
 @dataclass(frozen=True)
 class Caps:
     """The most a student's run may use (None: no cap): epochs, training images, parameters, and
@@ -86,12 +91,12 @@ class Caps:
             if cap is None or value is None or value <= cap:
                 continue
             said = minutes_text if key == "max_minutes" and minutes_text else f"{value:,.0f}"
-            lines.append(f"This class allows at most {cap:,} {CAP_WORDS[key]} a run; {words[key]} {said}.")
+            lines.append(f"This class allows at most {cap:,} {cap_word(key, cap)} a run; {words[key]} {said}.")
         return " ".join(lines) or None
 
     def describe(self) -> str:
         """The caps as a caption says them: 'at most 10 epochs, 20,000 training images a run'; '' without caps."""
-        parts = [f"{getattr(self, key):,} {word}" for key, word in CAP_WORDS.items() if getattr(self, key) is not None]
+        parts = [f"{getattr(self, key):,} {cap_word(key, getattr(self, key))}" for key in CAP_WORDS if getattr(self, key) is not None]
         return f"at most {', '.join(parts)} a run" if parts else ""
 
 
