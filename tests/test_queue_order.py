@@ -5,11 +5,11 @@ import time
 from dataclasses import replace
 
 import pytest
+from test_caps import finished_here
 
 from fmnist.access import Actor, Person
 from fmnist.app.queue_view import queue_standing
-from fmnist.estimates import Speed, family, flops_per_image, trained_samples, workload
-from fmnist.machine import cpu_name
+from fmnist.estimates import Speed, family, flops_per_image, workload
 from fmnist.models import dense_spec
 from fmnist.queue_eta import Standing, start_in
 from fmnist.queue_order import Waiting, fair_order
@@ -60,15 +60,6 @@ def test_the_store_starts_runs_in_the_fair_order_and_says_where_each_stands(stor
 
 
 # --- where a queued run stands and about when it starts (fmnist.queue_eta) ---
-
-def finished_here(store: RunStore, spec, limit: int, samples_per_s: float) -> None:
-    """A training finished on this machine at that speed (its start-up too short to count)."""
-    run_id = store.create_run(spec, train_limit=limit)
-    assert try_start(store, run_id, max_parallel=None)
-    store.record_engine(run_id, "jax", cpu_name())
-    samples = trained_samples(spec, limit)
-    store.finish(run_id, RunStatus.FINISHED, train_s=samples / samples_per_s, samples_per_s=samples_per_s)
-
 
 def standing_of(store: RunStore, run_id: int) -> Standing:
     return queue_standing(store, store.get(run_id))
