@@ -2,10 +2,10 @@
 
 The pages and the command line call these, never the store's writes or the worker: starting a
 training, a cross-validation or seed job, a search (new or resumed), stopping, renaming, deleting and
-exporting a run. Each takes the `Actor` (who acts, and the per-person limit that applies to them:
-fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too many
-runs), ValueError (bad input, SpecError included), ClusterError (a cluster that cannot take runs),
-RuntimeError (a run that is busy). Nothing is written when one of them is raised.
+exporting a run. Each takes the `Actor` (who acts, and the per-person limit and caps that apply to
+them: fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too
+many runs, or beyond a teacher's cap on a run: check_caps), ValueError (bad input, SpecError included),
+ClusterError (a cluster that cannot take runs), RuntimeError (a run that is busy). Nothing is written when one of them is raised.
 
 The command line acts as this machine's admin (`Actor.local()`) and trains the runs it creates in
 its own process: `process=` gives that process's (pid, start time), and nothing is spawned.

@@ -110,7 +110,8 @@ class StreamToStore(keras.callbacks.Callback):
             if now - self.last_write < UPDATE_EVERY_S:
                 return
             self.last_write = now
-            if self.time_limit_s is not None and now - self.start >= self.time_limit_s:
+            if self.time_limit_s is not None and now - self.start >= self.time_limit_s and not self.trained.stop_training:
+                self.store.set_result(self.run_id, {"stopped_at_cap": True})  # why, for its page (Run.stopped_at_cap)
                 self.store.request_stop(self.run_id)  # ends as stopped, keeping what it learnt
                 self.trained.stop_training = True
             # With steps_per_execution, Keras numbers the epoch's last batch as if its final
@@ -306,8 +307,7 @@ def record_engine(store: RunStore, run_id: int) -> None:
 
 def time_limit_s(run) -> float | None:
     """The seconds of training a run may use: its teacher's cap on minutes when it started (None: none)."""
-    minutes = run.settings.get("max_minutes")
-    return minutes * 60 if minutes else None
+    return run.max_minutes * 60 if run.max_minutes else None
 
 
 def ended_status(store: RunStore, run_id: int) -> RunStatus:

@@ -11,7 +11,15 @@ from fmnist.accessibility import live_announcement
 from fmnist.app.activity import SIDEBAR_QUIET, active_runs, activity, page_drawn_for, run_label
 from fmnist.app.caches import cached_store, dataset_or_message, get_store, store_errors_shown
 from fmnist.app.navigation import LEADERBOARD_PAGE, SEARCH_PAGE, enter_through_navigation
-from fmnist.app.queue_view import caps_caption, caps_here, clamp_to_caps, image_choices, most_epochs, queued_notice
+from fmnist.app.queue_view import (
+    caps_caption,
+    caps_here,
+    clamp_to_caps,
+    image_choices,
+    most_epochs,
+    queued_notice,
+    stopped_at_cap_note,
+)
 from fmnist.app.session import acting, current_person
 from fmnist.backends import (
     PRECISION_SETTINGS,
@@ -250,6 +258,7 @@ def progress_line(run) -> dict:
 
 
 def show_result(run, store):
+    stopped_at_cap_note(run)
     if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
         st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
     if run.kind == RunKind.TRIAL:

@@ -7,6 +7,7 @@ from test_caps import finished_here
 
 from fmnist.app.session import SIGN_IN
 from fmnist.models import dense_spec
+from fmnist.runs import RunStatus
 from fmnist.store import RunStore
 from fmnist.worker import try_start
 
@@ -36,7 +37,13 @@ def test_a_students_queued_run_shows_its_place_and_when_it_starts(home, monkeypa
 
 
 def test_a_teachers_caps_bound_the_sliders_and_a_start_beyond_one_is_refused(home):
+    store = RunStore()
+    capped = store.create_run(SPEC, owner="class:ada", owner_name="Ada", settings={"max_minutes": 5})
+    assert try_start(store, capped, max_parallel=1)
+    store.set_result(capped, {"stopped_at_cap": True})  # as its training does at the cap (test_training)
+    store.finish(capped, RunStatus.STOPPED)
     at = shared_app({"sharing": {**CLASS["sharing"], "max_epochs": 5, "max_images": 15000, "max_params": 50000}})
+    at.session_state["watch_run"] = capped
     at.run()
     sign_in(at, CLASS_CODE, "Ada", "secret1")
     assert not at.exception, at.exception
@@ -45,6 +52,7 @@ def test_a_teachers_caps_bound_the_sliders_and_a_start_beyond_one_is_refused(hom
     assert at.select_slider(key="build_limit").options == ["1000", "2000", "5000", "10000", "15000"]
     assert at.select_slider(key="build_limit").value == 15000
     assert any("Your teacher's caps: at most 5 epochs, 15,000 training images, 50,000 parameters a run" in c.value for c in at.caption)
+    assert f"Run #{capped} stopped at your teacher's cap of 5 minutes of training" in " ".join(i.value for i in at.info)
     at.button(key="start").click().run()  # the default preset, Seed D: 109,386 parameters
     assert [e.value for e in at.error] == ["This class allows at most 50,000 parameters a run; this stack has 109,386."]
-    assert RunStore().list_runs() == [], "nothing started"
+    assert [run.id for run in store.list_runs()] == [capped], "nothing started"

@@ -127,6 +127,6 @@ def test_a_run_stops_at_its_teachers_cap_on_minutes_keeping_what_it_learnt(home,
     run_id = store.create_run(dense_spec([16], epochs=500), train_limit=2000, settings={"max_minutes": 0.01})
     assert try_start(store, run_id, max_parallel=1)
     summary = train_run(store, run_id, dataset)
-    assert summary["status"] == "stopped", store.get(run_id).error
+    assert summary["status"] == "stopped" and store.get(run_id).stopped_at_cap, store.get(run_id).error
     assert 0 < len(store.epochs(run_id)) < 500 and summary["test_acc"] > 0.1
     assert store.model_path(run_id).is_file()

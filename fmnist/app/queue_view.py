@@ -72,6 +72,13 @@ def image_choices(caps: Caps, sizes: list[int]) -> list[int]:
     return sorted({size for size in sizes if size < caps.max_images} | {caps.max_images})
 
 
+def stopped_at_cap_note(run: Run) -> None:
+    """Why a run stopped that nobody stopped: its teacher's cap on minutes."""
+    if run.stopped_at_cap:
+        st.info(f"Run #{run.id} stopped at your teacher's cap of {run.max_minutes:g} minutes of training; "
+                "it kept what it had learnt.", icon=":material/timer_off:")
+
+
 def caps_caption(caps: Caps) -> None:
     if caps:
         st.caption(f"Your teacher's caps: {caps.describe()}. A start beyond them is refused.")
