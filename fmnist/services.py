@@ -74,8 +74,11 @@ def check_caps(store: RunStore, actor: Actor, spec: ModelSpec, train_limit: int 
 def check_search_caps(actor: Actor, space: SearchSpace) -> None:
     """A search within the caps: its trials' epochs and images, the largest stack it may try, its minutes."""
     caps = actor.caps_in_force
-    refusal = caps.refusal(space.epochs, space.images, most_params(space), float("inf") if space.minutes is None else space.minutes,
-                           "no limit in minutes" if space.minutes is None else f"{space.minutes:g}",
+    if not caps:
+        return
+    unbounded = space.minutes is None
+    refusal = caps.refusal(space.epochs, space.images, most_params(space) if caps.max_params else None,
+                           float("inf") if unbounded else space.minutes, "no limit in minutes" if unbounded else f"{space.minutes:g}",
                            asked={"max_epochs": "this search's trials train for", "max_images": "its trials train on",
                                   "max_params": "it may try stacks of up to", "max_minutes": "it may run for"})
     if refusal:
