@@ -42,7 +42,8 @@ def test_a_teachers_caps_bound_the_sliders_and_a_start_beyond_one_is_refused(hom
     assert try_start(store, capped, max_parallel=1)
     store.set_result(capped, {"stopped_at_cap": True})  # as its training does at the cap (test_training)
     store.finish(capped, RunStatus.STOPPED)
-    at = shared_app({"sharing": {**CLASS["sharing"], "max_epochs": 5, "max_images": 15000, "max_params": 50000}})
+    at = shared_app({"sharing": {**CLASS["sharing"], "max_epochs": 5, "max_images": 15000, "max_params": 50000,
+                                 "max_minutes": 8}})
     at.session_state["watch_run"] = capped
     at.run()
     sign_in(at, CLASS_CODE, "Ada", "secret1")
@@ -51,8 +52,14 @@ def test_a_teachers_caps_bound_the_sliders_and_a_start_beyond_one_is_refused(hom
     assert (epochs.proto.max, epochs.value) == (5, 5), "the preset's 10 epochs came down to the cap"
     assert at.select_slider(key="build_limit").options == ["1000", "2000", "5000", "10000", "15000"]
     assert at.select_slider(key="build_limit").value == 15000
-    assert any("Your teacher's caps: at most 5 epochs, 15,000 training images, 50,000 parameters a run" in c.value for c in at.caption)
+    assert any("Your teacher's caps: at most 5 epochs, 15,000 training images, 50,000 parameters, 8 minutes a run" in c.value for c in at.caption)
     assert f"Run #{capped} stopped at your teacher's cap of 5 minutes of training" in " ".join(i.value for i in at.info)
     at.button(key="start").click().run()  # the default preset, Seed D: 109,386 parameters
     assert [e.value for e in at.error] == ["This class allows at most 50,000 parameters a run; this stack has 109,386."]
     assert [run.id for run in store.list_runs()] == [capped], "nothing started"
+
+    at.switch_page("pages/search.py").run()  # a search's controls too
+    assert not at.exception, at.exception
+    assert (at.slider(key="search_epochs").proto.max, at.slider(key="search_epochs").value) == (5, 5)
+    assert at.select_slider(key="search_images").options == ["2000", "5000", "10000", "15000"]
+    assert (at.number_input(key="search_minutes").proto.max, at.number_input(key="search_minutes").value) == (8, 8)

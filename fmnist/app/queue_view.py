@@ -51,18 +51,24 @@ def caps_here() -> Caps:
     return Caps() if person is None or person.admin else current_sharing().caps
 
 
-def clamp_to_caps(caps: Caps, epochs_key: str, images_key: str, all_images: int) -> None:
+def clamp_to_caps(caps: Caps, epochs_key: str, images_key: str, all_images: int, minutes_key: str | None = None) -> None:
     """Before the sliders are drawn: a value kept in the session (a preset's, an earlier visit's) beyond
     a cap comes down to it, so that the sliders offer only what a start may use."""
     state = st.session_state
     if caps.max_epochs is not None and state.get(epochs_key, 0) > caps.max_epochs:
         state[epochs_key] = caps.max_epochs
-    if caps.max_images is not None and (state.get(images_key) or all_images) > caps.max_images:
+    if caps.max_images is not None and images_key in state and (state[images_key] or all_images) > caps.max_images:
         state[images_key] = caps.max_images
+    if caps.max_minutes is not None and minutes_key and state.get(minutes_key, 0) > caps.max_minutes:
+        state[minutes_key] = caps.max_minutes
 
 
 def most_epochs(caps: Caps, most: int) -> int:
     return min(most, caps.max_epochs) if caps.max_epochs is not None else most
+
+
+def most_minutes(caps: Caps, most: int) -> int:
+    return min(most, caps.max_minutes) if caps.max_minutes is not None else most
 
 
 def image_choices(caps: Caps, sizes: list[int]) -> list[int]:
