@@ -55,13 +55,71 @@ class Person:
 LOCAL_ADMIN = Person("local", "this machine", admin=True)
 
 
+# The caps a teacher may set on each run a student starts ([sharing] in secrets.toml): the setting, and
+# how a refusal names what it caps ("at most 10 epochs a run").
+CAP_WORDS = {"max_epochs": "epochs", "max_images": "training images", "max_params": "parameters", "max_minutes": "minutes"}
+
+
+def cap_word(key: str, cap: int) -> str:
+    """'epochs', or 'epoch' for a cap of 1."""
+    return CAP_WORDS[key][:-1] if cap == 1 else CAP_WORDS[key]
+
+
+@dataclass(frozen=True)
+class Caps:
+    """The most a student's run may use (None: no cap): epochs, training images, parameters, and
+    minutes of training. Teachers and this machine's own user have none (Actor.caps_in_force)."""
+    max_epochs: int | None = None
+    max_images: int | None = None
+    max_params: int | None = None
+    max_minutes: int | None = None
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, key) is not None for key in CAP_WORDS)
+
+    def refusal(self, epochs: int | None = None, images: int | None = None, params: int | None = None,
+                minutes: float | None = None, minutes_text: str | None = None, asked: dict | None = None) -> str | None:
+        """What a start beyond the caps is told, naming each cap it passes and what is allowed, e.g.
+        'This class allows at most 10 epochs a run; you asked for 30.'; None within them. minutes_text:
+        how the run's expected time is said; asked: other words for what was asked, by cap."""
+        values = {"max_epochs": epochs, "max_images": images, "max_params": params, "max_minutes": minutes}
+        words = {"max_epochs": "you asked for", "max_images": "you asked for", "max_params": "this stack has",
+                 "max_minutes": "this one would take"} | (asked or {})
+        lines = []
+        for key, value in values.items():
+            cap = getattr(self, key)
+            if cap is None or value is None or value <= cap:
+                continue
+            said = minutes_text if key == "max_minutes" and minutes_text else f"{value:,.0f}"
+            lines.append(f"This class allows at most {cap:,} {cap_word(key, cap)} a run; {words[key]} {said}.")
+        return " ".join(lines) or None
+
+    def describe(self) -> str:
+        """The caps as a caption says them: 'at most 10 epochs, 20,000 training images a run'; '' without caps."""
+        parts = [f"{getattr(self, key):,} {cap_word(key, getattr(self, key))}" for key in CAP_WORDS if getattr(self, key) is not None]
+        return f"at most {', '.join(parts)} a run" if parts else ""
+
+
+def caps_from(section: Mapping) -> Caps:
+    """[sharing]'s caps: each a whole number from 1, or absent; SharingConfigError naming one that is not."""
+    values = {}
+    for key, word in CAP_WORDS.items():
+        value = section.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise SharingConfigError(f"[sharing] {key} (the most {word} a student's run may use) must be a whole number "
+                                     f"from 1, got {value!r}")
+        values[key] = value
+    return Caps(**values)
+
+
 @dataclass(frozen=True)
 class Actor:
-    """Who acts, and how many runs they may have queued or running at once (None: no limit, as for
-    this machine's own user and teachers)."""
+    """Who acts, how many runs they may have queued or running at once (None: no limit, as for
+    this machine's own user and teachers), and the caps on each run the class's teacher set."""
 
     person: Person
     max_runs: int | None = None
+    caps: Caps = field(default_factory=Caps)
 
     @classmethod
     def local(cls) -> "Actor":
@@ -70,6 +128,11 @@ class Actor:
     @property
     def limited(self) -> bool:
         return self.max_runs is not None and not self.person.admin
+
+    @property
+    def caps_in_force(self) -> Caps:
+        """The caps on this person's runs: none for a teacher or this machine's own user (both admins)."""
+        return Caps() if self.person.admin else self.caps
 
     def owner_fields(self) -> dict:
         """What the store records of who started a run, and the limit it checks as it inserts it."""
@@ -89,6 +152,7 @@ class Sharing:
     max_runs_per_person: int = DEFAULT_MAX_RUNS_PER_PERSON
     # Reverse proxies whose X-Forwarded-For names the client (addresses or networks); none by default.
     trusted_proxies: tuple = ()
+    caps: Caps = field(default_factory=Caps)  # the most a student's run may use
 
     @property
     def signs_in(self) -> bool:
@@ -207,10 +271,11 @@ def sharing_from(secrets_: Mapping, address: str | None) -> Sharing:
     limit = section.get("max_runs_per_person", DEFAULT_MAX_RUNS_PER_PERSON)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise SharingConfigError(f"[sharing] max_runs_per_person must be a whole number from 1, got {limit!r}")
+    caps = caps_from(section)
     mode = section.get("mode")
     if mode is None:
         if is_loopback(address):
-            return Sharing(max_runs_per_person=limit, trusted_proxies=trusted)
+            return Sharing(max_runs_per_person=limit, trusted_proxies=trusted, caps=caps)
         raise SharingConfigError(
             f"the app listens on {address!r}, reachable from other machines, but no sign-in is configured: "
             "add a [sharing] section to .streamlit/secrets.toml (docs/sharing.md, \"Serve it to a class\"), "
@@ -223,7 +288,7 @@ def sharing_from(secrets_: Mapping, address: str | None) -> Sharing:
         if section["class_code_hash"] == section["teacher_code_hash"]:
             raise SharingConfigError(SAME_CODES)
         return Sharing("class", section["class_code_hash"], section["teacher_code_hash"], max_runs_per_person=limit,
-                       trusted_proxies=trusted)
+                       trusted_proxies=trusted, caps=caps)
     if mode == "oidc":
         has_provider = isinstance(auth, Mapping) and auth.get("redirect_uri") and auth.get("cookie_secret") and (
             auth.get("client_id") or any(isinstance(v, Mapping) and v.get("client_id") for v in auth.values()))
@@ -233,7 +298,8 @@ def sharing_from(secrets_: Mapping, address: str | None) -> Sharing:
         admins = section.get("admins", [])
         if not isinstance(admins, list | tuple) or not all(isinstance(a, str) for a in admins):
             raise SharingConfigError("[sharing] admins must be a list of e-mail addresses")
-        return Sharing("oidc", admins=frozenset(a.lower() for a in admins), max_runs_per_person=limit, trusted_proxies=trusted)
+        return Sharing("oidc", admins=frozenset(a.lower() for a in admins), max_runs_per_person=limit, trusted_proxies=trusted,
+                       caps=caps)
     raise SharingConfigError(f"[sharing] mode must be \"class\" or \"oidc\", got {mode!r}")
 
 

@@ -155,6 +155,16 @@ class Run:
         return self.job_summary(RunKind.SEEDS).get("std")
 
     @property
+    def max_minutes(self) -> float | None:
+        """The minutes of training its teacher's cap allowed it when it started (fmnist.access.Caps), if any."""
+        return self.settings.get("max_minutes")
+
+    @property
+    def stopped_at_cap(self) -> bool:
+        """Its training stopped at that cap (fmnist.training.StreamToStore), not by someone's Stop."""
+        return bool(self.result.get("stopped_at_cap"))
+
+    @property
     def total_epochs(self) -> int:
         return self.spec.epochs * (self.repeats or 1)
 

@@ -18,6 +18,7 @@ from fmnist.models import (
     DenseLayer,
     ModelSpec,
     SpecError,
+    count_params,
     reject_unknown_fields,
     validate,
 )
@@ -128,6 +129,19 @@ def describe_size(space: SearchSpace) -> str:
         return f"{n:,} stacks"
     exponent = int(math.log10(n))
     return f"{n / 10 ** exponent:.1f} × 10^{exponent} stacks"
+
+
+def most_params(space: SearchSpace) -> int:
+    """The parameters of the largest stack the space holds: its most layers at its widest, batch-norm if
+    it may, and each number of conv blocks it allows with its most filters (more blocks can mean fewer
+    parameters, their pooling shrinking what the dense layers see)."""
+    most = 0
+    for blocks in range(space.conv_blocks[0], space.conv_blocks[1] + 1):
+        layers = max(space.layers[1], 0 if blocks else 1)
+        spec = ModelSpec(layers=tuple(DenseLayer(space.width[1], batch_norm=True in space.batch_norm) for _ in range(layers)),
+                         conv=tuple(ConvBlock(max(space.filters)) for _ in range(blocks)))
+        most = max(most, count_params(spec))
+    return most
 
 
 def placeholder_spec(space: SearchSpace) -> ModelSpec:

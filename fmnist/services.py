@@ -2,10 +2,10 @@
 
 The pages and the command line call these, never the store's writes or the worker: starting a
 training, a cross-validation or seed job, a search (new or resumed), stopping, renaming, deleting and
-exporting a run. Each takes the `Actor` (who acts, and the per-person limit that applies to them:
-fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too many
-runs), ValueError (bad input, SpecError included), ClusterError (a cluster that cannot take runs),
-RuntimeError (a run that is busy). Nothing is written when one of them is raised.
+exporting a run. Each takes the `Actor` (who acts, and the per-person limit and caps that apply to
+them: fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too
+many runs, or beyond a teacher's cap on a run: check_caps), ValueError (bad input, SpecError included),
+ClusterError (a cluster that cannot take runs), RuntimeError (a run that is busy). Nothing is written when one of them is raised.
 
 The command line acts as this machine's admin (`Actor.local()`) and trains the runs it creates in
 its own process: `process=` gives that process's (pid, start time), and nothing is spawned.
@@ -16,11 +16,12 @@ from dataclasses import replace
 from fmnist import cluster, jobs
 from fmnist.access import AccessError, Actor, check_may_manage
 from fmnist.backends import default_setting
+from fmnist.estimates import ALL_TRAINING_IMAGES, TimeEstimate, speeds_here, time_here
 from fmnist.jobs.process import start
 from fmnist.leaderboard import seed_spec
-from fmnist.models import SEED_STACKS, ModelSpec
+from fmnist.models import SEED_STACKS, ModelSpec, count_params
 from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
-from fmnist.search_space import SearchSpace, validate_space
+from fmnist.search_space import SearchSpace, most_params, validate_space
 from fmnist.store import RunStore
 from fmnist.worker import stop_run
 
@@ -47,14 +48,53 @@ def process_fields(process: tuple[int, str | None] | None) -> dict:
     return {} if process is None else {"pid": process[0], "pid_started": process[1]}
 
 
+# --- the caps a teacher sets ([sharing] in secrets.toml: fmnist.access.Caps) ---
+
+def check_caps(store: RunStore, actor: Actor, spec: ModelSpec, train_limit: int | None, backend_setting: str,
+               repeats: int = 1) -> dict:
+    """A run within the caps on the actor's runs (a student's: teachers and this machine's own user have
+    none), or LimitError naming each cap it passes and what is allowed. Minutes are checked by the time
+    runs of its kind took on this machine (fmnist.estimates; a run of a kind never measured passes) and
+    held by the training itself, which stops at the cap: the settings that carry it to the run are returned."""
+    caps = actor.caps_in_force
+    if not caps:
+        return {}
+    minutes = minutes_text = None
+    if caps.max_minutes is not None:
+        estimate = time_here(spec, speeds_here(store.list_runs()), backend_setting, train_limit)
+        if estimate.seconds is not None:
+            expected = TimeEstimate(estimate.seconds * repeats, estimate.measured, estimate.runs)
+            minutes, minutes_text = expected.seconds / 60, expected.text()
+    refusal = caps.refusal(spec.epochs, train_limit or ALL_TRAINING_IMAGES, count_params(spec), minutes, minutes_text)
+    if refusal:
+        raise LimitError(refusal)
+    return {"settings": {"max_minutes": caps.max_minutes}} if caps.max_minutes is not None else {}
+
+
+def check_search_caps(actor: Actor, space: SearchSpace) -> None:
+    """A search within the caps: its trials' epochs and images, the largest stack it may try, its minutes."""
+    caps = actor.caps_in_force
+    if not caps:
+        return
+    unbounded = space.minutes is None
+    refusal = caps.refusal(space.epochs, space.images, most_params(space) if caps.max_params else None,
+                           float("inf") if unbounded else space.minutes, "no limit in minutes" if unbounded else f"{space.minutes:g}",
+                           asked={"max_epochs": "this search's trials train for", "max_images": "its trials train on",
+                                  "max_params": "it may try stacks of up to", "max_minutes": "it may run for"})
+    if refusal:
+        raise LimitError(refusal)
+
+
 # --- starting work ---
 
 def start_training(store: RunStore, actor: Actor, spec: ModelSpec, name: str | None = None, train_limit: int | None = None,
                    backend_setting: str | None = None, process: tuple[int, str | None] | None = None) -> int:
     """Queue a training and give it its own process (or `process`'s); returns the run id."""
+    backend_setting = backend_setting or default_setting()
+    capped = check_caps(store, actor, spec, train_limit, backend_setting)
     cluster.ready_for_runs()  # a cluster that cannot be reached refuses (ClusterError) before anything is written
-    run_id = jobs.TRAIN.create(store, spec, name=name, train_limit=train_limit, backend_setting=backend_setting or default_setting(),
-                               **process_fields(process), **actor.owner_fields())
+    run_id = jobs.TRAIN.create(store, spec, name=name, train_limit=train_limit, backend_setting=backend_setting,
+                               **process_fields(process), **actor.owner_fields(), **capped)
     if process is None:
         start(store, run_id)
     return run_id
@@ -68,9 +108,10 @@ def start_repeat(store: RunStore, actor: Actor, run_id: int, kind: RunKind, repe
     kind = jobs.kind_of(kind)
     if not isinstance(kind, (jobs.CrossValidation, jobs.Seeds)):
         raise ValueError(f"{kind.kind} is not a job on a run (cv or seeds)")
-    run_to_manage(store, actor, run_id, "cross-validate" if kind.kind == RunKind.CV else "repeat")
+    run = run_to_manage(store, actor, run_id, "cross-validate" if kind.kind == RunKind.CV else "repeat")
+    capped = check_caps(store, actor, run.spec, run.train_limit, run.backend or run.backend_setting or "auto", repeats)
     cluster.ready_for_runs()
-    job_id = kind.create(store, run_id, repeats, **process_fields(process), **actor.owner_fields())
+    job_id = kind.create(store, run_id, repeats, **process_fields(process), **actor.owner_fields(), **capped)
     if process is None:
         start(store, job_id)
     return job_id
@@ -93,6 +134,7 @@ def start_search(store: RunStore, actor: Actor, space: SearchSpace, name: str | 
     """Queue a search over space; returns its id. It waits for other searches to end."""
     space = validate_space(space)
     check_search_budget(actor, space)
+    check_search_caps(actor, space)
     cluster.ready_for_runs()  # its trials go there
     search_id = jobs.SEARCH.create(store, space, name=name, **process_fields(process), **actor.owner_fields())
     if process is None:
@@ -108,8 +150,10 @@ def resume_search(store: RunStore, actor: Actor, search_id: int, trials: int | N
     if search.kind != RunKind.SEARCH:
         raise ValueError(f"no search {search_id}")
     space = SearchSpace.from_dict(search.space)
-    check_search_budget(actor, validate_space(replace(space, trials=trials if trials is not None else space.trials,
-                                                      minutes=minutes if minutes is not None else space.minutes)))
+    resumed = validate_space(replace(space, trials=trials if trials is not None else space.trials,
+                                     minutes=minutes if minutes is not None else space.minutes))
+    check_search_budget(actor, resumed)
+    check_search_caps(actor, resumed)
     if actor.limited:
         active = sum(run.owner == search.owner for run in store.list_runs(statuses=ACTIVE))
         if active >= actor.max_runs:

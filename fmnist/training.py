@@ -71,16 +71,19 @@ class StreamToStore(keras.callbacks.Callback):
 
     epoch_offset numbers a job's later parts after its earlier ones, so they form one curve;
     progress(epoch=, epochs=, step=, steps=, samples_per_s=), if given, hears every point.
+    time_limit_s: the training stops there as if someone pressed Stop (a teacher's cap on a run's
+    minutes, fmnist.access.Caps), checked at each point it writes.
     """
 
     # Keras then calls on_train_batch_end on worker threads, off the training loop (on backends whose
     # loop allows it: JAX does, TensorFlow calls it in the loop). The lock keeps those calls one at a time.
     async_safe = True
 
-    def __init__(self, store: RunStore, run_id: int, batch_size: int, epoch_offset: int = 0, progress=None):
+    def __init__(self, store: RunStore, run_id: int, batch_size: int, epoch_offset: int = 0, progress=None,
+                 time_limit_s: float | None = None):
         super().__init__()
         self.store, self.run_id, self.batch_size = store, run_id, batch_size
-        self.epoch_offset, self.progress = epoch_offset, progress
+        self.epoch_offset, self.progress, self.time_limit_s = epoch_offset, progress, time_limit_s
         self.lock = threading.Lock()
 
     def set_model(self, model):
@@ -107,6 +110,10 @@ class StreamToStore(keras.callbacks.Callback):
             if now - self.last_write < UPDATE_EVERY_S:
                 return
             self.last_write = now
+            if self.time_limit_s is not None and now - self.start >= self.time_limit_s and not self.trained.stop_training:
+                self.store.set_result(self.run_id, {"stopped_at_cap": True})  # why, for its page (Run.stopped_at_cap)
+                self.store.request_stop(self.run_id)  # ends as stopped, keeping what it learnt
+                self.trained.stop_training = True
             # With steps_per_execution, Keras numbers the epoch's last batch as if its final
             # chunk of 16 were full.
             self.write_point(min(batch + 1, self.steps or batch + 1), logs or {})
@@ -211,11 +218,12 @@ class ReportToTrial(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Path, epoch_offset: int = 0, progress=None) -> list:
+def engine_callbacks(store: RunStore, run_id: int, spec: ModelSpec, run_dir: Path, epoch_offset: int = 0, progress=None,
+                     time_limit_s: float | None = None) -> list:
     """The engine's callbacks. None has a batch hook that must run inside the training loop, so
     on JAX Keras keeps dispatching steps while they run on worker threads."""
     callbacks = [
-        StreamToStore(store, run_id, spec.batch_size, epoch_offset, progress),
+        StreamToStore(store, run_id, spec.batch_size, epoch_offset, progress, time_limit_s),
         EpochSummaries(run_dir / "tensorboard"),
     ]
     if spec.early_stopping:
@@ -272,14 +280,14 @@ def precision_here(spec: ModelSpec) -> ModelSpec:
 
 
 def fit(store: RunStore, run_id: int, spec: ModelSpec, x, y, log_dir: Path, epoch_offset: int = 0, progress=None,
-        extra_callbacks=(), info: DatasetInfo = FASHION_MNIST):
+        extra_callbacks=(), info: DatasetInfo = FASHION_MNIST, time_limit_s: float | None = None):
     """Build (for info's images and classes), compile and fit a model on (x, y) while streaming to the run;
     returns (model, epochs run, seconds). A spec on auto precision trains in what this machine's rule
-    picks (fmnist.backends.auto_mixed_precision)."""
+    picks (fmnist.backends.auto_mixed_precision); time_limit_s: it stops there (StreamToStore)."""
     spec = precision_here(spec)
     set_random_seed(spec.seed)
     model = compile_model(build_model(spec, info), spec, len(x))
-    callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress) + list(extra_callbacks)
+    callbacks = engine_callbacks(store, run_id, spec, log_dir, epoch_offset, progress, time_limit_s) + list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
         x, y, batch_size=spec.batch_size, epochs=spec.epochs,
@@ -297,6 +305,11 @@ def record_engine(store: RunStore, run_id: int) -> None:
     store.record_engine(run_id, backend, device_name(backend))
 
 
+def time_limit_s(run) -> float | None:
+    """The seconds of training a run may use: its teacher's cap on minutes when it started (None: none)."""
+    return run.max_minutes * 60 if run.max_minutes else None
+
+
 def ended_status(store: RunStore, run_id: int) -> RunStatus:
     return RunStatus.STOPPED if store.stop_requested(run_id) else RunStatus.FINISHED
 
@@ -309,7 +322,8 @@ def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, prog
         dataset = dataset or load_dataset()
         x, y = training_arrays(dataset, run.train_limit)
         run_dir = store.run_dir(run_id)
-        model, epochs_done, train_s = fit(store, run_id, run.spec, x, y, run_dir, progress=progress, info=dataset.info)
+        model, epochs_done, train_s = fit(store, run_id, run.spec, x, y, run_dir, progress=progress, info=dataset.info,
+                                          time_limit_s=time_limit_s(run))
 
         probs = predict_test(model, dataset)
         save_atomically(store.probs_path(run_id), lambda tmp: np.save(tmp, probs))
@@ -376,11 +390,11 @@ def run_job(store: RunStore, job_id: int, dataset: Dataset | None = None, progre
     try:
         record_engine(store, job_id)
         dataset = dataset or load_dataset()
-        scores, train_s = [], 0.0
+        scores, train_s, limit = [], 0.0, time_limit_s(job)
         for i, (spec, x, y, x_score, y_score) in enumerate(job_parts(job, dataset)):
             log_dir = store.run_dir(job_id) / f"part-{i + 1}"
             model, _, seconds = fit(store, job_id, spec, x, y, log_dir, epoch_offset=i * spec.epochs, progress=progress,
-                                    info=dataset.info)
+                                    info=dataset.info, time_limit_s=None if limit is None else max(limit - train_s, 0.0))
             train_s += seconds
             if store.stop_requested(job_id):
                 break  # a part cut short would skew the scores

@@ -6,6 +6,7 @@ import streamlit as st
 from fmnist import services
 from fmnist.access import may_manage
 from fmnist.app import activity, caches, navigation, session
+from fmnist.app.queue_view import caps_caption, caps_here, clamp_to_caps, image_choices, most_epochs, most_minutes
 from fmnist.dataset import FASHION_MNIST
 from fmnist.models import ACTIVATIONS, MAX_CONV_BLOCKS, MAX_LAYERS, SpecError, stack_name
 from fmnist.runs import RunKind, RunStatus
@@ -37,12 +38,16 @@ def space_controls() -> SearchSpace | None:
         conv = st.slider("Conv blocks", 0, MAX_CONV_BLOCKS, DEFAULTS.conv_blocks, key="search_conv")
         filters = st.multiselect("Filters", FILTER_CHOICES, list(DEFAULTS.filters), key="search_filters")
     st.markdown("**Each trial, and the budget**")
+    caps = caps_here()  # a teacher's caps: the controls offer no more
+    clamp_to_caps(caps, "search_epochs", "search_images", FASHION_MNIST.train_size, "search_minutes")
     cols = st.columns(2)
-    images = cols[0].select_slider("Training images", IMAGES, DEFAULTS.images, key="search_images",
-                                   help="the first N training images; the last 10 % of them are the validation set")
-    epochs = cols[1].slider("Epochs per trial", 1, 30, DEFAULTS.epochs, key="search_epochs")
+    images = cols[0].select_slider("Training images", image_choices(caps, IMAGES), min(DEFAULTS.images, caps.max_images or DEFAULTS.images),
+                                   key="search_images", help="the first N training images; the last 10 % of them are the validation set")
+    epochs = cols[1].slider("Epochs per trial", 1, most_epochs(caps, 30), min(DEFAULTS.epochs, most_epochs(caps, 30)), key="search_epochs")
     trials = cols[0].number_input("Trials (at most)", 1, 1000, DEFAULTS.trials, key="search_trials")
-    minutes = cols[1].number_input("Minutes (at most)", 1, 24 * 60, int(DEFAULTS.minutes), key="search_minutes")
+    minutes = cols[1].number_input("Minutes (at most)", 1, most_minutes(caps, 24 * 60), min(int(DEFAULTS.minutes), most_minutes(caps, 24 * 60)),
+                                   key="search_minutes")
+    caps_caption(caps)
     seed = cols[0].number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="search_seed", help="the same seed, the same search")
     try:
         return validate_space(SearchSpace(
@@ -107,7 +112,8 @@ def controls(store, search) -> None:
     if best is None:
         return
     with best_box:
-        epochs = st.number_input("Epochs for the best", 1, 100, 20, key="search_best_epochs")
+        epochs = st.number_input("Epochs for the best", 1, most_epochs(caps_here(), 100), min(20, most_epochs(caps_here(), 100)),
+                                 key="search_best_epochs")
         if st.button(f"Train the best (trial {best.name.split()[1]}) on all {FASHION_MNIST.train_size:,} images", key="search_train_best",
                      type="primary", icon=":material/workspace_premium:"):
             try:

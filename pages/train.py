@@ -8,6 +8,7 @@ import streamlit as st
 from fmnist import services
 from fmnist.access import LOCAL_ADMIN, may_manage
 from fmnist.accessibility import live_announcement
+from fmnist.app import queue_view
 from fmnist.app.activity import SIDEBAR_QUIET, active_runs, activity, page_drawn_for, run_label
 from fmnist.app.caches import cached_store, dataset_or_message, get_store, store_errors_shown
 from fmnist.app.coaching import coach_findings
@@ -155,9 +156,10 @@ def conv_controls(activation: str) -> list[ConvBlock]:
 
 
 def training_controls(conv: list[ConvBlock]) -> dict:
+    caps = queue_view.caps_here()  # a teacher's caps: the sliders offer no more (clamp_to_caps)
     cols = st.columns(2)
     settings = {
-        "epochs": cols[0].slider("Epochs", 1, 50, key="build_epochs"),
+        "epochs": cols[0].slider("Epochs", 1, queue_view.most_epochs(caps, 50), key="build_epochs"),
         "batch_size": cols[1].select_slider("Batch size", BATCH_SIZES, key="build_batch_size"),
         "learning_rate": cols[0].select_slider("Learning rate (Adam)", LEARNING_RATES, key="build_lr"),
         "val_split": cols[1].slider("Validation split", 0.0, 0.3, step=0.05, key="build_val_split"),
@@ -166,9 +168,10 @@ def training_controls(conv: list[ConvBlock]) -> dict:
                                          help="cosine: decays to zero over the run; plateau: halves when validation loss stalls for 2 epochs"),
     }
     limit = cols[1].select_slider(
-        "Training images", TRAIN_SIZES, key="build_limit",
+        "Training images", queue_view.image_choices(caps, TRAIN_SIZES), key="build_limit",
         help=f"Train on the first N of the {ALL_IMAGES:,} images: fewer is faster, for a quick try.",
     )
+    queue_view.caps_caption(caps)
     cols = st.columns(2, vertical_alignment="center")
     settings["early_stopping"] = cols[0].checkbox("Early stopping", key="build_early_stopping",
                                                   help="stop when validation loss stops improving and keep the best weights")
@@ -239,6 +242,7 @@ def progress_line(run) -> dict:
 
 
 def show_result(run, store):
+    queue_view.stopped_at_cap_note(run)
     if run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
         st.error(f"Run #{run.id} {run.status}: {run.error}", icon=":material/error:")
     if run.kind == RunKind.TRIAL:
@@ -338,7 +342,7 @@ def live_view(drawn_for: tuple, live: bool):
     if run.status == RunStatus.QUEUED and run.on_cluster:
         st.info("Queued on the cluster: it starts when Ray has room for it.", icon=":material/schedule:")
     elif run.status == RunStatus.QUEUED:
-        st.info(f"Queued: {store.queue_position(run.id)} in line. It starts when the run before it ends.", icon=":material/schedule:")
+        queue_view.queued_notice(store, run)
     refreshing = store_errors_shown(live_curves_view)
     paused = live and tab_hidden()  # the browser tab is hidden: no refresh until it shows again
     every = LIVE_EVERY_S if live and not paused else None
@@ -375,6 +379,7 @@ enter_through_navigation()
 st.title("Build & Train")
 init_state()
 open_link()  # a link's settings, or a Try it's, into the controls before they are drawn
+queue_view.clamp_to_caps(queue_view.caps_here(), "build_epochs", "build_limit", ALL_IMAGES)  # a teacher's caps win
 speeds = speeds_here(get_store().list_runs())  # what the runs measured on this machine: the times the page shows
 preset_times = {name: time_here(spec, speeds, st.session_state.build_backend).text() for name, spec in PRESETS.items()}
 build, picture = st.columns([1, 1.2], gap="large")

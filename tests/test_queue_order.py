@@ -2,13 +2,18 @@
 everyone's first run starts before anyone's second; teachers go first; one person is first come, first served."""
 
 import time
+from dataclasses import replace
 
 import pytest
+from test_caps import finished_here
 
 from fmnist.access import Actor, Person
+from fmnist.app.queue_view import queue_standing
+from fmnist.estimates import Speed, family, flops_per_image, workload
 from fmnist.models import dense_spec
+from fmnist.queue_eta import Standing, start_in
 from fmnist.queue_order import Waiting, fair_order
-from fmnist.runs import RunStatus
+from fmnist.runs import Run, RunKind, RunStatus
 from fmnist.services import start_training
 from fmnist.store import RunStore
 from fmnist.worker import try_start
@@ -52,3 +57,52 @@ def test_the_store_starts_runs_in_the_fair_order_and_says_where_each_stands(stor
         assert try_start(store, expected, max_parallel=1)
         store.finish(expected, RunStatus.FINISHED)
     assert store.queue_position(ada_2) == 0, "no longer queued"
+
+
+# --- where a queued run stands and about when it starts (fmnist.queue_eta) ---
+
+def standing_of(store: RunStore, run_id: int) -> Standing:
+    return queue_standing(store, store.get(run_id))
+
+
+def test_each_queued_run_sees_its_place_and_when_it_starts_from_the_times_measured_here(store, monkeypatch):
+    monkeypatch.setenv("FMNIST_BACKEND", "jax")
+    spec = dense_spec([16], epochs=2)  # on 10,000 images: 2 epochs of 9,000 after validation
+    ada, bob, cy = (Person(f"class:{name.lower()}", name) for name in ("Ada", "Bob", "Cy"))
+    ada_1 = start_training(store, Actor(ada, 2), spec, train_limit=10000)
+    assert try_start(store, ada_1, max_parallel=1)
+    ada_2 = start_training(store, Actor(ada, 2), spec, train_limit=10000)
+    bob_1 = start_training(store, Actor(bob, 2), spec, train_limit=10000)
+    assert standing_of(store, bob_1) == Standing(1, None), "nothing measured: no start time is invented"
+    assert standing_of(store, bob_1).text() == "next in line, start time not yet known"
+
+    store.record_progress(ada_1, 1, 50, 100, 320.0, [])  # a quarter done at 320 images/s: 15 s left
+    assert store.get(ada_1).eta_s() == pytest.approx(15.0)
+    assert standing_of(store, bob_1).seconds == pytest.approx(15.0), "the running run's time left, at its own speed"
+    assert standing_of(store, ada_2).seconds is None, "Bob's run ahead of it was never measured"
+
+    finished_here(store, spec, 10000, samples_per_s=300)  # this workload: 60 s here
+    cy_1 = start_training(store, Actor(cy, 2), spec, train_limit=10000)
+    assert [standing_of(store, run_id) for run_id in (bob_1, cy_1, ada_2)] == [
+        Standing(1, pytest.approx(15.0)), Standing(2, pytest.approx(75.0)), Standing(3, pytest.approx(135.0))]
+    assert standing_of(store, ada_2).text() == "3rd in line, about 2 min"
+    assert standing_of(store, cy_1).text() == "2nd in line, about 1 min"
+
+    # Two runs at once (FMNIST_MAX_PARALLEL=2): Bob's starts now, Cy's as Ada's first ends, Ada's second a minute later.
+    monkeypatch.setenv("FMNIST_MAX_PARALLEL", "2")
+    assert [standing_of(store, run_id).seconds for run_id in (bob_1, cy_1, ada_2)] == [0.0, pytest.approx(15.0), pytest.approx(60.0)]
+
+
+def test_a_running_run_without_a_speed_yet_counts_its_expected_time_less_what_it_has_run():
+    spec = dense_spec([16], epochs=1)
+    speeds = [Speed("jax", workload(spec), family(spec), spec.batch_size, flops_per_image(spec), 900.0, None)]
+    run = Run(id=1, name="a", spec=spec, status=RunStatus.RUNNING, created_at=0.0, started_at=100.0, ended_at=None, pid=None,
+              pid_started=None, train_limit=10000, params=0, epoch=0, step=0, steps_per_epoch=None, samples_per_s=None,
+              updated_at=None, stop_requested=False, test_loss=None, test_acc=None, train_s=None, best_val_acc=None, error=None,
+              kind=RunKind.TRAIN, parent_id=None, owner=None, owner_name=None, backend_setting="jax", backend=None, device=None,
+              cluster_job=None)
+    seeds = replace(run, id=2, status=RunStatus.QUEUED, kind=RunKind.SEEDS, settings={"repeats": 3})
+    assert start_in([], [run], speeds, slots=1, now=104.0) == pytest.approx(6.0), "10 s expected, 4 s run"
+    assert start_in([seeds], [run], speeds, slots=1, now=104.0) == pytest.approx(36.0), "a seed job: 3 trainings"
+    assert start_in([seeds], [run], speeds, slots=3, now=104.0) == 0.0
+    assert start_in([], [run], [], slots=1, now=104.0) is None

@@ -119,3 +119,14 @@ def test_live_progress_never_counts_past_the_epochs_last_batch(home, dataset, mo
     # 25 batches an epoch, run 16 at a time: Keras names the second call's end batch 32.
     assert [(r["epoch"], r["step"]) for r in reports] == [(1, 16), (1, 25), (2, 16), (2, 25)]
     assert max(point["step"] for point in store.batches(run_id)) == 25
+
+
+def test_a_run_stops_at_its_teachers_cap_on_minutes_keeping_what_it_learnt(home, dataset):
+    store = RunStore()
+    # A cap of 0.01 minutes (the services set whole minutes, max_minutes in [sharing]): 0.6 s of training.
+    run_id = store.create_run(dense_spec([16], epochs=500), train_limit=2000, settings={"max_minutes": 0.01})
+    assert try_start(store, run_id, max_parallel=1)
+    summary = train_run(store, run_id, dataset)
+    assert summary["status"] == "stopped" and store.get(run_id).stopped_at_cap, store.get(run_id).error
+    assert 0 < len(store.epochs(run_id)) < 500 and summary["test_acc"] > 0.1
+    assert store.model_path(run_id).is_file()

@@ -8,6 +8,7 @@ import streamlit as st
 from fmnist import cluster
 from fmnist.app.caches import get_store, store_errors_shown
 from fmnist.app.navigation import TRAIN_PAGE
+from fmnist.app.queue_view import own_queue_lines
 from fmnist.home import StoreError
 from fmnist.models import stack_name
 from fmnist.runs import ACTIVE, RunKind, RunStatus
@@ -127,6 +128,7 @@ def sidebar_panel(quiet: bool, paused: bool = False) -> None:
     if queued:
         st.caption(("Queued on the cluster: " if any(r.on_cluster for r in queued) else "Queued: ")
                    + ", ".join(f"#{r.id}" for r in queued))
+        own_queue_lines(get_store(), queued)
     if active and not quiet:
         st.page_link(TRAIN_PAGE, label="Watch it live", icon=":material/monitoring:")
     where_runs_train_line(cluster.address() or "")

@@ -93,13 +93,10 @@ def acting_person() -> Person:
     return person
 
 
-def max_runs_per_person() -> int:
-    return current_sharing().max_runs_per_person
-
-
 def acting() -> Actor:
-    """Who acts now, with the per-person limit the sharing sets (what fmnist.services checks)."""
-    return Actor(acting_person(), max_runs_per_person())
+    """Who acts now, with the per-person limit and the caps on each run the sharing sets (what fmnist.services checks)."""
+    person, sharing = acting_person(), current_sharing()
+    return Actor(person, sharing.max_runs_per_person, sharing.caps)
 
 
 def sign_in_form(sharing: Sharing) -> None:

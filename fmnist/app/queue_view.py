@@ -1,0 +1,90 @@
+"""What a student sees of the queue and of their teacher's caps: where a queued run stands and about
+when it starts (fmnist.queue_eta), on Build & Train and in the sidebar; the caps that bound Build &
+Train's sliders (fmnist.access.Caps, enforced by fmnist.services)."""
+
+import time
+
+import streamlit as st
+
+from fmnist.access import LOCAL_ADMIN, Caps, Person
+from fmnist.app.session import current_person, current_sharing
+from fmnist.estimates import speeds_here
+from fmnist.queue_eta import Standing, standing
+from fmnist.runs import Run, RunStatus
+from fmnist.store import QUEUE_SLOTS, RunStore
+from fmnist.worker import max_parallel
+
+
+def queue_standing(store: RunStore, run: Run, runs: list[Run] | None = None) -> Standing:
+    """Where a queued run stands now, from the store's runs (runs: already read) and the times measured here."""
+    runs = store.list_runs() if runs is None else runs
+    by_id = {other.id: other for other in runs}
+    ahead = [by_id[run_id] for run_id in store.queue_ahead(run.id) if run_id in by_id]
+    return standing(run, ahead, runs, speeds_here(runs), QUEUE_SLOTS.get(run.queue, max_parallel()), time.time())
+
+
+def queued_notice(store: RunStore, run: Run) -> None:
+    """Build & Train's line for the queued run it shows: 'Queued: 3rd in line, about 2 min.'"""
+    st.info(f"Queued: {queue_standing(store, run).text()}. It starts when the runs before it end.", icon=":material/schedule:")
+
+
+def own(person: Person, run: Run) -> bool:
+    return (run.owner or LOCAL_ADMIN.id) == person.id
+
+
+def own_queue_lines(store: RunStore, active: list[Run]) -> None:
+    """The sidebar's line for each of this person's queued runs on this machine: 'Your run #7: 3rd in line, about 2 min'."""
+    person = current_person()
+    mine = [run for run in active if run.status == RunStatus.QUEUED and not run.on_cluster and person and own(person, run)]
+    if not mine:
+        return
+    runs = store.list_runs()
+    for run in mine:
+        st.caption(f"Your run #{run.id}: {queue_standing(store, run, runs).text()}")
+
+
+# --- the caps on this person's runs ---
+
+def caps_here() -> Caps:
+    """The caps on the runs of whoever uses this session: none for a teacher or this machine's own user."""
+    person = current_person()
+    return Caps() if person is None or person.admin else current_sharing().caps
+
+
+def clamp_to_caps(caps: Caps, epochs_key: str, images_key: str, all_images: int, minutes_key: str | None = None) -> None:
+    """Before the sliders are drawn: a value kept in the session (a preset's, an earlier visit's) beyond
+    a cap comes down to it, so that the sliders offer only what a start may use."""
+    state = st.session_state
+    if caps.max_epochs is not None and state.get(epochs_key, 0) > caps.max_epochs:
+        state[epochs_key] = caps.max_epochs
+    if caps.max_images is not None and images_key in state and (state[images_key] or all_images) > caps.max_images:
+        state[images_key] = caps.max_images
+    if caps.max_minutes is not None and minutes_key and state.get(minutes_key, 0) > caps.max_minutes:
+        state[minutes_key] = caps.max_minutes
+
+
+def most_epochs(caps: Caps, most: int) -> int:
+    return min(most, caps.max_epochs) if caps.max_epochs is not None else most
+
+
+def most_minutes(caps: Caps, most: int) -> int:
+    return min(most, caps.max_minutes) if caps.max_minutes is not None else most
+
+
+def image_choices(caps: Caps, sizes: list[int]) -> list[int]:
+    """The training-image choices within the cap, the cap itself the largest."""
+    if caps.max_images is None or caps.max_images >= max(sizes):
+        return sizes
+    return sorted({size for size in sizes if size < caps.max_images} | {caps.max_images})
+
+
+def stopped_at_cap_note(run: Run) -> None:
+    """Why a run stopped that nobody stopped: its teacher's cap on minutes."""
+    if run.stopped_at_cap:
+        st.info(f"Run #{run.id} stopped at your teacher's cap of {run.max_minutes:g} minutes of training; "
+                "it kept what it had learnt.", icon=":material/timer_off:")
+
+
+def caps_caption(caps: Caps) -> None:
+    if caps:
+        st.caption(f"Your teacher's caps: {caps.describe()}. A start beyond them is refused.")
