@@ -50,6 +50,15 @@ def test_a_run_is_handed_to_the_waiting_warm_trainer_and_the_next_one_waits(stor
     successor = warm._waiting[(str(store.home), "jax")][0]
     assert successor.pid != trainer.pid and successor.poll() is None, "a new warm trainer waits for the next run"
 
+    # A run with another ahead of it waits in a light process: the warm trainer stays for the run next in line.
+    ahead = store.create_run(SPEC, name="ahead", train_limit=600)
+    behind = train(store)
+    assert store.queue_position(behind) == 2
+    assert store.get(behind).pid != successor.pid and warm._waiting[(str(store.home), "jax")][0] is successor
+    for run_id in (behind, ahead):
+        services.stop(store, Actor.local(), run_id)
+    assert wait_until(lambda: not (r := store.get(behind)).active and r, timeout=60).status == RunStatus.CANCELLED
+
 
 def test_a_dead_or_stale_warm_trainer_is_passed_over_and_the_run_starts_cold(store, monkeypatch):
     trainer = ready_trainer(store)

@@ -23,7 +23,11 @@ def start(store: RunStore, run_id: int) -> None:
     here), else the warm trainer of its backend when one waits (fmnist.warm), else a new local process."""
     run = store.get(run_id)
     kind = kind_of(run)
-    if (kind.local_only or cluster.current() is None) and warm.hand_over(store, run_id, kind.backend_for(run)):
+    # A warm trainer holds Keras and the dataset (about half a GB): only the run next in line gets it. A
+    # run further back waits in a light process and loads Keras when its turn comes, so that a class's
+    # queue of 30 runs is not 30 loaded processes (docs/performance.md, "Warm trainers").
+    next_in_line = store.queue_position(run_id) <= 1
+    if (kind.local_only or cluster.current() is None) and next_in_line and warm.hand_over(store, run_id, kind.backend_for(run)):
         return
     start_process(store, run_id, local=kind.local_only)
 
