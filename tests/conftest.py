@@ -98,3 +98,39 @@ def on_cluster(home, ray_head, postgres, monkeypatch):
         return not store.list_runs(statuses=ACTIVE)
 
     wait_until(settled, timeout=60, every=0.5, message="the test's runs to end")  # the next test has the CPUs
+
+
+@pytest.fixture(scope="session")
+def served_store(tmp_path_factory, dataset):
+    """One `streamlit run` server for the browser tests that only read runs (accessibility, Leaderboard,
+    Inside): a finished three-trial search and three tiny trained runs, "narrow" (64-32), "wide" (128)
+    and "small" (32). Yields (url, store). Tests that add runs to it (the keyboard test) leave the
+    others as they are; each test finds the runs it means by name or as the pages do."""
+    from test_evaluation import train_tiny
+
+    from fmnist import jobs
+    from fmnist.search import run_search
+    from fmnist.search_space import SearchSpace
+    from fmnist.store import RunStore
+    from fmnist.worker import try_start
+
+    from browser import free_port, start_streamlit
+
+    tiny_search = SearchSpace(layers=(1, 1), width=(16, 32), activations=("relu",), dropout=(0.0, 0.0), batch_norm=(False,),
+                              learning_rate=(1e-3, 3e-3), batch_sizes=(64,), images=2000, epochs=1, trials=3, minutes=None)
+    home = tmp_path_factory.mktemp("served-store") / "home"
+    store = RunStore(home)
+    search_id = jobs.SEARCH.create(store, tiny_search, name="tiny")
+    assert try_start(store, search_id, max_parallel=1)
+    assert run_search(store, search_id, dataset)["status"] == "finished"
+    train_tiny(store, dataset, (64, 32), "narrow")
+    train_tiny(store, dataset, (128,), "wide", epochs=2)
+    train_tiny(store, dataset, (32,), "small", epochs=2)
+    port = free_port()
+    process = start_streamlit(home, port)
+    yield f"http://127.0.0.1:{port}", store
+    for run in store.list_runs():
+        if run.active:
+            store.request_stop(run.id)
+    process.terminate()
+    process.wait(timeout=20)

@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from test_browser_leaderboard import tick_row
-from test_evaluation import train_tiny
 
-from fmnist import jobs
-from fmnist.search_space import SearchSpace
-from fmnist.store import RunStore
-from fmnist.worker import try_start
-
-from browser import CHROMIUM, ROOT, app_idle, free_port, screenshot, start_streamlit
+from browser import CHROMIUM, ROOT, app_idle, screenshot
 from helpers import wait_until
 
 AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
@@ -28,28 +22,13 @@ WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 BLOCKING = ("serious", "critical")
 # Streamlit's embed option picks the light or the dark theme for a page without its settings menu.
 THEMES = {"light": "light_theme", "dark": "dark_theme"}
-TINY_SEARCH = SearchSpace(layers=(1, 1), width=(16, 32), activations=("relu",), dropout=(0.0, 0.0), batch_norm=(False,),
-                          learning_rate=(1e-3, 3e-3), batch_sizes=(64,), images=2000, epochs=1, trials=3, minutes=None)
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, dataset):
-    """A finished search (three one-epoch trials) and then two tiny trained runs, so that Build & Train
-    shows a run's results, Evaluate a comparison and Search its charts; one server for every audit."""
-    from fmnist.search import run_search
-
-    home = tmp_path_factory.mktemp("browser-accessibility") / "home"
-    store = RunStore(home)
-    search_id = jobs.SEARCH.create(store, TINY_SEARCH, name="tiny")
-    assert try_start(store, search_id, max_parallel=1)
-    assert run_search(store, search_id, dataset)["status"] == "finished"
-    train_tiny(store, dataset, (64, 32), "narrow")
-    train_tiny(store, dataset, (32,), "small", epochs=2)
-    port = free_port()
-    process = start_streamlit(home, port)
-    yield f"http://127.0.0.1:{port}", store
-    process.terminate()
-    process.wait(timeout=20)
+def server(served_store):
+    """The shared server (conftest.served_store): a finished search and three tiny trained runs, so that
+    Build & Train shows a run's results, Evaluate a comparison and Search its charts."""
+    return served_store
 
 
 def axe_violations(page) -> dict[str, int]:
@@ -192,9 +171,11 @@ def focused(page) -> dict:
 def tab_to(page, name: str, most: int = 120, exact: bool = False) -> dict:
     """Press Tab until the element named `name` has the focus, and check that its focus shows: the
     styles around it differ from what they are with the focus elsewhere."""
+    passed = []
     for _ in range(most):
         page.keyboard.press("Tab")
         now = focused(page)
+        passed.append(f"{now['tag']} {now['name'][:30]!r}")
         # A button's or link's text starts with its icon's name (play_arrow Start training); the main
         # area, which takes the focus too, is named by all its text.
         if now["tag"] != "MAIN" and (now["name"] == name if exact else (now["name"].startswith(name) or now["name"].endswith(name))):
@@ -209,7 +190,7 @@ def tab_to(page, name: str, most: int = 120, exact: bool = False) -> dict:
             assert without["name"] != now["name"] or without["tag"] != now["tag"]
             assert now["rings"] != without_rings, f"no visible focus on {now['tag']} {now['name']!r}: {now['rings']}"
             return now
-    raise AssertionError(f"Tab never reached {name!r}")
+    raise AssertionError(f"Tab never reached {name!r}; it passed: {', '.join(passed)}")
 
 
 def highlighted_option(page) -> str:
@@ -235,9 +216,10 @@ def slider_value(page, label: str) -> str:
     return page.get_by_test_id("stSlider").filter(has_text=label).get_by_test_id("stSliderThumbValue").inner_text()
 
 
-def test_keyboard_only_build_train_stop_and_open_the_result(server, browser):
+def test_keyboard_only_build_train_stop_open_the_result_and_classify_an_upload(server, browser, dataset, tmp_path):
     """Tab, Enter, Space and the arrows only: a preset, a layer more, the sliders, Start and Stop, a
-    run ticked on the Leaderboard and opened on Evaluate; every control shows a focus ring."""
+    run ticked on the Leaderboard and opened on Evaluate, a photo uploaded and classified on Classify;
+    every control shows a focus ring."""
     url, store = server
     before = {run.id for run in store.list_runs()}
     page = open_page(browser, url, "", "light", "Build & Train")
@@ -302,34 +284,59 @@ def test_keyboard_only_build_train_stop_and_open_the_result(server, browser):
     page.get_by_test_id("stMetric").filter(has_text="Test accuracy").filter(has_text=f"{small.test_acc:.4f}").wait_for(timeout=120000)
     screenshot(page, "a11y-keyboard-evaluate")
 
+    # Classify an upload: the tabs change with the arrow keys, the uploader's button opens the
+    # system's file dialog with Enter (a keyboard-usable dialog, which Playwright answers here).
+    tab_to(page, "Classify")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Classify", exact=True).wait_for(timeout=120000)
+    app_idle(page)
+    tab_to(page, "Draw")
+    page.keyboard.press("ArrowRight")
+    if focused(page)["name"].endswith("Upload") and page.get_by_role("tab", name="Upload").get_attribute("aria-selected") != "true":
+        page.keyboard.press("Enter")  # tabs that move the focus only: Enter opens the focused one
+    upload_tab = page.get_by_role("tab", name="Upload")
+    wait_until(lambda: upload_tab.get_attribute("aria-selected") == "true", timeout=30, message="the Upload tab open")
+    page.get_by_test_id("stFileUploaderDropzone").wait_for(timeout=30000)
+    app_idle(page)
+    tab_to(page, "Upload")  # from the tab, past the uploader's help: its button (Streamlit 1.67 names it Upload)
+    assert focused(page)["tag"] == "BUTTON"
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(uploaded_photo(tmp_path, dataset))
+    ready(page, "What the model sees", "Then: ", plots=["upload_bars"])  # the prediction and the next two
+    assert page.get_by_test_id("stMetric").filter(has_text="Prediction").count() == 1
+    screenshot(page, "a11y-keyboard-classify")
+
 
 PAGES = {"": "Build & Train", "search": "Search", "leaderboard": "Leaderboard", "evaluate": "Evaluate", "classify": "Classify",
          "inside": "Inside", "data": "The data"}
 # WCAG 1.4.10 (reflow): a 320 px wide window, a phone's; and a 1280 × 800 window at 200 % zoom, which
-# lays the page out in 640 × 400 CSS pixels at twice the density.
-WINDOWS = {"320 px": dict(viewport={"width": 320, "height": 640}), "200 %": dict(viewport={"width": 640, "height": 400}, device_scale_factor=2)}
+# lays the page out in 640 × 400 CSS pixels (the pixel density does not change the layout, so one
+# window resized to each holds both).
+WINDOWS = {"200 %": {"width": 640, "height": 400}, "320 px": {"width": 320, "height": 640}}
 SIDEWAYS = """() => { const main = document.querySelector('[data-testid=stMain]');
     return {page: document.documentElement.scrollWidth - document.documentElement.clientWidth,
             main: main ? main.scrollWidth - main.clientWidth : null}; }"""
 
 
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("window", list(WINDOWS))
-def test_every_page_reflows_without_scrolling_sideways(server, browser, window):
-    """Tables and charts may scroll inside themselves (WCAG's exception for two-dimensional content);
-    the page itself never does."""
+def test_every_page_reflows_without_scrolling_sideways(server, browser):
+    """In a phone's window and at 200 % zoom. Tables and charts may scroll inside themselves (WCAG's
+    exception for two-dimensional content); the page itself never does."""
     url, _ = server
-    context = browser.new_context(**WINDOWS[window])
+    context = browser.new_context(viewport=WINDOWS["200 %"], device_scale_factor=2)
     page = context.new_page()
     wide = {}
     for path, heading in PAGES.items():
         page.goto(f"{url}/{path}")
         page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=120000)
-        page.wait_for_timeout(1000)  # charts size themselves to the window once drawn
-        app_idle(page)
-        overflow = page.evaluate(SIDEWAYS)
-        if overflow["page"] > 0 or (overflow["main"] or 0) > 0:
-            wide[heading] = overflow
-            screenshot(page, f"a11y-reflow-{window}-{heading}")
+        for window, size in WINDOWS.items():
+            page.set_viewport_size(size)
+            page.wait_for_timeout(1000)  # charts size themselves to the window once drawn
+            app_idle(page)
+            overflow = page.evaluate(SIDEWAYS)
+            if overflow["page"] > 0 or (overflow["main"] or 0) > 0:
+                wide[f"{heading} ({window})"] = overflow
+                screenshot(page, f"a11y-reflow-{window}-{heading}")
     context.close()
-    assert not wide, f"pages that scroll sideways in a {window} window (pixels too wide): {wide}"
+    assert not wide, f"pages that scroll sideways (pixels too wide): {wide}"

@@ -6,29 +6,22 @@ import pytest
 from playwright.sync_api import expect
 from test_browser_leaderboard import go_to
 from test_browser_train import open_app
-from test_evaluation import train_tiny
 
 from fmnist.inside import Inside, run_pca
+from fmnist.leaderboard import best_run, training_runs
 from fmnist.prediction import load_model
-from fmnist.store import RunStore
 
-from browser import CHROMIUM, free_port, screenshot, start_streamlit
+from browser import CHROMIUM, screenshot
 from helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, dataset):
-    """One real tiny model in the server's FMNIST_HOME before it starts."""
-    home = tmp_path_factory.mktemp("browser-inside") / "home"
-    store = RunStore(home)
-    run_id = train_tiny(store, dataset, (64, 32), "mlp", epochs=2)
-    port = free_port()
-    process = start_streamlit(home, port)
-    yield f"http://127.0.0.1:{port}", store, run_id
-    process.terminate()
-    process.wait(timeout=20)
+def server(served_store):
+    """The shared server (conftest.served_store); Inside opens on its best run, as Evaluate does."""
+    url, store = served_store
+    return url, store, best_run(training_runs(store.list_runs())).id
 
 
 def plot_frame(page, key: str):

@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect
 from test_browser_train import open_app
-from test_evaluation import train_tiny
 
 from fmnist.dataset import FASHION_MNIST
-from fmnist.store import RunStore
+from fmnist.leaderboard import best_run, training_runs
 
-from browser import CHROMIUM, free_port, screenshot, start_streamlit
+from browser import CHROMIUM, screenshot
 from helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(CHROMIUM), reason="needs Debian's chromium (./setup.sh --test)")
@@ -20,17 +19,9 @@ ROW_HEIGHT = 35
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, dataset):
-    """Two real tiny models in the server's FMNIST_HOME before it starts."""
-    home = tmp_path_factory.mktemp("browser-leaderboard") / "home"
-    store = RunStore(home)
-    train_tiny(store, dataset, (64, 32), "narrow")
-    train_tiny(store, dataset, (128,), "wide", epochs=2)
-    port = free_port()
-    process = start_streamlit(home, port)
-    yield f"http://127.0.0.1:{port}", store
-    process.terminate()
-    process.wait(timeout=20)
+def server(served_store):
+    """The shared server (conftest.served_store), with the tiny runs "narrow" (64-32) and "wide" (128)."""
+    return served_store
 
 
 def go_to(page, title: str) -> None:
@@ -101,7 +92,7 @@ def gallery_indices(page) -> list[int]:
 
 def test_compare_two_runs_then_click_a_confusion_cell(server, browser, dataset):
     url, store = server
-    narrow, wide = store.list_runs()
+    narrow, wide = (next(r for r in store.list_runs() if r.name == name) for name in ("narrow", "wide"))
     page = open_app(browser, url)
 
     go_to(page, "Leaderboard")
@@ -124,7 +115,7 @@ def test_compare_two_runs_then_click_a_confusion_cell(server, browser, dataset):
 
     go_to(page, "Evaluate")
     page.get_by_text("test images of").wait_for(timeout=30000)  # the page has drawn to its end
-    best = max((narrow, wide), key=lambda run: run.test_acc)
+    best = best_run(training_runs(store.list_runs()))  # the run Evaluate opens on
     probs = np.load(store.probs_path(best.id), allow_pickle=False)
     predicted = np.argmax(probs, axis=1)
     mistakes = np.zeros((10, 10), dtype=int)
