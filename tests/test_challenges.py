@@ -161,7 +161,7 @@ def test_late_extra_foreign_unfinished_and_repeated_submissions_are_refused(home
 
 # --- the board ---
 
-def test_private_scores_stay_hidden_until_the_deadline_then_rank_the_final_board(home):
+def test_private_scores_stay_hidden_until_the_deadline_then_rank_the_final_board(home, database):
     store = RunStore()
     challenge = opened(store)
     public, private = split(store.challenges.get(challenge).split_seed)
