@@ -123,6 +123,19 @@ def show_board(board: Board) -> None:
         "private accuracy": score, "public accuracy": score})
 
 
+def own_submissions(store: RunStore, person, challenge: Challenge, now: float) -> None:
+    """The person's own submissions with their public scores (and private ones once it ended): which one is their entry."""
+    mine = store.challenges.submissions(challenge.id, now, person_id=person.id)
+    if not mine:
+        return
+    with st.expander(f"Your submissions ({len(mine)})", icon=":material/history:"):
+        table = pd.DataFrame([{"run": sub.run_id, "name": sub.run_name, "public accuracy": sub.public_acc,
+                               **({"private accuracy": sub.private_acc} if challenge.ended(now) else {}),
+                               "submitted": deadline_text(sub.submitted_at)} for sub in mine])
+        st.dataframe(table, hide_index=True, column_config={"run": st.column_config.NumberColumn(format="#%d")})
+        st.caption("Your entry on the board is the one with the best public score.")
+
+
 def manage(store: RunStore, person, challenge: Challenge, now: float) -> None:
     """Close or delete: for who opened it, and teachers."""
     if not (person.admin or person.id == challenge.opened_by):
@@ -168,4 +181,5 @@ st.caption(f"Opened by {shown(chosen.opened_by_name)} · {chosen.constraints.des
 if not chosen.ended(now):
     submit_form(store, person, chosen)
 show_board(store.challenges.board(chosen.id, now))
+own_submissions(store, person, chosen, now)
 manage(store, person, chosen, now)

@@ -79,6 +79,7 @@ def test_a_class_challenge_from_opening_to_the_final_ranking(home, dataset, serv
     text = " ".join(m.value for m in student.markdown)
     assert "Ranked on **the public part**: 3,000 of the 10,000 test images" in text
     assert "their scores stay hidden until the deadline" in text
+    assert [e.label for e in student.expander] == ["Your submissions (1)"]
     assert not {"ch_close", "ch_delete"} & {button.key for button in student.button}, "only its opener or a teacher closes it"
 
     teacher.button(key="ch_close").click().run()

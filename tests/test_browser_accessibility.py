@@ -303,8 +303,8 @@ def test_keyboard_only_build_train_stop_and_open_the_result(server, browser):
     screenshot(page, "a11y-keyboard-evaluate")
 
 
-PAGES = {"": "Build & Train", "search": "Search", "leaderboard": "Leaderboard", "evaluate": "Evaluate", "classify": "Classify",
-         "inside": "Inside", "data": "The data"}
+PAGES = {"": "Build & Train", "search": "Search", "leaderboard": "Leaderboard", "challenge": "Challenge", "evaluate": "Evaluate",
+         "classify": "Classify", "inside": "Inside", "data": "The data"}
 # WCAG 1.4.10 (reflow): a 320 px wide window, a phone's; and a 1280 × 800 window at 200 % zoom, which
 # lays the page out in 640 × 400 CSS pixels at twice the density.
 WINDOWS = {"320 px": dict(viewport={"width": 320, "height": 640}), "200 %": dict(viewport={"width": 640, "height": 400}, device_scale_factor=2)}
