@@ -4,6 +4,7 @@ theme, with no serious or critical violation allowed."""
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from PIL import Image
 from test_browser_leaderboard import tick_row
 from test_evaluation import train_tiny
 
-from fmnist import jobs
+from fmnist import jobs, services
+from fmnist.access import Actor
+from fmnist.challenges import Constraints
 from fmnist.search_space import SearchSpace
 from fmnist.store import RunStore
 from fmnist.worker import try_start
@@ -35,7 +38,8 @@ TINY_SEARCH = SearchSpace(layers=(1, 1), width=(16, 32), activations=("relu",), 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, dataset):
     """A finished search (three one-epoch trials) and then two tiny trained runs, so that Build & Train
-    shows a run's results, Evaluate a comparison and Search its charts; one server for every audit."""
+    shows a run's results, Evaluate a comparison and Search its charts, and a challenge the second run
+    was submitted to, for the Challenge page's board; one server for every audit."""
     from fmnist.search import run_search
 
     home = tmp_path_factory.mktemp("browser-accessibility") / "home"
@@ -44,7 +48,10 @@ def server(tmp_path_factory, dataset):
     assert try_start(store, search_id, max_parallel=1)
     assert run_search(store, search_id, dataset)["status"] == "finished"
     train_tiny(store, dataset, (64, 32), "narrow")
-    train_tiny(store, dataset, (32,), "small", epochs=2)
+    small = train_tiny(store, dataset, (32,), "small", epochs=2)
+    challenge = services.open_challenge(store, Actor.local(), "Under 50,000 parameters", Constraints(max_params=50000),
+                                        time.time() + 86400, 3)
+    services.submit_to_challenge(store, Actor.local(), challenge, small, dataset.y_test)  # the Challenge page's board
     port = free_port()
     process = start_streamlit(home, port)
     yield f"http://127.0.0.1:{port}", store
@@ -133,6 +140,12 @@ def audit_every_page(browser, url: str, theme: str, photo: str) -> dict[str, dic
     ready(page, plots=["lb_loss"])
     audit("Leaderboard", page)
 
+    page = open_page(browser, url, "challenge", theme, "Challenge")
+    ready(page, "Board: the public part", "Your submissions (1)")
+    page.get_by_text("Open a challenge").click()  # its form too
+    ready(page, "Submissions per person")
+    audit("Challenge", page)
+
     page = open_page(browser, url, "evaluate", theme, "Evaluate")
     ready(page, "test images of", plots=["eval_cm", "eval_diff"], images=True)
     audit("Evaluate", page)
@@ -161,7 +174,7 @@ def audit_every_page(browser, url: str, theme: str, photo: str) -> dict[str, dic
     return found
 
 
-@pytest.mark.timeout(900)  # seven pages, each drawn to its end: minutes on a busy machine
+@pytest.mark.timeout(900)  # eight pages, each drawn to its end: minutes on a busy machine
 @pytest.mark.parametrize("theme", list(THEMES))
 def test_no_serious_or_critical_axe_violation_on_any_page(server, browser, dataset, tmp_path, theme):
     url, _ = server
