@@ -6,7 +6,7 @@ from fmnist.access import SharingConfigError
 from fmnist.accessibility import page_styles
 from fmnist.app.activity import remember_activity, sidebar_status
 from fmnist.app.caches import show_store_error
-from fmnist.app.navigation import ENTERED, keep_widget_state
+from fmnist.app.navigation import CHALLENGE_PAGE, ENTERED, keep_widget_state
 from fmnist.app.server import keep_keras_between_runs, no_public_address_lookup, warm_up_in_background
 from fmnist.app.session import current_person, gate, person_line
 from fmnist.home import StoreError
@@ -25,6 +25,7 @@ pages = st.navigation([
     train,
     st.Page("pages/search.py", title="Search", icon=":material/travel_explore:"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+    st.Page(CHALLENGE_PAGE, title="Challenge", icon=":material/emoji_events:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),
     st.Page("pages/inside.py", title="Inside", icon=":material/neurology:"),

@@ -93,3 +93,42 @@ sign_ins = sa.Table(
     sa.Column("admin", sa.Integer, nullable=False),
     sa.Column("created_at", REAL, nullable=False),
 )
+
+# A class challenge (fmnist.challenges): its constraints on a run (NULL: none), its deadline (UTC, seconds
+# since the epoch), how many runs each person may submit, who opened it, and the seed of its split of
+# the test images into a public and a private part.
+challenges = sa.Table(
+    "challenges", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("max_params", sa.Integer),
+    sa.Column("max_epochs", sa.Integer),
+    sa.Column("max_images", sa.Integer),
+    sa.Column("max_minutes", sa.Integer),
+    sa.Column("deadline", REAL, nullable=False),
+    sa.Column("submissions_per_person", sa.Integer, nullable=False),
+    sa.Column("opened_by", sa.Text, nullable=False),
+    sa.Column("opened_by_name", sa.Text, nullable=False),
+    sa.Column("created_at", REAL, nullable=False),
+    sa.Column("closed_at", REAL),  # closed early by its opener or a teacher: the deadline came then
+    sa.Column("split_seed", sa.BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# A run submitted to a challenge, scored on each part of the test images as it was submitted (a run's
+# test probabilities never change); kept when the run is deleted, with the name and size it had.
+challenge_submissions = sa.Table(
+    "challenge_submissions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("challenge_id", sa.Integer, sa.ForeignKey("challenges.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("run_name", sa.Text, nullable=False),
+    sa.Column("params", sa.Integer, nullable=False),
+    sa.Column("person_id", sa.Text, nullable=False),
+    sa.Column("person_name", sa.Text, nullable=False),
+    sa.Column("submitted_at", REAL, nullable=False),
+    sa.Column("public_acc", REAL, nullable=False),
+    sa.Column("private_acc", REAL, nullable=False),
+    sa.UniqueConstraint("challenge_id", "run_id"),
+    sqlite_autoincrement=True,
+)

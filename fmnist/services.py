@@ -2,20 +2,26 @@
 
 The pages and the command line call these, never the store's writes or the worker: starting a
 training, a cross-validation or seed job, a search (new or resumed), stopping, renaming, deleting and
-exporting a run. Each takes the `Actor` (who acts, and the per-person limit and caps that apply to
-them: fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too
-many runs, or beyond a teacher's cap on a run: check_caps), ValueError (bad input, SpecError included),
-ClusterError (a cluster that cannot take runs), RuntimeError (a run that is busy). Nothing is written when one of them is raised.
+exporting a run; opening, closing and deleting a class challenge and submitting a run to one. Each
+takes the `Actor` (who acts, and the per-person limit and caps that apply to them:
+fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too
+many runs, or beyond a teacher's cap on a run: check_caps), ValueError (bad input, SpecError
+included), ClusterError (a cluster that cannot take runs), RuntimeError (a run that is busy),
+ChallengeError (a challenge or a submission refused). Nothing is written when one of them is raised.
 
 The command line acts as this machine's admin (`Actor.local()`) and trains the runs it creates in
 its own process: `process=` gives that process's (pid, start time), and nothing is spawned.
 """
 
+import time
 from dataclasses import replace
 
+import numpy as np
+
 from fmnist import cluster, jobs
-from fmnist.access import AccessError, Actor, check_may_manage
+from fmnist.access import LOCAL_ADMIN, AccessError, Actor, check_may_manage
 from fmnist.backends import default_setting
+from fmnist.challenges import Challenge, ChallengeError, Constraints, Submission
 from fmnist.estimates import ALL_TRAINING_IMAGES, TimeEstimate, speeds_here, time_here
 from fmnist.jobs.process import start
 from fmnist.leaderboard import seed_spec
@@ -32,7 +38,7 @@ STUDENT_SEARCH_TRIALS = 200
 
 
 # What a refused action raises: its message is for the person who tried it (pages show it as it is).
-REFUSED = (AccessError, LimitError, cluster.ClusterError, ValueError, RuntimeError)
+REFUSED = (AccessError, LimitError, ChallengeError, cluster.ClusterError, ValueError, RuntimeError)
 
 
 def run_to_manage(store: RunStore, actor: Actor, run_id: int, action: str) -> Run:
@@ -229,3 +235,54 @@ def export(store: RunStore, actor: Actor, run_id: int, variant) -> str | None:
         raise ValueError(f"Run #{run_id} has no model to export.")
     return make_export(store, run_id, variant)
 
+
+
+# --- class challenges (fmnist.challenges) ---
+
+def open_challenge(store: RunStore, actor: Actor, title: str, constraints: Constraints, deadline: float,
+                   submissions_per_person: int, now: float | None = None) -> int:
+    """Open a challenge; returns its id. A teacher may, and so may this machine's own user (a learner
+    setting themselves one); AccessError for a student, ChallengeError for a past deadline or
+    constraints no run could meet."""
+    if not actor.person.admin:
+        raise AccessError("Only a teacher may open a challenge.")
+    return store.challenges.open(title, constraints, deadline, submissions_per_person, actor.person.id, actor.person.name, now)
+
+
+def challenge_to_manage(store: RunStore, actor: Actor, challenge_id: int, action: str) -> Challenge:
+    """The challenge, if the actor may `action` it (who opened it, or a teacher); AccessError otherwise."""
+    challenge = store.challenges.get(challenge_id)
+    if challenge is None:
+        raise AccessError(f"There is no challenge {challenge_id}: it was deleted, or never existed.")
+    if not (actor.person.admin or actor.person.id == challenge.opened_by):
+        raise AccessError(f"Only who opened “{challenge.title}” or a teacher may {action} it.")
+    return challenge
+
+
+def close_challenge(store: RunStore, actor: Actor, challenge_id: int, now: float | None = None) -> None:
+    """End a challenge now: no more submissions, and its final ranking is revealed."""
+    challenge = challenge_to_manage(store, actor, challenge_id, "close")
+    if challenge.ended(now):
+        raise ChallengeError(f"“{challenge.title}” has ended already.")
+    store.challenges.close(challenge_id, now)
+
+
+def delete_challenge(store: RunStore, actor: Actor, challenge_id: int) -> None:
+    """Delete a challenge and its submissions; the runs stay."""
+    challenge_to_manage(store, actor, challenge_id, "delete")
+    store.challenges.delete(challenge_id)
+
+
+def submit_to_challenge(store: RunStore, actor: Actor, challenge_id: int, run_id: int, labels: np.ndarray,
+                        now: float | None = None) -> Submission:
+    """Submit one of the actor's own trainings, scored against the test labels on both parts of the
+    test images; the submission as its submitter may see it (no private score). AccessError for a
+    run that is not theirs (a teacher submits their own runs too), ChallengeError for everything
+    fmnist.challenges.ChallengeStore.submit refuses."""
+    now = time.time() if now is None else now
+    run = store.get(run_id)
+    if run is None:
+        raise AccessError(f"There is no run {run_id}: it was deleted, or never existed.")
+    if (run.owner or LOCAL_ADMIN.id) != actor.person.id:
+        raise AccessError(f"Run #{run_id} is not yours: only your own runs can be submitted.")
+    return store.challenges.submit(challenge_id, run, actor.person.id, actor.person.name, store.probs_path(run_id), labels, now)

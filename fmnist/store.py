@@ -4,7 +4,8 @@ The database is SQLite in WAL mode under $FMNIST_HOME, or PostgreSQL when FMNIST
 (fmnist.database chooses, and keeps what differs between them); the queries are SQLAlchemy Core,
 written once for both. The tables are in fmnist.schema, their migrations in fmnist.migrations,
 what a run is in fmnist.runs; the people of a class are a store of their own in the same
-database (fmnist.people, reached as `store.people`). The run folders (models, curves for TensorBoard) are always under $FMNIST_HOME: on a
+database (fmnist.people, reached as `store.people`), and so are the class challenges (fmnist.challenges,
+`store.challenges`). The run folders (models, curves for TensorBoard) are always under $FMNIST_HOME: on a
 cluster, a folder every node mounts. The store only records: starting processes and telling
 which are alive is the worker's job (fmnist.worker), loading models the Keras side's
 (fmnist.prediction). Pages and the CLI get a store from `open_store`.
@@ -22,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fmnist import migrations, schema
 from fmnist.backends import check_setting
+from fmnist.challenges import ChallengeStore
 from fmnist.database import Database, configured_url, with_retries
 from fmnist.home import StoreError, home_dir
 from fmnist.models import ModelSpec, count_params
@@ -108,6 +110,7 @@ class RunStore:
         except sa.exc.DBAPIError as e:
             raise self.database.problem(e) from e
         self.people = PeopleStore(self.database)
+        self.challenges = ChallengeStore(self.database)
 
     def connect(self, write: bool = True):
         """A connection and one transaction, committed on success (fmnist.database.Database.transaction)."""

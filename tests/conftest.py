@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import time
 
 import pytest
 
@@ -103,12 +104,14 @@ def on_cluster(home, ray_head, postgres, monkeypatch):
 @pytest.fixture(scope="session")
 def served_store(tmp_path_factory, dataset):
     """One `streamlit run` server for the browser tests that only read runs (accessibility, Leaderboard,
-    Inside): a finished three-trial search and three tiny trained runs, "narrow" (64-32), "wide" (128)
-    and "small" (32). Yields (url, store). Tests that add runs to it (the keyboard test) leave the
+    Inside): a finished three-trial search, three tiny trained runs, "narrow" (64-32), "wide" (128)
+    and "small" (32), and a challenge "small" was submitted to. Yields (url, store). Tests that add runs to it (the keyboard test) leave the
     others as they are; each test finds the runs it means by name or as the pages do."""
     from test_evaluation import train_tiny
 
-    from fmnist import jobs
+    from fmnist import jobs, services
+    from fmnist.access import Actor
+    from fmnist.challenges import Constraints
     from fmnist.search import run_search
     from fmnist.search_space import SearchSpace
     from fmnist.store import RunStore
@@ -125,7 +128,10 @@ def served_store(tmp_path_factory, dataset):
     assert run_search(store, search_id, dataset)["status"] == "finished"
     train_tiny(store, dataset, (64, 32), "narrow")
     train_tiny(store, dataset, (128,), "wide", epochs=2)
-    train_tiny(store, dataset, (32,), "small", epochs=2)
+    small = train_tiny(store, dataset, (32,), "small", epochs=2)
+    challenge = services.open_challenge(store, Actor.local(), "Under 50,000 parameters", Constraints(max_params=50000),
+                                        time.time() + 86400, 3)
+    services.submit_to_challenge(store, Actor.local(), challenge, small, dataset.y_test)  # the Challenge page's board
     port = free_port()
     process = start_streamlit(home, port)
     yield f"http://127.0.0.1:{port}", store

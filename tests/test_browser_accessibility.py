@@ -26,8 +26,9 @@ THEMES = {"light": "light_theme", "dark": "dark_theme"}
 
 @pytest.fixture(scope="module")
 def server(served_store):
-    """The shared server (conftest.served_store): a finished search and three tiny trained runs, so that
-    Build & Train shows a run's results, Evaluate a comparison and Search its charts."""
+    """The shared server (conftest.served_store): a finished search, three tiny trained runs and a
+    challenge with a submission, so that Build & Train shows a run's results, Evaluate a comparison,
+    Search its charts and Challenge its board."""
     return served_store
 
 
@@ -112,6 +113,12 @@ def audit_every_page(browser, url: str, theme: str, photo: str) -> dict[str, dic
     ready(page, plots=["lb_loss"])
     audit("Leaderboard", page)
 
+    page = open_page(browser, url, "challenge", theme, "Challenge")
+    ready(page, "Board: the public part", "Your submissions (1)")
+    page.get_by_text("Open a challenge").click()  # its form too
+    ready(page, "Submissions per person")
+    audit("Challenge", page)
+
     page = open_page(browser, url, "evaluate", theme, "Evaluate")
     ready(page, "test images of", plots=["eval_cm", "eval_diff"], images=True)
     audit("Evaluate", page)
@@ -140,7 +147,7 @@ def audit_every_page(browser, url: str, theme: str, photo: str) -> dict[str, dic
     return found
 
 
-@pytest.mark.timeout(900)  # seven pages, each drawn to its end: minutes on a busy machine
+@pytest.mark.timeout(900)  # eight pages, each drawn to its end: minutes on a busy machine
 @pytest.mark.parametrize("theme", list(THEMES))
 def test_no_serious_or_critical_axe_violation_on_any_page(server, browser, dataset, tmp_path, theme):
     url, _ = server
@@ -308,8 +315,8 @@ def test_keyboard_only_build_train_stop_open_the_result_and_classify_an_upload(s
     screenshot(page, "a11y-keyboard-classify")
 
 
-PAGES = {"": "Build & Train", "search": "Search", "leaderboard": "Leaderboard", "evaluate": "Evaluate", "classify": "Classify",
-         "inside": "Inside", "data": "The data"}
+PAGES = {"": "Build & Train", "search": "Search", "leaderboard": "Leaderboard", "challenge": "Challenge", "evaluate": "Evaluate",
+         "classify": "Classify", "inside": "Inside", "data": "The data"}
 # WCAG 1.4.10 (reflow): a 320 px wide window, a phone's; and a 1280 × 800 window at 200 % zoom, which
 # lays the page out in 640 × 400 CSS pixels (the pixel density does not change the layout, so one
 # window resized to each holds both).

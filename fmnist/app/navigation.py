@@ -22,6 +22,9 @@ SEARCH_PAGE = "pages/search.py"
 INSIDE_PAGE = "pages/inside.py"
 
 
+CHALLENGE_PAGE = "pages/challenge.py"
+
+
 # What another page asks the Inside page to open: {"run": id, "index": test image} or {"run": id, "classify": True}.
 # Not a widget's key: Streamlit forgets those of a page that is not shown.
 INSIDE_REQUEST = "inside_request"
