@@ -9,11 +9,13 @@ command line (the same stack the students train: its speed alone is the yardstic
 page once, as a teacher checks the app before a lesson (the first Classify visit imports TensorFlow).
 
 Each student arrives within the first tenth of the time (at most 20 s), signs in (class code, name,
-password), sets up a short training on Build & Train (two slider moves) and starts it, then until the
-time is up, after a think time each: switches page (Build & Train, Leaderboard, Evaluate, Classify,
-Data), moves a Build & Train slider, or draws an item on Classify (the canvas' state, an image, as
-the canvas component sends it) and waits for its prediction. Every open tab also refreshes what the
-app refreshes on its own (the live panel and the sidebar while runs are active), as a browser does.
+password), sets up a short training on Build & Train (two slider moves) and starts it, draws an item
+on Classify (the canvas' state, an image, as the canvas component sends it) and waits for its
+prediction; then, until the time is up, after a think time each: switches page (Build & Train,
+Leaderboard, Evaluate, Classify, Data), moves a Build & Train slider, or draws again. Every open tab
+also refreshes what the app refreshes on its own (the live panel and the sidebar while runs are
+active), as a browser does. When the time is up, the runs that train finish and those still queued
+are cancelled (a queue of N runs outlasts a short lesson); Search and Inside are not visited.
 
 Measured: each action's time from the request to the server's `script_finished` (p50, p95, p99: a
 page run per page and over all pages, a slider move, a drawing's prediction, the sign-in, the
@@ -169,7 +171,7 @@ class Student:
             return
         c.set_json(canvas, drawing(self.rng))
         result = await self.timed("draw", c.rerun())
-        if not any("%" in text or "Probabilit" in text for text in result.texts):
+        if not any(text.startswith("Prediction: ") for text in result.texts):
             raise ScriptError(f"{self.name}'s drawing got no prediction: {result.texts[-6:]}")
 
     async def lesson_(self, arrive_s: float) -> None:

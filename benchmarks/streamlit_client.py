@@ -27,7 +27,8 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 
-# The elements whose text a bench may look for (headings, markdown, alerts, captions…).
+# The elements whose text a bench may look for (headings, markdown, alerts, captions…); a metric's
+# shows as "label: value", a widget's as its label.
 TEXT_FIELDS = {"markdown": "body", "heading": "body", "alert": "body", "text": "body", "toast": "body"}
 
 
@@ -65,7 +66,8 @@ class StreamlitClient:
         self.fragment_runs: list[float] = []  # seconds of each auto-rerun of a fragment
         self._started: dict[str, float] = {}  # a full script run's id -> when it started
         self._finished: asyncio.Queue = asyncio.Queue()  # (script_run_id, status, is_fragment)
-        self._auto: dict[str, asyncio.Task] = {}
+        self._auto: dict[str, asyncio.Task] = {}  # a self-refreshing fragment's id -> its timer
+        self._intervals: dict[str, float] = {}
         self._fragment_sent: dict[str, float] = {}
         self._reader: asyncio.Task | None = None
         self.closed = False
@@ -133,6 +135,8 @@ class StreamlitClient:
             return
         if kind in TEXT_FIELDS:
             self.texts.append(getattr(proto, TEXT_FIELDS[kind]))
+        elif kind == "metric":
+            self.texts.append(f"{proto.label}: {proto.body}")
         if kind == "toast" or kind == "alert":
             return
         widget_id = getattr(proto, "id", "") if any(f.name == "id" for f in proto.DESCRIPTOR.fields) else ""
@@ -144,7 +148,11 @@ class StreamlitClient:
     # ---- fragments that refresh themselves
 
     def _start_auto(self, fragment_id: str, interval: float) -> None:
+        """As the frontend's handleAutoRerun: a timer per fragment, kept when its interval is the same."""
+        if self._intervals.get(fragment_id) == interval and fragment_id in self._auto:
+            return
         self._stop_auto([fragment_id])
+        self._intervals[fragment_id] = interval
         self._auto[fragment_id] = asyncio.create_task(self._refresh(fragment_id, interval))
 
     def _stop_auto(self, fragment_ids: list[str]) -> None:
