@@ -6,7 +6,8 @@ temporary FMNIST_HOME and a temporary secrets.toml whose [sharing] section sets 
 Streamlit's websocket messages, as its frontend sends them, so that the server is measured and not N
 browsers on the same cores). Before the students arrive, a "teacher" trains one short run from the
 command line (the same stack the students train: its speed alone is the yardstick) and opens each
-page once, as a teacher checks the app before a lesson (the first Classify visit imports TensorFlow).
+page once and draws once, as a teacher checks the app before a lesson (the first Classify visit
+imports TensorFlow; the first drawing on a model readies its saliency map and unusual-picture check).
 
 Each student arrives within the first tenth of the time (at most 20 s), signs in (class code, name,
 password), sets up a short training on Build & Train (two slider moves) and starts it, draws an item
@@ -212,6 +213,7 @@ class ServerMeter:
     def __init__(self, pid: int):
         self.server = psutil.Process(pid)
         self.cpu: dict[int, float] = {}
+        self.processes = 0  # the most processes at once, the server's own included
         self.samples: list[tuple[float, float, float, float, float]] = []  # (time, server cpu s, all cpu s, server MB, all MB)
 
     def sample(self) -> None:
@@ -231,6 +233,7 @@ class ServerMeter:
             if process.pid == self.server.pid:
                 server_mb = rss
         self.samples.append((time.monotonic(), self.cpu.get(self.server.pid, 0.0), sum(self.cpu.values()), server_mb, all_mb))
+        self.processes = max(self.processes, len(processes))
 
     async def run(self, until: asyncio.Event) -> None:
         while not until.is_set():
@@ -247,7 +250,7 @@ class ServerMeter:
                "server_cores_p95": round(float(np.percentile(steps, 95)), 2),
                "with_children_cores_mean": round((self.samples[-1][2] - self.samples[0][2]) / wall, 2)}
         memory = {"server_peak": round(max(s[3] for s in self.samples)), "server_end": round(self.samples[-1][3]),
-                  "with_children_peak": round(max(s[4] for s in self.samples))}
+                  "with_children_peak": round(max(s[4] for s in self.samples)), "processes_peak": self.processes}
         return cpu, memory
 
 
@@ -267,8 +270,9 @@ def train_alone(home: Path, lesson: Lesson) -> subprocess.Popen:
 
 
 async def teacher_opens_the_pages(url: str) -> float:
-    """Signs in as the teacher and opens each page once: the server's first visits (Classify's
-    imports TensorFlow and loads the teacher's model), before the students arrive. Returns the seconds it took."""
+    """Signs in as the teacher, opens each page once and draws once on Classify: the server's first
+    visits (Classify's imports TensorFlow, loads the teacher's model and readies its saliency map and
+    unusual-picture check), before the students arrive. Returns the seconds it took."""
     start = time.perf_counter()
     client = StreamlitClient(url, timeout=300)
     await client.connect()
@@ -276,8 +280,10 @@ async def teacher_opens_the_pages(url: str) -> float:
     for label, value in (("Class code", TEACHER_CODE), ("Your name", "Teacher"), ("Your password", "teacher-pw")):
         client.set_value(client.find("text_input", label=label), string_value=value)
     await client.click(client.find("button", label="Sign in"))
-    for page in BROWSED[1:]:
+    for page in [page for page in BROWSED[1:] if page != "Classify"] + ["Classify"]:
         await client.switch_page(page)
+    client.set_json(client.find("bidi_component", key="classify_canvas"), drawing(random.Random(0)))
+    await client.rerun()  # the first drawing opens the model up (saliency) and calibrates its unusual-picture check
     await client.close()
     if client.exceptions:
         raise ScriptError(f"the teacher's visit raised: {client.exceptions[0]}")

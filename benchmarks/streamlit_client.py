@@ -110,6 +110,7 @@ class StreamlitClient:
                 self._started[msg.metadata.run.script_run_id] = time.perf_counter()
                 self.page_script_hash = msg.new_session.page_script_hash
                 self.elements, self.texts = {}, []
+                self._fragment_sent.clear()  # refreshes asked for and not run: a full run replaces them
                 self._stop_auto(list(self._auto))
         elif kind == "navigation":
             self.pages = [Page(p.page_name, p.url_pathname, p.page_script_hash) for p in msg.navigation.app_pages]
