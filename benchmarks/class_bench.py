@@ -111,6 +111,16 @@ def drawing(rng: random.Random) -> dict:
     return {"drawing": {"raw": {"version": "5.3.0", "objects": [path], "background": "#000000"}, "data": url}}
 
 
+async def sign_in(client: StreamlitClient, code: str, name: str, password: str):
+    """The sign-in form filled in and sent; the run that follows, once it shows the person signed in."""
+    for label, value in (("Class code", code), ("Your name", name), ("Your password", password)):
+        client.set_value(client.find("text_input", label=label), string_value=value)
+    result = await client.click(client.find("button", label="Sign in"))
+    if not client.shows(f"Signed in as **{name}**"):
+        raise ScriptError(f"{name} is not signed in: {client.texts[-3:]}")
+    return result
+
+
 class Student:
     def __init__(self, number: int, url: str, lesson: Lesson, measures: Measures, deadline: float):
         self.name = f"Student {number + 1:02d}"
@@ -125,14 +135,9 @@ class Student:
         return result
 
     async def sign_in(self) -> None:
-        c = self.client
-        await c.connect()
-        await self.timed("page", c.rerun(), "Sign-in")
-        for label, value in (("Class code", CLASS_CODE), ("Your name", self.name), ("Your password", f"pw-{self.name}")):
-            c.set_value(c.find("text_input", label=label), string_value=value)
-        await self.timed("sign_in", c.click(c.find("button", label="Sign in")))
-        if not c.shows(f"Signed in as **{self.name}**"):
-            raise ScriptError(f"{self.name} is not signed in: {c.texts[:6]}")
+        await self.client.connect()
+        await self.timed("page", self.client.rerun(), "Sign-in")
+        await self.timed("sign_in", sign_in(self.client, CLASS_CODE, self.name, f"pw-{self.name}"))
         self.page = "Build & Train"
 
     async def go(self, page: str) -> None:
@@ -277,9 +282,7 @@ async def teacher_opens_the_pages(url: str) -> float:
     client = StreamlitClient(url, timeout=300)
     await client.connect()
     await client.rerun()
-    for label, value in (("Class code", TEACHER_CODE), ("Your name", "Teacher"), ("Your password", "teacher-pw")):
-        client.set_value(client.find("text_input", label=label), string_value=value)
-    await client.click(client.find("button", label="Sign in"))
+    await sign_in(client, TEACHER_CODE, "Ms Hopper", "teacher-pw")
     for page in [page for page in BROWSED[1:] if page != "Classify"] + ["Classify"]:
         await client.switch_page(page)
     client.set_json(client.find("bidi_component", key="classify_canvas"), drawing(random.Random(0)))
