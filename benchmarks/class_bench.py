@@ -4,9 +4,9 @@ Starts `streamlit run streamlit_app.py` as the browser tests start it (benchmark
 temporary FMNIST_HOME and a temporary secrets.toml whose [sharing] section sets up a class code
 (docs/sharing.md), then simulates N students at the protocol level (benchmarks/streamlit_client.py:
 Streamlit's websocket messages, as its frontend sends them, so that the server is measured and not N
-browsers on the same cores). Before the students arrive, a "teacher" trains one short run from the
-command line (the same stack the students train: its speed alone is the yardstick) and opens each
-page once and draws once, as a teacher checks the app before a lesson (the first Classify visit
+browsers on the same cores). Before the server starts, a "teacher" trains one short run from the
+command line (the stack the students train: its speed alone, with nothing else running, is the
+yardstick); before the students arrive, the teacher signs in, opens each page once and draws once, as a teacher checks the app before a lesson (the first Classify visit
 imports TensorFlow; the first drawing on a model readies its saliency map and unusual-picture check).
 
 Each student arrives within the first tenth of the time (at most 20 s), signs in (class code, name,
@@ -355,16 +355,15 @@ def run_class_bench(lesson: Lesson, keep: Path | None = None) -> dict:
         home = folder / "home"
         store = RunStore(home)
         secrets = write_secrets(folder, max_runs=2)
-        alone = train_alone(home, lesson)
+        output, _ = train_alone(home, lesson).communicate(timeout=600)  # alone: before the server starts its warm trainers
+        alone_run = next((run for run in store.list_runs() if not run.owner and run.status == RunStatus.FINISHED), None)
+        if alone_run is None:
+            raise RuntimeError(f"the teacher's run failed: {output.decode()[-2000:]}")
+        phases["alone_run_s"] = round(time.monotonic() - clock, 1)
         port = free_port()
         server = start_streamlit(home, port, extra_args=["--secrets.files", str(secrets)])
         url = f"http://127.0.0.1:{port}"
         try:
-            output, _ = alone.communicate(timeout=600)  # the server waits, nobody signed in
-            if alone.returncode != 0:
-                raise RuntimeError(f"the teacher's run failed: {output.decode()[-2000:]}")
-            alone_run = next(run for run in store.list_runs() if not run.owner)
-            phases["alone_run_s"] = round(time.monotonic() - clock, 1)
             teacher_s = asyncio.run(teacher_opens_the_pages(url))
             phases["teacher_s"] = round(teacher_s, 1)
             meter = ServerMeter(server.pid)

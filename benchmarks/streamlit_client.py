@@ -46,7 +46,7 @@ class Page:
 @dataclass
 class RunResult:
     seconds: float
-    texts: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # every text shown from the request to the run's end
 
 
 class StreamlitClient:
@@ -59,8 +59,13 @@ class StreamlitClient:
         self.ws = None
         self.pages: list[Page] = []
         self.page_script_hash = ""
-        self.elements: dict[str, tuple[str, object]] = {}  # widget id -> (kind, its proto), this page's
+        # widget id -> (kind, its proto): the last finished full run's widgets, and those the run under way
+        # drew so far. Like a browser, which shows the last run's elements until a new run replaces them,
+        # a widget stays usable while a run the app started itself (st.rerun from a fragment) draws the page.
+        self.elements: dict[str, tuple[str, object]] = {}
+        self._drawing: dict[str, tuple[str, object]] = {}  # the widgets the full run under way drew so far
         self.texts: list[str] = []  # what the last full run showed, in order
+        self.seen: list[str] = []  # every text shown since the last request (runs the app started itself too)
         self.exceptions: list[str] = []  # what the app raised, ever
         self.values: dict[str, WidgetState] = {}  # what this tab has set, kept as the frontend keeps it
         self.fragment_runs: list[float] = []  # seconds of each auto-rerun of a fragment
@@ -109,7 +114,7 @@ class StreamlitClient:
             if not fragments:  # a full run: the page is drawn anew, and the browser clears its refresh timers
                 self._started[msg.metadata.run.script_run_id] = time.perf_counter()
                 self.page_script_hash = msg.new_session.page_script_hash
-                self.elements, self.texts = {}, []
+                self._drawing, self.texts = {}, []
                 self._fragment_sent.clear()  # refreshes asked for and not run: a full run replaces them
                 self._stop_auto(list(self._auto))
         elif kind == "navigation":
@@ -126,6 +131,8 @@ class StreamlitClient:
                     sent = self._fragment_sent.pop(fragment, None)
                     if sent is not None:
                         self.fragment_runs.append(time.perf_counter() - sent)
+            if not fragments and msg.script_finished == ForwardMsg.FINISHED_SUCCESSFULLY:
+                self.elements = dict(self._drawing)  # the page as this run drew it
             self._finished.put_nowait((msg.metadata.run.script_run_id, msg.script_finished, bool(fragments)))
 
     def _on_element(self, element) -> None:
@@ -135,16 +142,20 @@ class StreamlitClient:
             self.exceptions.append(f"{proto.type}: {proto.message}")
             return
         if kind in TEXT_FIELDS:
-            self.texts.append(getattr(proto, TEXT_FIELDS[kind]))
+            self._text(getattr(proto, TEXT_FIELDS[kind]))
         elif kind == "metric":
-            self.texts.append(f"{proto.label}: {proto.body}")
+            self._text(f"{proto.label}: {proto.body}")
         if kind == "toast" or kind == "alert":
             return
         widget_id = getattr(proto, "id", "") if any(f.name == "id" for f in proto.DESCRIPTOR.fields) else ""
         if widget_id:
-            self.elements[widget_id] = (kind, proto)
+            self.elements[widget_id] = self._drawing[widget_id] = (kind, proto)
             if getattr(proto, "label", ""):
-                self.texts.append(proto.label)
+                self._text(proto.label)
+
+    def _text(self, text: str) -> None:
+        self.texts.append(text)
+        self.seen.append(text)
 
     # ---- fragments that refresh themselves
 
@@ -195,6 +206,7 @@ class StreamlitClient:
         while not self._finished.empty():
             self._finished.get_nowait()
         exceptions = len(self.exceptions)
+        self.seen = []
         start = time.perf_counter()
         await self._send(triggers, page_script_hash=page.page_script_hash if page else None,
                          page_name=page.url_pathname if page else "")
@@ -214,7 +226,7 @@ class StreamlitClient:
         seconds = time.perf_counter() - start
         if len(self.exceptions) > exceptions:
             raise ScriptError(self.exceptions[-1])
-        return RunResult(seconds, list(self.texts))
+        return RunResult(seconds, list(self.seen))
 
     # ---- widgets
 
