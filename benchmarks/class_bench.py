@@ -6,8 +6,9 @@ temporary FMNIST_HOME and a temporary secrets.toml whose [sharing] section sets 
 Streamlit's websocket messages, as its frontend sends them, so that the server is measured and not N
 browsers on the same cores). Before the server starts, a "teacher" trains one short run from the
 command line (the stack the students train: its speed alone, with nothing else running, is the
-yardstick); before the students arrive, the teacher signs in, opens each page once and draws once, as a teacher checks the app before a lesson (the first Classify visit
-imports TensorFlow; the first drawing on a model readies its saliency map and unusual-picture check).
+yardstick); before the students arrive, the teacher signs in, opens each page once and draws once,
+as a teacher checks the app before a lesson (the first Classify visit imports TensorFlow; the first
+drawing on a model readies its saliency map and unusual-picture check).
 
 Each student arrives within the first tenth of the time (at most 20 s), signs in (class code, name,
 password), sets up a short training on Build & Train (two slider moves) and starts it, draws an item
@@ -122,8 +123,9 @@ async def sign_in(client: StreamlitClient, code: str, name: str, password: str):
 
 
 class Student:
-    def __init__(self, number: int, url: str, lesson: Lesson, measures: Measures, deadline: float):
+    def __init__(self, number: int, url: str, lesson: Lesson, measures: Measures, deadline: float, store: RunStore):
         self.name = f"Student {number + 1:02d}"
+        self.store = store
         self.rng = random.Random(lesson.seed * 1000 + number)
         self.client = StreamlitClient(url)
         self.lesson, self.measures, self.deadline = lesson, measures, deadline
@@ -162,9 +164,15 @@ class Student:
         for key, value in WIDTHS_KEPT.items():  # the stack as the preset has it, whatever was moved before
             widget = self.client.find("slider", key=key)
             self.client.set_value(widget, double_array_value=[value])
+        before = self.runs()
         result = await self.timed("start_training", self.client.click(self.client.find("button", key="start")))
-        if not any("started" in text or "queued behind" in text for text in result.texts):
+        # What the page said may be gone (a run that starts makes the page draw itself again, and the
+        # server drops what it had not sent of the run before): the store says whether it started.
+        if self.runs() <= before:
             raise ScriptError(f"{self.name}'s training did not start: {[t for t in result.texts if 'run' in t.lower()][:4]}")
+
+    def runs(self) -> int:
+        return sum(run.owner_name == self.name for run in self.store.list_runs())
 
     async def draw(self) -> None:
         c = self.client
@@ -293,12 +301,12 @@ async def teacher_opens_the_pages(url: str) -> float:
     return time.perf_counter() - start
 
 
-async def class_(url: str, lesson: Lesson, meter: ServerMeter) -> Measures:
+async def class_(url: str, lesson: Lesson, meter: ServerMeter, store: RunStore) -> Measures:
     measures = Measures()
     seconds = lesson.minutes * 60
     deadline = time.monotonic() + seconds
     arrivals = min(seconds / 10, 20.0)
-    students = [Student(i, url, lesson, measures, deadline) for i in range(lesson.students)]
+    students = [Student(i, url, lesson, measures, deadline, store) for i in range(lesson.students)]
     done = asyncio.Event()
     metering = asyncio.create_task(meter.run(done))
     await asyncio.gather(*(s.lesson_(arrivals * i / max(lesson.students, 1)) for i, s in enumerate(students)))
@@ -368,7 +376,7 @@ def run_class_bench(lesson: Lesson, keep: Path | None = None) -> dict:
             phases["teacher_s"] = round(teacher_s, 1)
             meter = ServerMeter(server.pid)
             start = time.time()
-            measures = asyncio.run(class_(url, lesson, meter))
+            measures = asyncio.run(class_(url, lesson, meter, store))
             end = time.time()
             phases["lesson_s"] = round(end - start, 1)
             clock = time.monotonic()

@@ -121,6 +121,9 @@ class StreamlitClient:
             self.pages = [Page(p.page_name, p.url_pathname, p.page_script_hash) for p in msg.navigation.app_pages]
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
             self._on_element(msg.delta.new_element)
+        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_transient":  # toasts
+            for element in msg.delta.new_transient.elements:
+                self._on_element(element)
         elif kind == "auto_rerun":
             self._start_auto(msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
         elif kind == "stop_auto_rerun":
@@ -240,7 +243,7 @@ class StreamlitClient:
             if label is not None and getattr(proto, "label", None) != label:
                 continue
             return widget_id
-        raise ScriptError(f"no {kind or 'widget'} {key or label!r} on the page")
+        raise ScriptError(f"no {kind or 'widget'} {key or label!r} on the page, which shows {self.texts[:8]}")
 
     def widget(self, widget_id: str):
         return self.elements[widget_id][1]
