@@ -399,7 +399,10 @@ def run_class_bench(lesson: Lesson, keep: Path | None = None) -> dict:
         log = (folder / "streamlit.log").read_text(errors="replace")
         tracebacks = log.count("Traceback (most recent call last)")
         if tracebacks:
-            measures.errors.append(f"the server's log has {tracebacks} traceback(s): {log[log.index('Traceback'):][:600]}")
+            first = log[log.index("Traceback"):].splitlines()
+            ends = next((i for i, line in enumerate(first[1:], 1) if not line.startswith(" ")), len(first) - 1)
+            last = " / ".join(first[max(ends - 3, 0):ends + 1])
+            measures.errors.append(f"the server's log has {tracebacks} traceback(s), the first ending: {last}")
     speeds = [run.samples_per_s for run in runs if run.status == RunStatus.FINISHED and run.samples_per_s]
     with_class = statistics.median(speeds) if speeds else None
     return {

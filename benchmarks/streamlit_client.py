@@ -69,7 +69,7 @@ class StreamlitClient:
         self.exceptions: list[str] = []  # what the app raised, ever
         self.values: dict[str, WidgetState] = {}  # what this tab has set, kept as the frontend keeps it
         self.fragment_runs: list[float] = []  # seconds of each auto-rerun of a fragment
-        self._started: dict[str, float] = {}  # a full script run's id -> when it started
+        self._started: dict[str, tuple[float, str]] = {}  # a full script run's id -> when it started, its page
         self._finished: asyncio.Queue = asyncio.Queue()  # (script_run_id, status, is_fragment)
         self._auto: dict[str, asyncio.Task] = {}  # a self-refreshing fragment's id -> its timer
         self._intervals: dict[str, float] = {}
@@ -112,7 +112,7 @@ class StreamlitClient:
         fragments = list(msg.metadata.run.fragment_ids)
         if kind == "new_session":
             if not fragments:  # a full run: the page is drawn anew, and the browser clears its refresh timers
-                self._started[msg.metadata.run.script_run_id] = time.perf_counter()
+                self._started[msg.metadata.run.script_run_id] = (time.perf_counter(), msg.new_session.page_script_hash)
                 self.page_script_hash = msg.new_session.page_script_hash
                 self._drawing, self.texts = {}, []
                 self._fragment_sent.clear()  # refreshes asked for and not run: a full run replaces them
@@ -211,8 +211,8 @@ class StreamlitClient:
         exceptions = len(self.exceptions)
         self.seen = []
         start = time.perf_counter()
-        await self._send(triggers, page_script_hash=page.page_script_hash if page else None,
-                         page_name=page.url_pathname if page else "")
+        wanted = page.page_script_hash if page else self.page_script_hash
+        await self._send(triggers, page_script_hash=wanted, page_name=page.url_pathname if page else "")
         deadline = start + self.timeout
         while True:
             try:
@@ -221,8 +221,9 @@ class StreamlitClient:
                 raise ScriptError(f"no script_finished within {self.timeout:.0f} s") from None
             if run_id is None:
                 raise ScriptError("the server closed the connection")
-            if fragment or status == ForwardMsg.FINISHED_EARLY_FOR_RERUN or self._started.get(run_id, 0.0) < start:
-                continue  # a fragment's, one cut short by the next, or one that began before this request
+            began, page_hash = self._started.get(run_id, (0.0, ""))
+            if fragment or status == ForwardMsg.FINISHED_EARLY_FOR_RERUN or began < start or (wanted and page_hash != wanted):
+                continue  # a fragment's, one cut short by the next, one that began before this request, or another page's
             if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
                 raise ScriptError("the script failed to compile")
             break
