@@ -211,7 +211,7 @@ class StreamlitClient:
         exceptions = len(self.exceptions)
         self.seen = []
         start = time.perf_counter()
-        wanted = page.page_script_hash if page else self.page_script_hash
+        wanted = page.page_script_hash if page else None  # a page switch ends on that page (a click may lead elsewhere)
         await self._send(triggers, page_script_hash=wanted, page_name=page.url_pathname if page else "")
         deadline = start + self.timeout
         while True:
