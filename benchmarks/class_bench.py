@@ -356,6 +356,28 @@ def end_runs(store: RunStore, finish_s: float = 120, timeout: float = 30) -> Non
                 pass
 
 
+def stop_server(server: subprocess.Popen) -> None:
+    """The server, and the processes it started that outlive it for a moment (a warm trainer still
+    loading writes the dataset's cache): all ended before the temporary folder goes."""
+    try:
+        children = psutil.Process(server.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+    _, alive = psutil.wait_procs(children, timeout=15)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+
+
 def run_class_bench(lesson: Lesson, keep: Path | None = None) -> dict:
     load_start = os.getloadavg()
     phases, clock = {}, time.monotonic()
@@ -395,11 +417,7 @@ def run_class_bench(lesson: Lesson, keep: Path | None = None) -> dict:
             try:
                 end_runs(store, finish_s=0)
             finally:
-                server.terminate()
-                try:
-                    server.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+                stop_server(server)
         phases["end_s"] = round(time.monotonic() - clock, 1)
         log = (folder / "streamlit.log").read_text(errors="replace")
         tracebacks = log.count("Traceback (most recent call last)")
