@@ -16,6 +16,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
 def layer_widths(text: str) -> list[int]:
     try:
         return [int(w) for w in text.split(",") if w.strip()]

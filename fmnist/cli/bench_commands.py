@@ -9,7 +9,7 @@ import sys
 from tqdm import tqdm
 
 from fmnist.backends import BACKENDS
-from fmnist.cli.args import positive_int
+from fmnist.cli.args import positive_float, positive_int
 from fmnist.store import open_store
 
 
@@ -21,12 +21,26 @@ def add_bench(sub) -> None:
                        help="instead: training alone against watched in Chromium, idle CPU, page times (python -m benchmarks.watch_bench)")
     bench.add_argument("--cluster", action="store_true",
                        help="instead: 8 short runs on the local queue, then on the Ray head at FMNIST_RAY_ADDRESS: wall time, time to first batch")
+    bench.add_argument("--class", dest="class_size", type=positive_int, metavar="N",
+                       help="instead: N students signed in to a real server at the protocol level (pages, sliders, drawings, "
+                            "trainings): page, slider and prediction times, the server's CPU and memory, queue waits "
+                            "(python -m benchmarks.class_bench)")
+    bench.add_argument("--minutes", type=positive_float, default=2.0, help="with --class: how long the lesson lasts (default 2)")
+    bench.add_argument("--epochs", type=positive_int, default=3, help="with --class: each student's training, Seed D (default 3)")
+    bench.add_argument("--images", type=int, choices=(1000, 2000, 5000, 10000, 20000, 30000), default=10000,
+                       help="with --class: its training images (default 10000)")
+    bench.add_argument("--think", type=positive_float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
+                       help="with --class: a student's think time between actions, in seconds (default 2 6)")
     bench.add_argument("--side", choices=("bare", "engine"), help=argparse.SUPPRESS)  # one side, in its own process
     bench.add_argument("--backend", choices=BACKENDS, default="tensorflow", help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(args) -> int:
+    if args.class_size:
+        from benchmarks.class_bench import Lesson, class_bench
+
+        return class_bench(Lesson(args.class_size, args.minutes, args.epochs, args.images, tuple(args.think)))
     if args.cluster:
         from benchmarks.cluster_bench import main as cluster_bench
 
