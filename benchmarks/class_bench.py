@@ -74,6 +74,7 @@ class Lesson:
     images: int = 10000
     think: tuple[float, float] = (2.0, 6.0)
     seed: int = 0
+    alone_runs: int = 2  # the teacher's runs alone before the lesson: the last one's speed is the yardstick
 
 
 @dataclass
@@ -386,13 +387,13 @@ def run_class_bench(lesson: Lesson, keep: Path | None = None) -> dict:
         home = folder / "home"
         store = RunStore(home)
         secrets = write_secrets(folder, max_runs=2)
-        # Alone, before the server starts its warm trainers; twice: the first run compiles the training
-        # step into JAX's cache in FMNIST_HOME, which every student's run then finds filled.
-        for _ in range(2):
+        # Alone, before the server starts its warm trainers; twice by default: the first run compiles the
+        # training step into JAX's cache in FMNIST_HOME, which every student's run then finds filled.
+        for _ in range(lesson.alone_runs):
             output, _ = train_alone(home, lesson).communicate(timeout=600)
         alone_run = max((run for run in store.list_runs() if not run.owner and run.status == RunStatus.FINISHED),
                         key=lambda run: run.id, default=None)
-        if alone_run is None or len(store.list_runs()) < 2:
+        if alone_run is None or len(store.list_runs()) < lesson.alone_runs:
             raise RuntimeError(f"the teacher's run failed: {output.decode()[-2000:]}")
         phases["alone_run_s"] = round(time.monotonic() - clock, 1)
         port = free_port()
@@ -466,8 +467,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=Lesson.epochs)
     parser.add_argument("--images", type=int, choices=(1000, 2000, 5000, 10000, 20000, 30000), default=Lesson.images)
     parser.add_argument("--think", type=float, nargs=2, default=Lesson.think)
+    parser.add_argument("--alone-runs", type=int, default=Lesson.alone_runs)
     args = parser.parse_args(argv)
-    return class_bench(Lesson(args.students, args.minutes, args.epochs, args.images, tuple(args.think)))
+    return class_bench(Lesson(args.students, args.minutes, args.epochs, args.images, tuple(args.think), alone_runs=args.alone_runs))
 
 
 def class_bench(lesson: Lesson) -> int:

@@ -13,7 +13,7 @@ ACTIONS = ("page", "slider", "draw", "sign_in", "start_training")
 
 def test_a_small_class_signs_in_browses_draws_and_trains():
     result = run_cli("bench", "--class", "3", "--minutes", "0.25", "--epochs", "1", "--images", "1000", "--think", "0.3", "1.2",
-                     timeout=180)
+                     "--alone-runs", "1", timeout=180)
     lines = result.stdout.strip().splitlines()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(lines[-1])

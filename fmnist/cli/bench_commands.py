@@ -31,6 +31,9 @@ def add_bench(sub) -> None:
                        help="with --class: its training images (default 10000)")
     bench.add_argument("--think", type=positive_float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
                        help="with --class: a student's think time between actions, in seconds (default 2 6)")
+    bench.add_argument("--alone-runs", type=positive_int, default=2,
+                       help="with --class: the teacher's trainings alone before the lesson, the last one the speed's "
+                            "yardstick (default 2: the first fills JAX's compilation cache)")
     bench.add_argument("--side", choices=("bare", "engine"), help=argparse.SUPPRESS)  # one side, in its own process
     bench.add_argument("--backend", choices=BACKENDS, default="tensorflow", help=argparse.SUPPRESS)
     bench.set_defaults(func=cmd_bench)
@@ -40,7 +43,8 @@ def cmd_bench(args) -> int:
     if args.class_size:
         from benchmarks.class_bench import Lesson, class_bench
 
-        return class_bench(Lesson(args.class_size, args.minutes, args.epochs, args.images, tuple(args.think)))
+        return class_bench(Lesson(args.class_size, args.minutes, args.epochs, args.images, tuple(args.think),
+                                  alone_runs=args.alone_runs))
     if args.cluster:
         from benchmarks.cluster_bench import main as cluster_bench
 
