@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from fmnist.models import ConvBlock, DenseLayer, ModelSpec, count_params, dense_spec, layer_plan
 from fmnist.run_code import CodeError, code_of, notebook, script
@@ -70,8 +72,9 @@ def test_runs_without_one_model_say_why(home):
     assert missing.returncode == 2 and "There is no run 42" in missing.stderr
 
 
-def test_the_script_run_as_written_gives_the_runs_test_accuracy(home, tmp_path):
-    """Trained by the app's engine (the CLI), then by the script alone, on the same backend: within half a point."""
+def test_the_script_and_the_notebook_run_as_written_give_the_runs_test_accuracy(home, tmp_path):
+    """Trained by the app's engine (the CLI), then by the script alone and by the notebook in a Jupyter
+    kernel (nbclient, as `jupyter nbconvert --execute` runs one), on the same backend: within half a point."""
     trained = run_cli("train", "--layers", "64", "--epochs", "2", "--limit", "6000", "--backend", "jax", "--name", "take me home")
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout.strip().splitlines()[-1])
@@ -82,6 +85,15 @@ def test_the_script_run_as_written_gives_the_runs_test_accuracy(home, tmp_path):
     result = subprocess.run([sys.executable, str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     accuracy = float(re.search(r"^test accuracy: (\d\.\d{4})$", result.stdout, re.MULTILINE).group(1))
+    assert abs(accuracy - summary["test_acc"]) <= 0.005, (accuracy, summary["test_acc"])
+
+    notebook_path = tmp_path / "run.ipynb"
+    written = run_cli("code", str(summary["run_id"]), "--notebook", "--out", str(notebook_path))
+    assert written.returncode == 0, written.stderr
+    book = nbformat.read(notebook_path, as_version=4)
+    NotebookClient(book, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = "".join(output.get("text", "") for cell in book.cells if cell.cell_type == "code" for output in cell.outputs)
+    accuracy = float(re.search(r"^test accuracy: (\d\.\d{4})$", printed, re.MULTILINE).group(1))
     assert abs(accuracy - summary["test_acc"]) <= 0.005, (accuracy, summary["test_acc"])
 
 
