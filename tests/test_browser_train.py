@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import replace
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
@@ -337,3 +338,28 @@ def test_the_live_chart_grows_point_by_point_on_fixed_axes_and_fetches_plotly_on
         store.finish(run_id, "stopped", train_s=1.0)
     assert len([u for u in requested if u.endswith("/plotly.min.js")]) == 1, "plotly.js fetched once a page"
     assert len(live_frames) >= 3 and max(live_frames) < 50_000, f"a refresh sends the figures, not plotly.js: {live_frames}"
+
+
+def test_a_link_opens_the_same_stack_and_the_address_follows_the_sliders(server, browser):
+    """Build & Train's address holds its stack: a link sets the sliders, a slider moved shows in the
+    address at once, and that address opened by a friend (another browser) shows the same stack."""
+    url, _ = server
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(f"{url}/?layers=96,48&epochs=7&lr=0.003")
+    page.get_by_role("heading", name="Build & Train").wait_for(timeout=60000)
+    app_idle(page)
+    shown = {label: page.get_by_test_id("stSlider").filter(has_text=label).get_by_test_id("stSliderThumbValue")
+             for label in ("Hidden layers", "Layer 1 width", "Layer 2 width", "Epochs")}
+    for label, value in {"Hidden layers": "2", "Layer 1 width": "96", "Layer 2 width": "48", "Epochs": "7"}.items():
+        expect(shown[label]).to_have_text(value, timeout=30000)
+    set_slider(page, "Epochs", "9")
+    wait_until(lambda: (query := parse_qs(urlparse(page.url).query)).get("epochs") == ["9"] and query.get("layers") == ["96,48"],
+               timeout=30, message="the address to hold the moved slider")
+
+    friend = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    friend.goto(page.url)
+    friend.get_by_role("heading", name="Build & Train").wait_for(timeout=60000)
+    for label, value in {"Layer 1 width": "96", "Layer 2 width": "48", "Epochs": "9"}.items():
+        expect(friend.get_by_test_id("stSlider").filter(has_text=label).get_by_test_id("stSliderThumbValue")).to_have_text(
+            value, timeout=30000)
+    screenshot(friend, "train-opened-from-a-link")
