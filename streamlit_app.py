@@ -6,9 +6,9 @@ from fmnist.access import SharingConfigError
 from fmnist.accessibility import page_styles
 from fmnist.app.activity import remember_activity, sidebar_status
 from fmnist.app.caches import show_store_error
-from fmnist.app.navigation import CHALLENGE_PAGE, ENTERED, keep_widget_state
+from fmnist.app.navigation import CHALLENGE_PAGE, CLASS_PAGE, ENTERED, keep_widget_state, teaches
 from fmnist.app.server import keep_keras_between_runs, no_public_address_lookup, warm_up_in_background
-from fmnist.app.session import current_person, gate, person_line
+from fmnist.app.session import current_person, current_sharing, gate, person_line
 from fmnist.home import StoreError
 
 keep_keras_between_runs()
@@ -17,15 +17,19 @@ st.set_page_config(page_title="Fashion-MNIST Studio", page_icon=":material/check
 st.session_state[ENTERED] = True
 page_styles()
 try:
-    signed_in = current_person() is not None
+    sharing_now = current_sharing()
+    someone = current_person(sharing_now)
 except (StoreError, SharingConfigError):
-    signed_in = False  # gate() below says why
+    sharing_now = someone = None  # gate() below says why
+signed_in = someone is not None
 train = st.Page("pages/train.py", title="Build & Train", icon=":material/model_training:", default=True)
 pages = st.navigation([
     train,
     st.Page("pages/search.py", title="Search", icon=":material/travel_explore:"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
     st.Page(CHALLENGE_PAGE, title="Challenge", icon=":material/emoji_events:"),
+    # A teacher's view; in the navigation for teachers only, and the page itself refuses anyone else.
+    st.Page(CLASS_PAGE, title="Class", icon=":material/groups:", visibility="visible" if teaches(someone, sharing_now) else "hidden"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/grid_on:"),
     st.Page("pages/classify.py", title="Classify", icon=":material/draw:"),
     st.Page("pages/inside.py", title="Inside", icon=":material/neurology:"),

@@ -76,6 +76,13 @@ class PeopleStore:
             row = db.execute(sa.select(sign_ins.c.person_id, sign_ins.c.name, sign_ins.c.admin).where(sign_ins.c.token == token)).first()
         return (row.person_id, row.name, bool(row.admin)) if row else None
 
+    def sign_ins(self) -> list[tuple[str, str, bool, float]]:
+        """Every live sign-in (one a tab that signed in): (person id, name, admin, when it signed in), earliest first."""
+        with self.database.transaction(write=False) as db:
+            rows = db.execute(sa.select(sign_ins.c.person_id, sign_ins.c.name, sign_ins.c.admin, sign_ins.c.created_at)
+                              .order_by(sign_ins.c.created_at)).fetchall()
+        return [(row.person_id, row.name, bool(row.admin), row.created_at) for row in rows]
+
     def sign_out(self, person_id: str) -> None:
         """Ends all of the person's sign-ins: a tab left open elsewhere can no longer act."""
         with self.database.transaction() as db:

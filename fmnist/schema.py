@@ -132,3 +132,12 @@ challenge_submissions = sa.Table(
     sa.UniqueConstraint("challenge_id", "run_id"),
     sqlite_autoincrement=True,
 )
+
+# The class's own settings that the app changes as it runs, a key and its JSON value each (fmnist.store:
+# RunStore.setting): "queue_paused", who paused the queue and when (RunStore.claim_slot starts nothing then).
+app_settings = sa.Table(
+    "app_settings", metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", REAL, nullable=False),
+)

@@ -2,7 +2,8 @@
 
 The pages and the command line call these, never the store's writes or the worker: starting a
 training, a cross-validation or seed job, a search (new or resumed), stopping, renaming, deleting and
-exporting a run; opening, closing and deleting a class challenge and submitting a run to one. Each
+exporting a run; opening, closing and deleting a class challenge and submitting a run to one; a teacher's
+pausing and resuming the queue, stopping every run, and the class leaderboard as CSV. Each
 takes the `Actor` (who acts, and the per-person limit and caps that apply to them:
 fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too
 many runs, or beyond a teacher's cap on a run: check_caps), ValueError (bad input, SpecError
@@ -18,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from fmnist import cluster, jobs
+from fmnist import class_view, cluster, jobs
 from fmnist.access import LOCAL_ADMIN, AccessError, Actor, check_may_manage
 from fmnist.backends import default_setting
 from fmnist.challenges import Challenge, ChallengeError, Constraints, Submission
@@ -28,7 +29,7 @@ from fmnist.leaderboard import seed_spec
 from fmnist.models import SEED_STACKS, ModelSpec, count_params
 from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
 from fmnist.search_space import SearchSpace, most_params, validate_space
-from fmnist.store import RunStore
+from fmnist.store import QUEUE_PAUSED, RunStore
 from fmnist.worker import stop_run
 
 # A search a student starts or resumes (someone with a per-person limit) ends within this budget:
@@ -286,3 +287,49 @@ def submit_to_challenge(store: RunStore, actor: Actor, challenge_id: int, run_id
     if (run.owner or LOCAL_ADMIN.id) != actor.person.id:
         raise AccessError(f"Run #{run_id} is not yours: only your own runs can be submitted.")
     return store.challenges.submit(challenge_id, run, actor.person.id, actor.person.name, store.probs_path(run_id), labels, now)
+
+
+# --- a teacher's view of the class (pages/class_view.py) ---
+
+def check_teacher(actor: Actor, action: str) -> None:
+    """A teacher (or this machine's own user) may; AccessError for a student."""
+    if not actor.person.admin:
+        raise AccessError(f"Only a teacher may {action}.")
+
+
+def pause_queue(store: RunStore, actor: Actor, now: float | None = None) -> None:
+    """Pause the queue: queued runs keep their places and none starts (fmnist.store.RunStore.claim_slot)
+    until it is resumed; running runs go on. Pausing a paused queue changes nothing."""
+    check_teacher(actor, "pause the queue")
+    if store.queue_paused() is None:
+        store.set_setting(QUEUE_PAUSED, {"by": actor.person.name, "since": time.time() if now is None else now})
+
+
+def resume_queue(store: RunStore, actor: Actor) -> None:
+    """Resume a paused queue: its runs start in the order they had."""
+    check_teacher(actor, "resume the queue")
+    store.set_setting(QUEUE_PAUSED, None)
+
+
+def stop_all(store: RunStore, actor: Actor) -> list[int]:
+    """Stop every run: the running at their next batch (each keeps what it learnt), the queued at once;
+    a search's trials with their search. Returns the ids of the runs asked to stop."""
+    check_teacher(actor, "stop every run")
+    active = store.list_runs(statuses=ACTIVE)
+    stopping = {run.id for run in active}
+    asked = []
+    for run in active:
+        if run.kind == RunKind.TRIAL and run.parent_id in stopping:
+            continue  # stops with its search
+        try:
+            stop_run(store, run.id)
+        except KeyError:
+            continue  # deleted meanwhile
+        asked.append(run.id)
+    return asked
+
+
+def class_leaderboard_csv(store: RunStore, actor: Actor) -> str:
+    """Every training of the class, whose and how it did, as CSV (fmnist.class_view.LEADERBOARD_COLUMNS)."""
+    check_teacher(actor, "download the class leaderboard")
+    return class_view.leaderboard_csv(store.list_runs())

@@ -31,9 +31,11 @@ from fmnist.names import run_name
 from fmnist.people import PeopleStore
 from fmnist.queue_order import Waiting, fair_order, lesson_seconds
 from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
-from fmnist.schema import batches, epochs, runs
+from fmnist.schema import app_settings, batches, epochs, runs
 
 TRAINING_QUEUE = "training"
+# The setting a teacher's pause writes (who paused, and when); while it is set no run starts (claim_slot).
+QUEUE_PAUSED = "queue_paused"
 # How many runs of a queue may run at once, where the queue itself says so: searches, one at a time
 # (a search trains nothing itself; its trials queue for training slots like every other run). The
 # training queue's slots are the caller's max_parallel (fmnist.worker).
@@ -240,12 +242,12 @@ class RunStore:
         """In one transaction: move a queued run to running if it is next in its queue's fair order
         (fmnist.queue_order) and fewer runs of its queue are running than the queue has slots:
         QUEUE_SLOTS' for a queue that sets them, else max_parallel (None: no limit, the cluster queues
-        them itself).
+        them itself). While the queue is paused (queue_paused) no run starts, in any queue.
         """
         with self.connect() as db:
             row = db.execute(sa.select(runs.c.queue, runs.c.status).where(runs.c.id == run_id)).first()
-            if row is None or row.status != RunStatus.QUEUED:
-                return False
+            if row is None or row.status != RunStatus.QUEUED or read_setting(db, QUEUE_PAUSED) is not None:
+                return False  # not queued, or a teacher paused the queue: it keeps its place
             slots = QUEUE_SLOTS.get(row.queue, max_parallel)
             if slots is not None:
                 running = db.execute(sa.select(sa.func.count()).select_from(runs).where(
@@ -401,6 +403,25 @@ class RunStore:
         with self.connect() as db:
             db.execute(runs.update().where(runs.c.id == run_id).values(status=str(RunStatus(status)), ended_at=time.time(), **results))
 
+    # --- the class's settings (app_settings): a key, its JSON value ---
+
+    def setting(self, key: str):
+        """A setting's value (None: not set)."""
+        with self.connect(write=False) as db:
+            return read_setting(db, key)
+
+    @with_retries
+    def set_setting(self, key: str, value) -> None:
+        """Set a setting to a JSON value, or clear it (None)."""
+        with self.connect() as db:
+            db.execute(app_settings.delete().where(app_settings.c.key == key))
+            if value is not None:
+                db.execute(app_settings.insert().values(key=key, value=json.dumps(value), updated_at=time.time()))
+
+    def queue_paused(self) -> dict | None:
+        """While the queue is paused: {"by": who paused it (their name), "since": when}; None while it runs."""
+        return self.setting(QUEUE_PAUSED)
+
     # --- managing runs ---
 
     def rename(self, run_id: int, name: str) -> None:
@@ -421,6 +442,12 @@ class RunStore:
             db.execute(runs.delete().where(family))
         for row in rows:
             shutil.rmtree(self.run_dir(row.id), ignore_errors=True)
+
+
+def read_setting(db, key: str):
+    """A setting's value inside an open transaction (None: not set)."""
+    value = db.execute(sa.select(app_settings.c.value).where(app_settings.c.key == key)).scalar()
+    return None if value is None else json.loads(value)
 
 
 def texts(values) -> list[str]:

@@ -158,7 +158,7 @@ def test_arrows_only_go_down_the_layers():
 
 
 # What only the application layer (fmnist.services) does: pages call it rather than these.
-STORE_WRITES = ("create_run", "rename(", ".delete(", "request_stop", "requeue", "finish(", "set_pid", "claim_slot", "add_person")
+STORE_WRITES = ("create_run", "rename(", ".delete(", "request_stop", "requeue", "finish(", "set_pid", "claim_slot", "add_person", "set_setting")
 
 
 def test_pages_act_through_the_services_only():

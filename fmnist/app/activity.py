@@ -5,10 +5,11 @@ active, and the bookkeeping that reruns a page when a run starts or ends."""
 
 import streamlit as st
 
-from fmnist import cluster
+from fmnist import cluster, services
 from fmnist.app.caches import get_store, store_errors_shown
 from fmnist.app.navigation import TRAIN_PAGE
-from fmnist.app.queue_view import own_queue_lines
+from fmnist.app.queue_view import own_queue_lines, paused_words
+from fmnist.app.session import acting, current_sharing
 from fmnist.home import StoreError
 from fmnist.models import stack_name
 from fmnist.runs import ACTIVE, RunKind, RunStatus
@@ -129,10 +130,28 @@ def sidebar_panel(quiet: bool, paused: bool = False) -> None:
         st.caption(("Queued on the cluster: " if any(r.on_cluster for r in queued) else "Queued: ")
                    + ", ".join(f"#{r.id}" for r in queued))
         own_queue_lines(get_store(), queued)
+        paused_line(get_store())
     if active and not quiet:
         st.page_link(TRAIN_PAGE, label="Watch it live", icon=":material/monitoring:")
     where_runs_train_line(cluster.address() or "")
     watch_tab_visibility(SIDEBAR_VISIBILITY, watch=watching)
+
+
+def paused_line(store: RunStore) -> None:
+    """While the queue is paused, everyone with runs queued reads so; alone on one's machine (no teacher to
+    ask: a store a class paused), a button resumes it. A teacher resumes it on the Class page."""
+    if store.queue_paused() is None:
+        return
+    st.caption(f"{paused_words().capitalize()}: queued runs wait until it is resumed.")
+    if not current_sharing().signs_in:
+        st.button("Resume the queue", key="sidebar_resume", icon=":material/play_circle:", on_click=resume_alone)
+
+
+def resume_alone() -> None:
+    try:
+        services.resume_queue(get_store(), acting())
+    except services.REFUSED as e:
+        st.toast(str(e))
 
 
 def where_runs_train_line(head: str) -> None:

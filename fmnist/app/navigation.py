@@ -25,6 +25,15 @@ INSIDE_PAGE = "pages/inside.py"
 CHALLENGE_PAGE = "pages/challenge.py"
 
 
+CLASS_PAGE = "pages/class_view.py"
+
+
+def teaches(person, sharing) -> bool:
+    """Whether the Class page is for this person: a teacher of a shared app. Alone on one's machine there is
+    no class (and the local admin's one queue is managed on Build & Train and in the sidebar)."""
+    return person is not None and person.admin and sharing is not None and sharing.signs_in
+
+
 # What another page asks the Inside page to open: {"run": id, "index": test image} or {"run": id, "classify": True}.
 # Not a widget's key: Streamlit forgets those of a page that is not shown.
 INSIDE_REQUEST = "inside_request"

@@ -9,7 +9,7 @@ import streamlit as st
 from fmnist.access import LOCAL_ADMIN, Caps, Person
 from fmnist.app.session import current_person, current_sharing
 from fmnist.estimates import speeds_here
-from fmnist.queue_eta import Standing, standing
+from fmnist.queue_eta import Standing, ordinal, standing
 from fmnist.runs import Run, RunStatus
 from fmnist.store import QUEUE_SLOTS, RunStore
 from fmnist.worker import max_parallel
@@ -23,8 +23,26 @@ def queue_standing(store: RunStore, run: Run, runs: list[Run] | None = None) -> 
     return standing(run, ahead, runs, speeds_here(runs), QUEUE_SLOTS.get(run.queue, max_parallel()), time.time())
 
 
+def paused_words() -> str:
+    """Who paused the queue, as a student reads it: their teacher in a shared app, else the queue itself."""
+    return "the teacher paused the queue" if current_sharing().signs_in else "the queue is paused"
+
+
+def standing_text(store: RunStore, run: Run, runs: list[Run] | None = None, paused: bool = False) -> str:
+    """'3rd in line, about 2 min'; while the queue is paused, '3rd in line' (nothing starts until it resumes)."""
+    if paused:
+        position = store.queue_position(run.id)
+        return "next in line" if position == 1 else f"{ordinal(position)} in line"
+    return queue_standing(store, run, runs).text()
+
+
 def queued_notice(store: RunStore, run: Run) -> None:
-    """Build & Train's line for the queued run it shows: 'Queued: 3rd in line, about 2 min.'"""
+    """Build & Train's line for the queued run it shows: 'Queued: 3rd in line, about 2 min.'; while the
+    queue is paused, that the teacher paused it."""
+    if store.queue_paused() is not None:
+        st.info(f"Queued: {standing_text(store, run, paused=True)}, but {paused_words()}: it starts once it is resumed.",
+                icon=":material/pause_circle:")
+        return
     st.info(f"Queued: {queue_standing(store, run).text()}. It starts when the runs before it end.", icon=":material/schedule:")
 
 
@@ -39,8 +57,18 @@ def own_queue_lines(store: RunStore, active: list[Run]) -> None:
     if not mine:
         return
     runs = store.list_runs()
+    paused = store.queue_paused() is not None
     for run in mine:
-        st.caption(f"Your run #{run.id}: {queue_standing(store, run, runs).text()}")
+        st.caption(f"Your run #{run.id}: {standing_text(store, run, runs, paused)}" + (f"; {paused_words()}" if paused else ""))
+
+
+def class_queue(store: RunStore, active: list[Run], paused: bool) -> dict[int, str]:
+    """Every queued run on this machine, in the order they start (searches' queue first) -> where it
+    stands, for a teacher's view."""
+    runs = store.list_runs()
+    queued = sorted((run for run in active if run.status == RunStatus.QUEUED and not run.on_cluster),
+                    key=lambda run: (run.queue != "search", store.queue_position(run.id)))
+    return {run.id: standing_text(store, run, runs, paused) for run in queued}
 
 
 # --- the caps on this person's runs ---
