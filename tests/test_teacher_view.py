@@ -33,7 +33,7 @@ def queued(store: RunStore, actor: Actor, name: str = "") -> int:
     return run_id
 
 
-def test_a_paused_queue_starts_nothing_and_keeps_its_order(home):
+def test_a_paused_queue_starts_nothing_and_keeps_its_order(home, database):
     store = RunStore()
     ada1, bob1, ada2 = queued(store, ADA), queued(store, BOB), queued(store, ADA)
     services.pause_queue(store, TEACHER, now=1000.0)
