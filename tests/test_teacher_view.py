@@ -1,5 +1,5 @@
 """A teacher's view of the class (issue 28, item 5): pausing and resuming the queue (no run starts while it is
-paused, and the order holds after), stopping every run, the class leaderboard as CSV, students refused; and
+paused, and the order holds after; on SQLite and PostgreSQL), stopping every run, the class leaderboard as CSV, students refused; and
 the Class page through AppTest, a teacher's and a student's. Runs are store rows: no training."""
 
 import csv
