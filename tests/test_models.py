@@ -55,7 +55,7 @@ def built():
 
 
 def test_presets_are_the_four_seed_stacks_and_two_stronger_models():
-    assert set(PRESETS) == set(SEED_STACKS) | {"Best MLP", "Small CNN"}
+    assert set(PRESETS) == set(SEED_STACKS) | {"Best MLP", "Fast MLP", "Small CNN"}
     assert not PRESETS["Best MLP"].conv and PRESETS["Small CNN"].conv
     for name, widths in SEED_STACKS.items():
         assert tuple(layer.units for layer in PRESETS[name].layers) == widths
