@@ -272,9 +272,14 @@ def test_keyboard_only_build_train_stop_open_the_result_and_classify_an_upload(s
     wait_until(lambda: slider_value(page, "Training images") == "1000", timeout=60, message="1,000 images")
     app_idle(page)
     # Then four steps up, to 20,000: with 1,000 a warm trainer ran all 50 epochs in 3 s, before Stop.
+    # A press at a time, each sent and its rerun over (the slider sends its value a moment after the
+    # last press: four presses at once once showed 20,000 while Start still got 1,000).
     for _ in range(4):
         page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(300)
+        app_idle(page)
     wait_until(lambda: slider_value(page, "Training images") == "20000", timeout=60, message="20,000 images")
+    page.wait_for_timeout(300)
     app_idle(page)
     tab_to(page, "Start training")
     page.keyboard.press("Enter")
