@@ -14,6 +14,7 @@ The command line acts as this machine's admin (`Actor.local()`) and trains the r
 its own process: `process=` gives that process's (pid, start time), and nothing is spawned.
 """
 
+import threading
 import time
 from dataclasses import replace
 
@@ -228,6 +229,9 @@ def delete(store: RunStore, actor: Actor, run_id: int) -> None:
 
 # --- work on a trained run's model: its projection, its exports (fmnist.jobs.derived) ---
 
+_starting = threading.Lock()
+
+
 def start_derived(store: RunStore, actor: Actor, run_id: int, kind, action: str, settings: dict,
                   process: tuple[int, str | None] | None) -> int:
     """Queue a run of a derived kind on run_id's model and give it its own process; returns its id, or
@@ -239,9 +243,10 @@ def start_derived(store: RunStore, actor: Actor, run_id: int, kind, action: str,
     if problem:
         raise ValueError(problem)
     run_to_manage(store, actor, run_id, action)
-    if process is None and (running := kind.active_for(store, run_id, settings)) is not None:
-        return running.id
-    job_id = kind.create(store, run_id, settings, **process_fields(process), **actor.owner_fields())
+    with _starting:  # two tabs of one server asking at once (Inside queues a t-SNE as it draws): one run
+        if process is None and (running := kind.active_for(store, run_id, settings)) is not None:
+            return running.id
+        job_id = kind.create(store, run_id, settings, **process_fields(process), **actor.owner_fields())
     if process is None:
         start(store, job_id)
     return job_id
