@@ -2,8 +2,9 @@
 
 The pages and the command line call these, never the store's writes or the worker: starting a
 training, a cross-validation or seed job, a search (new or resumed), a run's t-SNE projection or an
-export of its model; stopping, renaming and deleting a run; opening, closing and deleting a class challenge and submitting a run to one; a teacher's
-pausing and resuming the queue, stopping every run, and the class leaderboard as CSV. Each
+export of its model; stopping, renaming and deleting a run; opening, closing and deleting a class
+challenge and submitting a run to one; a teacher's pausing and resuming the queue, stopping every
+run, and the class leaderboard as CSV. Each
 takes the `Actor` (who acts, and the per-person limit and caps that apply to them:
 fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too
 many runs, or beyond a teacher's cap on a run: check_caps), ValueError (bad input, SpecError
