@@ -91,8 +91,8 @@ def signed_in_people(rows: list[tuple[str, str, bool, float]]) -> list[SignedIn]
 
 
 def progress(run: Run) -> str:
-    """A running run's progress: 'epoch 2/10'; a search's 'searching'."""
-    return "searching" if run.kind == RunKind.SEARCH else f"epoch {run.epoch}/{run.total_epochs}"
+    """A running run's progress: 'epoch 2/10', a projection's or an export's stage; a search's 'searching'."""
+    return "searching" if run.kind == RunKind.SEARCH else run.progress_text()
 
 
 def queue_rows(active: list[Run], standings: dict[int, str]) -> list[dict]:

@@ -10,10 +10,17 @@ from fmnist.models import stack_name
 
 
 class ProgressBar:
-    """The training's progress on stderr (stdout keeps the final JSON line): a bar per epoch with the live samples/s."""
+    """The training's progress on stderr (stdout keeps the final JSON line): a bar per epoch with the live samples/s;
+    for a run that works in stages (a projection, an export), one bar in percent named by its stage."""
 
     def __init__(self):
         self.epoch, self.bar = None, None
+
+    def stage(self, stage: str, fraction: float) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=100, unit="%", bar_format="{desc} {bar} {n:.0f}%", leave=True, dynamic_ncols=True)
+        self.bar.set_description_str(stage, refresh=False)
+        self.bar.update(round(100 * fraction) - self.bar.n)
 
     def __call__(self, epoch, epochs, step, steps, samples_per_s):
         if epoch != self.epoch:

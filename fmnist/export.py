@@ -277,8 +277,10 @@ class Exporter:
             "keras_compute": compute_dtype(self.model),
         }, io
 
-    def export(self, variant: Variant, out: Path | None = None) -> dict:
-        """Make, check and keep one export (and copy it with its card to `out`); returns its card."""
+    def export(self, variant: Variant, out: Path | None = None, report=None) -> dict:
+        """Make, check and keep one export (and copy it with its card to `out`); returns its card. report(stage,
+        fraction), if given, hears each step begin; whatever it raises (a Stop) ends the export with nothing kept."""
+        report = report or (lambda stage, fraction: None)
         folder = exports_dir(self.store, self.run_id)
         try:
             folder.mkdir(exist_ok=True)
@@ -288,8 +290,11 @@ class Exporter:
         written = []
         try:
             made = work / variant.file_name(self.run_id)
+            report(f"converting to {variant.label}", 0.2)
             convert(self.predicting, variant, made, self.calibration)
+            report(f"checking it in {variant.runtime} on {len(self.labels):,} test images", 0.6)
             check, io = self.check(variant, made)
+            report("keeping it with its model card", 0.95)
             card = build_card(self.run, variant, made.name, check, io, self.version)
             write_card(card, made)
             kept = kept_path(self.store, self.run_id, variant)

@@ -3,15 +3,14 @@ or int8) and TensorFlow's SavedModel, made by fmnist.export (the Keras side) int
 with a model card beside each (fmnist.model_card).
 
 Pure side: the formats, where each export is kept, what can be exported before anything loads
-Keras, the cards read back, the zip people download, and the export process that the Leaderboard
-starts (`python -m fmnist export`, so the page never loads TensorFlow or a converter itself).
+Keras, the cards read back, the zip people download, and the export runs made of them. An export is
+a run of its own, of kind export (fmnist.jobs.export), queued and made in its own process, so the
+page never loads TensorFlow or a converter itself.
 """
 
 import io
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -23,13 +22,10 @@ from fmnist.leaderboard import model_file_problem
 from fmnist.model_card import read_card
 from fmnist.runs import Run, RunKind
 from fmnist.store import RunStore
-from fmnist.worker import PACKAGE_ROOT
 
 EXPORTS = "exports"
 FORMATS = ("onnx", "litert", "saved_model")
 QUANTIZE = ("float16", "int8")
-# The page waits this long for an export and its check (about ten seconds for the Small CNN).
-EXPORT_TIMEOUT_S = 600
 
 
 class ExportError(RuntimeError):
@@ -80,7 +76,11 @@ def variant_for(format: str, quantize: str | None = None) -> Variant:
 
 
 def variant_by_key(key: str) -> Variant:
-    return next(variant for variant in VARIANTS if variant.key == key)
+    """ValueError for a key no variant has."""
+    found = next((variant for variant in VARIANTS if variant.key == key), None)
+    if found is None:
+        raise ValueError(f"unknown export {key!r}: one of {', '.join(variant.key for variant in VARIANTS)}")
+    return found
 
 
 # --- where exports are kept ---
@@ -191,22 +191,9 @@ def export_zip(store: RunStore, run_id: int, variant: Variant) -> bytes:
     return buffer.getvalue()
 
 
-def make_export(store: RunStore, run_id: int, variant: Variant, timeout: float = EXPORT_TIMEOUT_S) -> str | None:
-    """Run `python -m fmnist export` for the run and wait: None when the export is made and
-    checked (its card is then kept with the run), else what went wrong, in the command's words."""
-    command = [sys.executable, "-m", "fmnist", "export", str(run_id), "--format", variant.format]
-    if variant.quantize:
-        command += ["--quantize", variant.quantize]
-    python_path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
-    try:
-        result = subprocess.run(command, cwd=store.home, env={**os.environ, "FMNIST_HOME": str(store.home), "PYTHONPATH": python_path},
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return f"The export took longer than {timeout:.0f} s and was stopped."
-    if result.returncode == 0:
-        return None
-    errors = [line.removeprefix("error: ") for line in result.stderr.splitlines() if line.startswith("error: ")]
-    return errors[-1] if errors else f"The export process failed (exit {result.returncode}): {result.stderr.strip()[-500:]}"
+def latest_exports(store: RunStore, run_id: int) -> dict[str, Run]:
+    """The run's newest export run of each variant (key -> run): queued, running or ended, with its error if it failed."""
+    return {run.settings.get("variant"): run for run in store.children(run_id) if run.kind == RunKind.EXPORT}
 
 
 def exports_table(cards: dict[str, dict]) -> pd.DataFrame:

@@ -29,7 +29,6 @@ from fmnist.projection import (
     read_projection,
     run_projection_path,
     save_projection,
-    write_job,
 )
 from fmnist.store import RunStore
 
@@ -163,7 +162,7 @@ def hidden_layer_name(model) -> str:
     return "input"
 
 
-# --- projections: PCA here and now, t-SNE in its own process (fmnist.projection) ---
+# --- projections: PCA here and now, t-SNE in a run of its own (fmnist.jobs.projection) ---
 
 def run_pca(store: RunStore, run_id: int, model, dataset: Dataset):
     """The run's PCA projection: from its folder, or computed (a second or two) and kept there."""
@@ -205,42 +204,37 @@ def tsne_2d(x: np.ndarray, progress=None) -> np.ndarray:
 
 
 def project_run(store: RunStore, run_id: int, dataset: Dataset, report=None) -> dict:
-    """The t-SNE process' work: the run's last hidden layer for the test images projected (PCA and
-    t-SNE, each kept in its folder), then the raw pixels' t-SNE once per store. report(**fields)
-    gets the progress (by default written to the run's job file); returns the seconds each took."""
-    report = report or (lambda **fields: write_job(store, run_id, **fields))
+    """A projection run's work: the run's last hidden layer for the test images projected (PCA and
+    t-SNE, each kept in its folder), then the raw pixels' t-SNE once per store. report(stage=...,
+    fraction=...) hears the progress (whatever it raises, a Stop, ends the work); returns the seconds
+    each t-SNE took (none when both were kept already)."""
+    report = report or (lambda **fields: None)
     seconds = {}
-    try:
-        report(stage="loading the model", fraction=0.0)
-        model = load_model(store, run_id)
-        version, n = model_version(store, run_id), len(dataset.y_test)
+    report(stage="loading the model", fraction=0.0)
+    model = load_model(store, run_id)
+    version, n = model_version(store, run_id), len(dataset.y_test)
+    start = time.perf_counter()
+    report(stage="the last hidden layer's outputs", fraction=0.01)
+    hidden = hidden_outputs(model, dataset.x_test)
+    layer = hidden_layer_name(model)
+    if read_projection(run_projection_path(store, run_id, PCA), n, version) is None:
+        save_projection(run_projection_path(store, run_id, PCA), pca_2d(hidden), version, layer=layer)
+    pixels = pixels_projection_path(store, TSNE)
+    pixels_needed = read_projection(pixels, n) is None
+    # One bar for both: the run's t-SNE, then (the first time in a store) the pixels'.
+    middle = 0.5 if pixels_needed else 1.0
+
+    def part(stage_prefix, low, high):
+        return lambda stage, fraction: report(stage=f"{stage_prefix}{stage}", fraction=low + (high - low) * fraction)
+
+    if read_projection(run_projection_path(store, run_id, TSNE), n, version) is None:
+        points = tsne_2d(hidden, part("t-SNE: ", 0.02, middle))
+        seconds["run"] = time.perf_counter() - start
+        save_projection(run_projection_path(store, run_id, TSNE), points, version, layer=layer,
+                        seconds=seconds["run"], **TSNE_SETTINGS)
+    if pixels_needed:
         start = time.perf_counter()
-        report(stage="the last hidden layer's outputs", fraction=0.01)
-        hidden = hidden_outputs(model, dataset.x_test)
-        layer = hidden_layer_name(model)
-        if read_projection(run_projection_path(store, run_id, PCA), n, version) is None:
-            save_projection(run_projection_path(store, run_id, PCA), pca_2d(hidden), version, layer=layer)
-        pixels = pixels_projection_path(store, TSNE)
-        pixels_needed = read_projection(pixels, n) is None
-        # One bar for both: the run's t-SNE, then (the first time in a store) the pixels'.
-        middle = 0.5 if pixels_needed else 1.0
-
-        def part(stage_prefix, low, high):
-            return lambda stage, fraction: report(stage=f"{stage_prefix}{stage}", fraction=low + (high - low) * fraction)
-
-        if read_projection(run_projection_path(store, run_id, TSNE), n, version) is None:
-            points = tsne_2d(hidden, part("t-SNE: ", 0.02, middle))
-            seconds["run"] = time.perf_counter() - start
-            save_projection(run_projection_path(store, run_id, TSNE), points, version, layer=layer,
-                            seconds=seconds["run"], **TSNE_SETTINGS)
-        if pixels_needed:
-            start = time.perf_counter()
-            points = tsne_2d(dataset.x_test.reshape(n, -1) / 255.0, part("the raw pixels' t-SNE (once for all runs): ", middle, 1.0))
-            seconds["pixels"] = time.perf_counter() - start
-            save_projection(pixels, points, seconds=seconds["pixels"], **TSNE_SETTINGS)
-        report(stage="done", fraction=1.0, done=True, seconds=seconds)
-    except Exception as e:  # recorded for the page, which shows it; the process exits cleanly
-        report(stage="failed", fraction=0.0, error=f"{type(e).__name__}: {e}")
-        raise
+        points = tsne_2d(dataset.x_test.reshape(n, -1) / 255.0, part("the raw pixels' t-SNE (once for all runs): ", middle, 1.0))
+        seconds["pixels"] = time.perf_counter() - start
+        save_projection(pixels, points, seconds=seconds["pixels"], **TSNE_SETTINGS)
     return seconds
-

@@ -2,25 +2,19 @@
 for comparison, kept in files so each is computed once.
 
 Pure side (numpy and the standard library). PCA is computed here at once; t-SNE, which takes
-tens of seconds, runs in a process of its own (`python -m fmnist project RUN_ID`, whose work is
-fmnist.inside.project_run) so that no page waits for it and no server restart loses it. That
-process reports its stage and progress in a small JSON file in the run's folder, which the page
-polls.
+tens of seconds, is a run of its own, of kind projection (fmnist.jobs.projection, whose work is
+fmnist.inside.project_run): queued and computed in its own process, so that no page waits for it
+and no server restart loses it, with its stage and progress in the store like any run's.
 """
 
 import json
-import os
-import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fmnist.runs import Run, RunKind
 from fmnist.store import RunStore, save_atomically
-from fmnist.worker import PACKAGE_ROOT, process_alive, process_started
 
 PCA, TSNE = "pca", "tsne"
 METHODS = {PCA: "PCA", TSNE: "t-SNE"}
@@ -29,7 +23,6 @@ METHODS = {PCA: "PCA", TSNE: "t-SNE"}
 # usual perplexity 30 on the first 50 principal components, 250 iterations of early exaggeration
 # (which forms the clusters) and 250 more to spread them.
 TSNE_SETTINGS = dict(perplexity=30, pca_dims=50, exaggeration_iter=250, iter=250, seed=0)
-JOB_FILE = "projection-job.json"
 
 
 class ProjectionError(RuntimeError):
@@ -114,70 +107,9 @@ def pixels_pca(store: RunStore, images: np.ndarray) -> Projection:
     return found
 
 
-# --- the t-SNE process and what it reports ---
+# --- the t-SNE's run ---
 
-def job_path(store: RunStore, run_id: int) -> Path:
-    return store.run_dir(run_id) / JOB_FILE
-
-
-def write_job(store: RunStore, run_id: int, **fields) -> None:
-    """The job's state for the page: stage, fraction done, error; with this process' id and start."""
-    pid = os.getpid()
-    state = {"pid": pid, "started": process_started(pid), "updated": time.time(), **fields}
-    save_atomically(job_path(store, run_id), lambda tmp: tmp.write_text(json.dumps(state)))
-
-
-def read_job(store: RunStore, run_id: int) -> dict | None:
-    try:
-        return json.loads(job_path(store, run_id).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-@dataclass(frozen=True)
-class JobState:
-    running: bool
-    fraction: float = 0.0
-    stage: str = ""
-    error: str | None = None
-
-
-def job_state(store: RunStore, run_id: int) -> JobState | None:
-    """What the run's t-SNE process is doing; None if none was started. A process that died
-    without saying so (killed, a server restart) reads as an error, so the page can offer to retry."""
-    job = read_job(store, run_id)
-    if job is None:
-        return None
-    if job.get("error"):
-        return JobState(False, job.get("fraction", 0.0), job.get("stage", ""), job["error"])
-    if job.get("done"):
-        return JobState(False, 1.0, job.get("stage", ""))
-    if not process_alive(job["pid"], job.get("started")):
-        return JobState(False, job.get("fraction", 0.0), job.get("stage", ""),
-                        "its process ended before it finished (killed, or the machine restarted)")
-    return JobState(True, job.get("fraction", 0.0), job.get("stage", ""))
-
-
-_starting = threading.Lock()
-
-
-def start_projection(store: RunStore, run_id: int) -> bool:
-    """Start `python -m fmnist project RUN_ID` unless one runs already for the run; True if started."""
-    with _starting:  # two sessions of one server asking at once start one process
-        state = job_state(store, run_id)
-        if state is not None and state.running:
-            return False
-        run_dir = store.run_dir(run_id)
-        python_path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
-        with open(run_dir / "projection.log", "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "fmnist", "project", str(run_id)],
-                cwd=run_dir, env={**os.environ, "FMNIST_HOME": str(store.home), "PYTHONPATH": python_path},
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        # Written for the new process until it writes its own, so a rerun a moment later sees it running.
-        state = {"pid": process.pid, "started": process_started(process.pid), "updated": time.time(),
-                 "stage": "starting", "fraction": 0.0}
-        save_atomically(job_path(store, run_id), lambda tmp: tmp.write_text(json.dumps(state)))
-        threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends: no zombies
-        return True
+def latest_projection(store: RunStore, run_id: int) -> Run | None:
+    """The run's newest projection run (queued, running or ended), or None when none was ever started.
+    A store from before projections were runs has none: its projections' files are read as they are."""
+    return next((run for run in reversed(store.children(run_id)) if run.kind == RunKind.PROJECTION), None)

@@ -46,7 +46,10 @@ def about(seconds: float) -> str:
 
 
 def expected_s(run: Run, speeds: list[Speed]) -> float | None:
-    """How long the run takes from its start to its end, as far as this machine's runs tell (None: unknown)."""
+    """How long the run takes from its start to its end, as far as this machine's runs tell (None: unknown;
+    always for a projection or an export, which trains nothing: the trainings' speeds do not tell)."""
+    if run.derived:
+        return None
     if run.kind == RunKind.SEARCH:
         minutes = (run.space or {}).get("minutes")
         return minutes * 60 if minutes else None
@@ -56,7 +59,7 @@ def expected_s(run: Run, speeds: list[Speed]) -> float | None:
 
 def remaining_s(run: Run, speeds: list[Speed], now: float) -> float | None:
     """A running run's time left: at the speed it reports, else its expected time less what it has run."""
-    if run.kind != RunKind.SEARCH and (left := run.eta_s()) is not None:
+    if run.kind != RunKind.SEARCH and not run.derived and (left := run.eta_s()) is not None:
         return left
     expected = expected_s(run, speeds)
     if expected is None:

@@ -39,11 +39,23 @@ ENDED = tuple(status for status in RunStatus if status not in ACTIVE)
 
 
 class RunKind(enum.StrEnum):
+    """The run kinds' registry: each is the module fmnist/jobs/<value>.py, whose JobKind does its work
+    (fmnist.jobs finds it there). A new kind is that module and one line here."""
+
     TRAIN = "train"  # one model, scored on the test set
     CV = "cv"  # k-fold cross-validation of a run's spec, scored on the held-out folds
     SEEDS = "seeds"  # a run's spec again with N seeds: the test accuracy's spread
     SEARCH = "search"  # a search over a space of specs (fmnist.search); its trials are its children
     TRIAL = "trial"  # one configuration a search tried, scored on validation accuracy only
+    PROJECTION = "projection"  # a trained run's test images in 2-D (t-SNE), kept with that run (its parent)
+    EXPORT = "export"  # a trained run's model as ONNX, LiteRT or SavedModel, checked, kept with that run
+
+
+# The queues a run waits in for a slot (fmnist.store.RunStore.claim_slot): trainings (and a search's
+# trials); searches, one at a time; and the work done on a trained run's model (its projection, its
+# exports): short, no training, so it neither waits behind trainings nor counts towards a person's
+# limit on runs queued or running.
+TRAINING_QUEUE, SEARCH_QUEUE, DERIVED_QUEUE = "training", "search", "derived"
 
 
 class LimitError(RuntimeError):
@@ -94,12 +106,14 @@ class Run:
     device: str | None  # the CPU's model name, or the GPU's name when it trained on one
     cluster_job: str | None  # the Ray job it was submitted as (fmnist.cluster); None: a local process
     # What only some kinds have. settings, a kind's inputs: "space" (a search's, SearchSpace as a
-    # dict), "repeats" (a cv or seeds job's folds or seeds). result, its outputs: on a cv or seeds
-    # job "scores", "mean", "std"; on the run a job repeats, {"cv": {"mean", "std", "job"}} and
-    # {"seeds": {...}} (the job: its run id).
+    # dict), "repeats" (a cv or seeds job's folds or seeds), "variant" (an export's format, a
+    # fmnist.export_formats.Variant's key, and "out", where the command line copies it). result, its
+    # outputs: on a cv or seeds job "scores", "mean", "std"; on the run a job repeats, {"cv": {"mean",
+    # "std", "job"}} and {"seeds": {...}} (the job: its run id); on a derived run "stage" (see stage)
+    # and what its kind reports when it ends (a projection's "seconds", an export's "check").
     settings: dict = field(default_factory=dict)
     result: dict = field(default_factory=dict)
-    queue: str = "training"  # the queue it waits in for a slot: "search" (searches) or "training"
+    queue: str = TRAINING_QUEUE  # the queue it waits in for a slot: TRAINING_QUEUE, SEARCH_QUEUE or DERIVED_QUEUE
 
     @classmethod
     def from_row(cls, row) -> "Run":
@@ -165,6 +179,25 @@ class Run:
         return bool(self.result.get("stopped_at_cap"))
 
     @property
+    def derived(self) -> bool:
+        """Work on a trained run's model (its parent), not a training: a projection, an export. It trains
+        nothing and keeps no model of its own; what it makes is kept with its parent."""
+        return self.queue == DERIVED_QUEUE
+
+    @property
+    def stage(self) -> dict | None:
+        """Where a run that works in stages rather than epochs stands (a derived run): {"stage": what it
+        does now, "fraction": how much of it is done}; None before it reports."""
+        return self.result.get("stage")
+
+    def progress_text(self) -> str:
+        """Where a running run stands, in a few words: 'epoch 3/10', or a staged run's stage ('t-SNE: layout, 40%')."""
+        if self.derived:
+            stage = self.stage or {"stage": "starting", "fraction": 0.0}
+            return f"{stage['stage']}, {stage['fraction']:.0%}"
+        return f"epoch {self.epoch}/{self.total_epochs}"
+
+    @property
     def total_epochs(self) -> int:
         return self.spec.epochs * (self.repeats or 1)
 
@@ -179,6 +212,8 @@ class Run:
     def fraction_done(self) -> float:
         if self.status == RunStatus.FINISHED:
             return 1.0
+        if self.stage is not None:
+            return min(max(float(self.stage["fraction"]), 0.0), 1.0)
         if not self.steps_per_epoch:
             return 0.0
         done = (max(self.epoch - 1, 0) + self.step / self.steps_per_epoch) / self.total_epochs

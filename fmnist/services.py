@@ -1,9 +1,10 @@
 """What people do with runs, each action checking the person's rights and limits once.
 
 The pages and the command line call these, never the store's writes or the worker: starting a
-training, a cross-validation or seed job, a search (new or resumed), stopping, renaming, deleting and
-exporting a run; opening, closing and deleting a class challenge and submitting a run to one; a teacher's
-pausing and resuming the queue, stopping every run, and the class leaderboard as CSV. Each
+training, a cross-validation or seed job, a search (new or resumed), a run's t-SNE projection or an
+export of its model; stopping, renaming and deleting a run; opening, closing and deleting a class
+challenge and submitting a run to one; a teacher's pausing and resuming the queue, stopping every
+run, and the class leaderboard as CSV. Each
 takes the `Actor` (who acts, and the per-person limit and caps that apply to them:
 fmnist.access.Actor) and raises what a person can read: AccessError (not theirs), LimitError (too
 many runs, or beyond a teacher's cap on a run: check_caps), ValueError (bad input, SpecError
@@ -14,6 +15,7 @@ The command line acts as this machine's admin (`Actor.local()`) and trains the r
 its own process: `process=` gives that process's (pid, start time), and nothing is spawned.
 """
 
+import threading
 import time
 from dataclasses import replace
 
@@ -25,6 +27,7 @@ from fmnist.backends import default_setting
 from fmnist.challenges import Challenge, ChallengeError, Constraints, Submission
 from fmnist.estimates import ALL_TRAINING_IMAGES, TimeEstimate, speeds_here, time_here
 from fmnist.jobs.process import start
+from fmnist.jobs.repeat import Repeat
 from fmnist.leaderboard import seed_spec
 from fmnist.models import SEED_STACKS, ModelSpec, count_params
 from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
@@ -113,7 +116,7 @@ def start_repeat(store: RunStore, actor: Actor, run_id: int, kind: RunKind, repe
     the job's id. Only the run's owner or a teacher may: a job on someone else's run would keep
     them from deleting it, and they could not stop it."""
     kind = jobs.kind_of(kind)
-    if not isinstance(kind, (jobs.CrossValidation, jobs.Seeds)):
+    if not isinstance(kind, Repeat):
         raise ValueError(f"{kind.kind} is not a job on a run (cv or seeds)")
     run = run_to_manage(store, actor, run_id, "cross-validate" if kind.kind == RunKind.CV else "repeat")
     capped = check_caps(store, actor, run.spec, run.train_limit, run.backend or run.backend_setting or "auto", repeats)
@@ -162,7 +165,7 @@ def resume_search(store: RunStore, actor: Actor, search_id: int, trials: int | N
     check_search_budget(actor, resumed)
     check_search_caps(actor, resumed)
     if actor.limited:
-        active = sum(run.owner == search.owner for run in store.list_runs(statuses=ACTIVE))
+        active = sum(run.owner == search.owner and not run.derived for run in store.list_runs(statuses=ACTIVE))
         if active >= actor.max_runs:
             raise LimitError(f"You have {active} trainings queued or running, the most one person may have "
                              f"({actor.max_runs}): wait for one to end, or stop one, then resume this search.")
@@ -225,17 +228,44 @@ def delete(store: RunStore, actor: Actor, run_id: int) -> None:
         store.delete(run_id)
 
 
-def export(store: RunStore, actor: Actor, run_id: int, variant) -> str | None:
-    """Convert a finished training's model to variant (fmnist.export_formats.VARIANTS) and check it, in a
-    process of its own; the export is kept with the run. None when made, else what went wrong. Anyone
-    who may see a run may export it: it changes nothing of the run and its files are derived."""
-    from fmnist.export_formats import make_export
+# --- work on a trained run's model: its projection, its exports (fmnist.jobs.derived) ---
 
-    run = store.get(run_id)
-    if run is None or run.kind != RunKind.TRAIN or not run.status.has_model:
-        raise ValueError(f"Run #{run_id} has no model to export.")
-    return make_export(store, run_id, variant)
+_starting = threading.Lock()
 
+
+def start_derived(store: RunStore, actor: Actor, run_id: int, kind, action: str, settings: dict,
+                  process: tuple[int, str | None] | None) -> int:
+    """Queue a run of a derived kind on run_id's model and give it its own process; returns its id, or
+    that of the same work already queued or running for the run. Only the run's owner or a teacher
+    may, as for a cross-validation: a job on someone else's run would keep them from deleting it, and
+    they could not stop it. No cap applies (caps bound trainings), and it counts towards nobody's
+    limit on runs (fmnist.runs.DERIVED_QUEUE)."""
+    problem = kind.problem(store, run_id)
+    if problem:
+        raise ValueError(problem)
+    run_to_manage(store, actor, run_id, action)
+    with _starting:  # two tabs of one server asking at once (Inside queues a t-SNE as it draws): one run
+        if process is None and (running := kind.active_for(store, run_id, settings)) is not None:
+            return running.id
+        job_id = kind.create(store, run_id, settings, **process_fields(process), **actor.owner_fields())
+    if process is None:
+        start(store, job_id)
+    return job_id
+
+
+def start_projection(store: RunStore, actor: Actor, run_id: int, process: tuple[int, str | None] | None = None) -> int:
+    """Queue the t-SNE of a finished training's last hidden layer for the test images (and of the raw
+    pixels, once per store), kept with the run where the Inside page reads it; returns the projection's run id."""
+    return start_derived(store, actor, run_id, jobs.kind_of(RunKind.PROJECTION), "start a t-SNE of", {}, process)
+
+
+def export(store: RunStore, actor: Actor, run_id: int, variant, out: str | None = None,
+           process: tuple[int, str | None] | None = None) -> int:
+    """Queue the conversion of a finished training's model to variant (fmnist.export_formats.VARIANTS) and its
+    check, kept with the run where the Leaderboard offers it (out: also copied there, for the command line);
+    returns the export's run id. How it ends is the run's: finished, or failed with what went wrong."""
+    settings = {"variant": variant.key} | ({"out": str(out)} if out else {})
+    return start_derived(store, actor, run_id, jobs.kind_of(RunKind.EXPORT), "export", settings, process)
 
 
 # --- class challenges (fmnist.challenges) ---

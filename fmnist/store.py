@@ -30,16 +30,15 @@ from fmnist.models import ModelSpec, count_params
 from fmnist.names import run_name
 from fmnist.people import PeopleStore
 from fmnist.queue_order import Waiting, fair_order, lesson_seconds
-from fmnist.runs import ACTIVE, ENDED, LimitError, Run, RunKind, RunStatus
+from fmnist.runs import ACTIVE, DERIVED_QUEUE, ENDED, SEARCH_QUEUE, TRAINING_QUEUE, LimitError, Run, RunKind, RunStatus
 from fmnist.schema import app_settings, batches, epochs, runs
 
-TRAINING_QUEUE = "training"
 # The setting a teacher's pause writes (who paused, and when); while it is set no run starts (claim_slot).
 QUEUE_PAUSED = "queue_paused"
 # How many runs of a queue may run at once, where the queue itself says so: searches, one at a time
 # (a search trains nothing itself; its trials queue for training slots like every other run). The
 # training queue's slots are the caller's max_parallel (fmnist.worker).
-QUEUE_SLOTS = {"search": 1}
+QUEUE_SLOTS = {SEARCH_QUEUE: 1}
 
 
 def save_atomically(path: Path, write) -> None:
@@ -143,7 +142,8 @@ class RunStore:
         queue (fmnist.queue_order).
 
         With owner_limit, the owner may have at most that many runs queued or running: counted and
-        inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError).
+        inserted in one transaction, so two tabs clicking at once cannot pass it (LimitError). Runs of
+        DERIVED_QUEUE (a projection, an export: fmnist.runs) neither count nor are counted.
         """
         check_setting(backend_setting)
         settings = dict(settings or {})
@@ -155,9 +155,9 @@ class RunStore:
             settings["teacher"] = True
         name = run_name(name) if name else None  # BadName (a ValueError): too long, or characters that do not show
         with self.connect() as db:
-            if owner_limit is not None:
+            if owner_limit is not None and queue != DERIVED_QUEUE:
                 active = db.execute(sa.select(sa.func.count()).select_from(runs).where(
-                    runs.c.owner.is_not_distinct_from(owner), runs.c.status.in_(texts(ACTIVE)))).scalar()
+                    runs.c.owner.is_not_distinct_from(owner), runs.c.status.in_(texts(ACTIVE)), runs.c.queue != DERIVED_QUEUE)).scalar()
                 if active >= owner_limit:
                     raise LimitError(f"You have {active} trainings queued or running, the most one person may have "
                                      f"({owner_limit}): wait for one to end, or stop one, then start this one.")
@@ -358,6 +358,15 @@ class RunStore:
             return bool(db.execute(sa.select(runs.c.stop_requested).where(runs.c.id == run_id)).scalar())
 
     @with_retries
+    def record_stage(self, run_id: int, stage: str, fraction: float) -> bool:
+        """Where a run that works in stages stands (fmnist.runs.Run.stage); returns whether a stop was requested."""
+        with self.connect() as db:
+            if not merge_json(db, run_id, runs.c.result_json, {"stage": {"stage": stage, "fraction": float(fraction)}}):
+                raise KeyError(f"no run {run_id}")
+            db.execute(runs.update().where(runs.c.id == run_id).values(updated_at=time.time()))
+            return bool(db.execute(sa.select(runs.c.stop_requested).where(runs.c.id == run_id)).scalar())
+
+    @with_retries
     def record_engine(self, run_id: int, backend: str, device: str) -> None:
         """The Keras backend and the device that train the run, as its training starts."""
         with self.connect() as db:
@@ -431,7 +440,7 @@ class RunStore:
             db.execute(runs.update().where(runs.c.id == run_id).values(name=name))
 
     def delete(self, run_id: int) -> None:
-        """Remove a run that is not training, with its cross-validation and seed jobs and all their files."""
+        """Remove a run that is not training, with its jobs (cross-validation, seeds, projections, exports) and all their files."""
         family = sa.or_(runs.c.id == run_id, runs.c.parent_id == run_id)
         with self.connect() as db:
             rows = db.execute(sa.select(runs.c.id, runs.c.status).where(family)).fetchall()

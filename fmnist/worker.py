@@ -27,7 +27,7 @@ from fmnist.store import RunStore
 POLL_S = 0.5
 # A queued run is created by one process and handed to its own worker a moment later.
 PID_GRACE_S = 30.0
-INTERRUPTED = "its training process ended without finishing (server restart, kill or crash)"
+INTERRUPTED = "its process ended without finishing (server restart, kill or crash)"
 
 
 def max_parallel() -> int:

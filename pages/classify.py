@@ -28,7 +28,7 @@ from fmnist.imaging import (
     preview_with_box,
 )
 from fmnist.inside_charts import InsideError, saliency_overlay
-from fmnist.leaderboard import best_run
+from fmnist.leaderboard import best_run, training_runs
 from fmnist.models import PRESETS, with_training
 from fmnist.outliers import item_pieces, percent_text
 from fmnist.prediction import predict_image  # the one page that runs a model: TensorFlow loads with it
@@ -308,7 +308,7 @@ def test_image_tab(model):
 enter_through_navigation()
 st.title("Classify")
 st.caption("Draw or upload a clothing item and see what the model sees and predicts.")
-runs = [run for run in get_store().list_runs() if run.test_acc is not None]
+runs = [run for run in training_runs(get_store().list_runs()) if run.test_acc is not None]
 if not runs:
     offer_to_train()
 elif (model := model_or_message(pick_model(runs))) is not None:

@@ -4,9 +4,12 @@ which pixels drove its prediction, and where the 10,000 test images land in 2-D.
 import numpy as np
 import streamlit as st
 
+from fmnist import services
 from fmnist.app.activity import run_choice
 from fmnist.app.caches import dataset_or_stop, get_store, load_run_inside, run_pca, run_probabilities
 from fmnist.app.navigation import INSIDE_REQUEST, enter_through_navigation, no_runs_yet
+from fmnist.app.queue_view import follow_run
+from fmnist.app.session import acting
 from fmnist.charts import probability_bars
 from fmnist.data import examples_per_class
 from fmnist.dataset import FASHION_MNIST
@@ -19,15 +22,14 @@ from fmnist.projection import (
     METHODS,
     PCA,
     TSNE,
-    job_state,
+    latest_projection,
     model_version,
     pixels_pca,
     pixels_projection_path,
     read_projection,
     run_projection_path,
-    start_projection,
 )
-from fmnist.runs import ModelFileError
+from fmnist.runs import ModelFileError, RunStatus
 
 IMAGE, WEIGHTS, PROJECTION = "image", "weights", "projection"
 VIEWS = {IMAGE: ":material/route: One image through the network", WEIGHTS: ":material/grid_view: What the weights learnt",
@@ -215,41 +217,55 @@ def scatter(key: tuple, _points, _labels, _predicted, title: str, chosen: int):
     return projection_scatter(_points, _labels, _predicted, title, chosen)
 
 
-@st.fragment(run_every=1.0)
-def projection_progress(run_id: int, waiting_for_run: bool) -> None:
-    store = get_store()
-    state = job_state(store, run_id)
-    if state is None or not state.running or (waiting_for_run and run_projection_path(store, run_id, TSNE).is_file()):
-        st.rerun()  # done, failed, or the run's own layout is ready (the pixels' may follow): the whole page shows it
-    st.progress(state.fraction, text=f"Run #{run_id}: {state.stage} ({state.fraction:.0%}). "
-                "It runs in the background: other views and pages stay usable, and it is kept with the run.")
+def start_tsne(store, run) -> bool:
+    """Queue the run's t-SNE (fmnist.services.start_projection); False after saying why it may not be."""
+    try:
+        services.start_projection(store, acting(), run.id)
+    except services.REFUSED as e:
+        st.info(f"**The t-SNE of run #{run.id} has not been computed yet.** {e}", icon=":material/hourglass_disabled:")
+        return False
+    return True
+
+
+ENDED = {RunStatus.FAILED: "failed", RunStatus.INTERRUPTED: "was interrupted", RunStatus.STOPPED: "was stopped",
+         RunStatus.CANCELLED: "was cancelled before it started",
+         RunStatus.FINISHED: "was computed, but its files are gone or of another version of its model"}
 
 
 def tsne_or_progress(run, dataset):
-    """The run's and the pixels' t-SNE (either None while it is computed), starting the computation if needed."""
+    """The run's and the pixels' t-SNE (either None until the run's projection run has made it). The
+    projection is a run in the queue (fmnist.jobs.projection): choosing t-SNE queues one for a run that
+    never had one; while it is queued or computed its progress shows here, with a Stop; one that ended
+    without making it says how, and offers to compute it again."""
     store = get_store()
     n = len(dataset.y_test)
     found = read_projection(run_projection_path(store, run.id, TSNE), n, model_version(store, run.id))
     pixels = read_projection(pixels_projection_path(store, TSNE), n)
     if found is not None and pixels is not None:
         return found, pixels
-    state = job_state(store, run.id)
-    if state is not None and state.error and not state.running:
-        st.error(f"**The t-SNE of run #{run.id} failed:** {state.error}", icon=":material/error:")
-        if st.button("Try again", key="inside_retry", icon=":material/refresh:"):
-            start_projection(store, run.id)
-            st.rerun()
+    projection = latest_projection(store, run.id)
+    if projection is None:  # never asked for here (a store from before projections were runs reads its files above)
+        if not start_tsne(store, run):
+            return found, pixels
+        projection = latest_projection(store, run.id)
+    if projection.active:
+        follow_run(projection.id, f"Run #{run.id}'s t-SNE", "inside_stop")
+        st.caption("It is computed in the background, in the queue like a training: other views and pages stay usable, "
+                   "and it is kept with the run.")
         return found, pixels
-    if state is None or not state.running:
-        start_projection(store, run.id)
-    projection_progress(run.id, found is None)
+    why = f": {projection.error}" if projection.error else "."
+    failed = projection.status in (RunStatus.FAILED, RunStatus.INTERRUPTED)
+    (st.error if failed else st.info)(f"**The t-SNE of run #{run.id} {ENDED.get(projection.status, projection.status)}**{why}",
+                                      icon=":material/error:" if failed else ":material/info:")
+    if st.button("Try again" if failed else "Compute it", key="inside_retry", icon=":material/refresh:") and start_tsne(store, run):
+        st.rerun()
     return found, pixels
 
 
 def projection_view(run, dataset) -> None:
     method = st.segmented_control("Method", list(METHODS), format_func=METHODS.get, key="inside_method", required=True,
                                   default=PCA, help="PCA: a linear projection, at once. t-SNE: keeps neighbours together; "
-                                  "computed once per run in the background, and kept with the run.")
+                                  "computed once per run in the background (a run in the queue), and kept with the run.")
     try:
         probs = run_probabilities(run.id, dataset)
         if method == PCA:

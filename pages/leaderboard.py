@@ -9,16 +9,17 @@ from fmnist.access import LOCAL_ADMIN, may_manage
 from fmnist.app.activity import active_runs, run_choice, run_label
 from fmnist.app.caches import get_store
 from fmnist.app.navigation import enter_through_navigation, no_runs_yet
+from fmnist.app.queue_view import follow_run
 from fmnist.app.session import acting, current_person, current_sharing
 from fmnist.app.stack_links import open_in_build_and_train
 from fmnist.app.take_home import code_downloads
 from fmnist.charts import curves_summary, overlay_curves
 from fmnist.compare_charts import size_vs_accuracy
 from fmnist.dataset import FASHION_MNIST
-from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports
+from fmnist.export_formats import VARIANTS, export_zip, exports_table, kept_exports, latest_exports
 from fmnist.leaderboard import curves_csv, leaderboard_table, model_file_problem, seed_comparison, training_runs
 from fmnist.names import MAX_RUN_NAME
-from fmnist.runs import RunKind
+from fmnist.runs import RunKind, RunStatus
 from fmnist.store import RunStore
 from fmnist.text import in_chart, shown
 
@@ -160,19 +161,25 @@ def manage(store: RunStore, run) -> None:
         if st.session_state.get("lb_confirm") == run.id and not run.active:
             confirm_deletion(store, run)
         repeat_controls(store, run, mine)
-        export_controls(store, run)
+        export_controls(store, run, mine)
         open_in_build_and_train(run)  # its stack and settings on Build & Train, as a link
         code_downloads(store, run, "lb")
 
 
-def export_controls(store: RunStore, run) -> None:
-    """A download per format, made on demand and kept with the run. The export runs in a process of
-    its own (`python -m fmnist export`): this page never loads TensorFlow or a converter."""
+def start_export(store: RunStore, run_id: int, variant) -> None:
+    if not refused(lambda: services.export(store, acting(), run_id, variant)):
+        st.toast(f"Queued: the {variant.label} export of run #{run_id}", icon=":material/schedule:")
+
+
+def export_controls(store: RunStore, run, mine: bool) -> None:
+    """A download per format, made on demand and kept with the run. An export is a run in the queue (kind
+    export), made in a process of its own: this page never loads TensorFlow or a converter. While one is
+    queued or made its progress shows here, with a Stop; once kept, its download; if it failed, why. Only
+    the run's owner or a teacher may export it, as for a cross-validation; anyone may download an export."""
     if run.kind != RunKind.TRAIN or not run.status.has_model or model_file_problem(store, run.id):
         return
-    kept = kept_exports(store, run.id)
+    kept, latest = kept_exports(store, run.id), latest_exports(store, run.id)
     st.markdown("**Take the model out of the app**, each export checked against it on 1,000 test images:")
-    chosen = None
     with st.container(horizontal=True):
         for variant in VARIANTS:
             if variant.key in kept:
@@ -181,19 +188,20 @@ def export_controls(store: RunStore, run) -> None:
                     mime="application/zip", icon=":material/download:", key=f"lb_export_get_{run.id}_{variant.key}", on_click="ignore",
                     help="the model with its model card (what it expects, its classes, its check)",
                 )
-            elif st.button(f"Export {variant.label}", key=f"lb_export_{run.id}_{variant.key}", icon=":material/output:",
-                           help=f"convert to {variant.label} and check it in {variant.runtime}; about ten seconds"):
-                chosen = variant
-    if chosen:
-        with st.spinner(f"Exporting to {chosen.label} and checking it on 1,000 test images…"):
-            try:
-                problem = services.export(store, acting(), run.id, chosen)
-            except services.REFUSED as e:
-                problem = str(e)
-        if problem:
-            st.error(f"No {chosen.label} export: {problem}", icon=":material/error:")
-        else:
-            st.rerun()  # draws its download and its check
+            else:
+                making = variant.key in latest and latest[variant.key].active
+                st.button(f"Export {variant.label}", key=f"lb_export_{run.id}_{variant.key}", icon=":material/output:",
+                          on_click=start_export, args=(store, run.id, variant), disabled=not mine or making,
+                          help=f"convert to {variant.label} and check it in {variant.runtime}; about ten seconds once it starts"
+                          if mine else f"started by {shown(run.owner_name or LOCAL_ADMIN.name)}: only they or a teacher may export it")
+    for variant in VARIANTS:
+        export = latest.get(variant.key)
+        if export is None or variant.key in kept:
+            continue
+        if export.active:
+            follow_run(export.id, f"The {variant.label} export", f"lb_export_stop_{run.id}_{variant.key}")
+        elif export.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
+            st.error(f"No {variant.label} export: {export.error}", icon=":material/error:")
     if kept:
         st.dataframe(exports_table(kept), hide_index=True, width="stretch", key=f"lb_exports_{run.id}", column_config={
             "accuracy": SCORE, "Keras": st.column_config.NumberColumn(format="%.4f", help="the Keras model's accuracy on the same images"),
@@ -222,12 +230,17 @@ def job_status(store: RunStore, run_id: int) -> None:
     """This run's cross-validation and seed jobs: progress while they train, scores as folds end.
     It refreshes only while one of them is queued or training; the page runs again when they end
     (the sidebar notices), and draws it still."""
-    active = any(job.active for job in store.children(run_id))
+    active = any(job.active for job in repeat_jobs(store, run_id))
     st.fragment(job_lines, run_every=2.0 if active else None)(store, run_id)
 
 
+def repeat_jobs(store: RunStore, run_id: int) -> list:
+    """The run's cross-validation and seed jobs (its exports show with the exports)."""
+    return [job for job in store.children(run_id) if job.kind in (RunKind.CV, RunKind.SEEDS)]
+
+
 def job_lines(store: RunStore, run_id: int) -> None:
-    jobs = store.children(run_id)
+    jobs = repeat_jobs(store, run_id)
     for job in jobs[-3:]:
         scores = ", ".join(f"{s:.4f}" for s in job.scores) or "none yet"
         if job.active:

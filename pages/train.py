@@ -316,8 +316,9 @@ def live_view(drawn_for: tuple, live: bool):
     runs = store.list_runs()
     if activity(runs) != drawn_for:
         st.rerun()  # a run started or ended: the page draws itself again, the panel with it
-    # A search trains nothing itself: its trials are what trains, and they show here like any run.
-    runs = [run for run in runs if run.kind != RunKind.SEARCH]
+    # A search trains nothing itself: its trials are what trains, and they show here like any run. A
+    # projection or an export trains nothing either: it shows where it was started (Inside, the Leaderboard).
+    runs = [run for run in runs if run.kind != RunKind.SEARCH and not run.derived]
     run = run_to_watch(runs, st.session_state.get("watch_run"))
     if run is None:
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")

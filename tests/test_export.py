@@ -53,7 +53,7 @@ from fmnist.store import RunStore
 from fmnist.training import train_run
 from fmnist.worker import try_start
 
-from helpers import APP, ROOT
+from helpers import APP, ROOT, wait_until
 
 SAME_CLASS = 0.995
 PROB_TOLERANCE = {"onnx": 1e-4, "litert": 1e-4, "litert-float16": 5e-3, "saved_model": 1e-4}
@@ -282,6 +282,18 @@ def test_a_run_without_a_usable_model_gets_one_line_and_exit_2(home, capsys, dat
     assert not any(exports_dir(store, run_id).exists() for run_id in ids.values())
 
 
+def test_the_command_line_exports_through_the_queue_and_copies_to_out(exported, home, capsys, tmp_path):
+    source, run_id, _, _ = exported
+    shutil.copytree(source.home, home)
+    out = tmp_path / "shirts.onnx"
+    assert main(["export", str(run_id), "--format", "onnx", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    export = RunStore().get(printed["export_run"])
+    assert (export.kind, export.status, export.parent_id, export.settings) == ("export", "finished", run_id, {"variant": "onnx", "out": str(out)})
+    assert printed["out"] == str(out) and out.read_bytes() == kept_path(RunStore(), run_id, Variant("onnx")).read_bytes()
+    assert read_card(card_paths(out)[0])["file"] == "shirts.onnx" and printed["argmax_agreement"] >= SAME_CLASS
+
+
 def test_export_refuses_an_unwritable_out_path_before_it_starts(exported, monkeypatch, capsys, tmp_path):
     store, run_id, _, _ = exported
     monkeypatch.setenv("FMNIST_HOME", str(store.home))
@@ -385,8 +397,17 @@ def test_the_leaderboard_makes_an_export_on_demand_and_offers_it_with_its_check(
     downloads = [b.label for b in at.download_button]
     assert downloads == ["Model (.keras)", "Curves (.csv)", "ONNX (.zip)", "LiteRT (.zip)", "LiteRT int8 (.zip)", "SavedModel (.zip)",
                          "Code (.py)", "Notebook (.ipynb)"]
-    at.button(key=f"lb_export_{run_id}_litert-float16").click().run(timeout=180)
+    # Queued as a run of its own (kind export), made in its own process; the page follows it, then offers it.
+    at.button(key=f"lb_export_{run_id}_litert-float16").click().run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    [export] = store.children(run_id)
+    assert (export.kind, export.settings["variant"]) == ("export", "litert-float16")
+    assert any(p.proto.text.startswith("The LiteRT float16 export: ") for p in at.get("progress")) or not store.get(export.id).active
+    assert at.button(key=f"lb_export_{run_id}_litert-float16").disabled or not store.get(export.id).active, "not queued twice"
+    made = wait_until(lambda: not (run := store.get(export.id)).active and run, timeout=180, every=0.5, message="the export run to end")
+    assert made.status == RunStatus.FINISHED, made.error
+    at.run()
+    assert not at.exception and not at.get("progress")
     assert "LiteRT float16 (.zip)" in [b.label for b in at.download_button]
     [checks] = [frame.value for frame in at.dataframe if "same class" in frame.value.columns]
     assert checks["format"].tolist() == [variant.label for variant in VARIANTS]

@@ -11,28 +11,30 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_evaluation import train_tiny
 
-from fmnist.inside import Inside, first_layer_weights, hidden_outputs, project_run, run_pca
+from fmnist import services
+from fmnist.access import Actor, Person
+from fmnist.inside import Inside, first_layer_weights, hidden_outputs, run_pca
 from fmnist.inside_charts import InsideError, feature_maps, mosaic, unit_strip, weight_grid
+from fmnist.jobs.process import run_in_this_process
 from fmnist.models import PRESETS, layer_plan, with_training
 from fmnist.prediction import load_model
 from fmnist.projection import (
     PCA,
     TSNE,
-    job_state,
+    latest_projection,
     model_version,
     pca_2d,
     pixels_projection_path,
     read_projection,
     run_projection_path,
     save_projection,
-    start_projection,
-    write_job,
 )
+from fmnist.runs import RunKind, RunStatus
 from fmnist.store import RunStore
 from fmnist.training import train_run
-from fmnist.worker import try_start
+from fmnist.worker import reap_dead_runs, this_process, try_start
 
-from helpers import APP, wait_until
+from helpers import APP
 
 PAGE = "pages/inside.py"
 
@@ -175,44 +177,46 @@ def test_pca_2d_finds_the_directions_of_largest_spread():
     np.testing.assert_array_equal(points, pca_2d(x)), "the same data, the same picture"
 
 
-def test_tsne_has_one_point_per_test_image_and_is_computed_once(trained, dataset):
-    """On the first 1,000 test images, to stay within seconds; the page's process does all 10,000."""
+class Stages:
+    """What the command line's progress bar hears of a run that works in stages."""
+
+    def __init__(self):
+        self.seen = []
+
+    def stage(self, stage: str, fraction: float) -> None:
+        self.seen.append((stage, fraction))
+
+
+def test_tsne_is_a_queued_run_with_one_point_per_test_image_computed_once(trained, dataset):
+    """A projection run (fmnist.jobs.projection) made in this process, as the command line's `project`
+    makes it, on the first 1,000 test images to stay within seconds (the page's does all 10,000)."""
     store, mlp, _ = trained
+    teacher = Person("class:hopper", "Ms Hopper", admin=True)
     subset = dataclasses.replace(dataset, x_test=dataset.x_test[:1000], y_test=dataset.y_test[:1000])
-    reports = []
-    seconds = project_run(store, mlp, subset, report=lambda **fields: reports.append(fields))
-    assert set(seconds) == {"run", "pixels"}
+    projection_id = services.start_projection(store, Actor(teacher), mlp, process=this_process())
+    queued = store.get(projection_id)
+    assert (queued.kind, queued.status, queued.parent_id, queued.owner, queued.name) == \
+        (RunKind.PROJECTION, RunStatus.QUEUED, mlp, teacher.id, f"t-SNE of #{mlp}")
+    stages = Stages()
+    assert run_in_this_process(store, projection_id, progress=stages, dataset=subset)["status"] == RunStatus.FINISHED
+    run = store.get(projection_id)
+    assert (run.status, run.pid, run.fraction_done(), run.stage) == (RunStatus.FINISHED, os.getpid(), 1.0, {"stage": "done", "fraction": 1.0})
+    assert set(run.result["seconds"]) == {"run", "pixels"} and run.train_s >= sum(run.result["seconds"].values())
+    fractions = [fraction for _, fraction in stages.seen]
+    assert stages.seen[0] == ("starting", 0.0) and fractions == sorted(fractions) and fractions[-1] > 0.9
+    assert {"t-SNE: layout", "the raw pixels' t-SNE (once for all runs): layout"} <= {stage for stage, _ in stages.seen}
     projection = read_projection(run_projection_path(store, mlp, TSNE), 1000, model_version(store, mlp))
     assert projection.points.shape == (1000, 2) and projection.meta["layer"] == "dense_2"
     assert read_projection(pixels_projection_path(store, TSNE), 1000).points.shape == (1000, 2)
-    fractions = [r["fraction"] for r in reports]
-    assert fractions == sorted(fractions) and reports[-1] == {"stage": "done", "fraction": 1.0, "done": True, "seconds": seconds}
+    assert latest_projection(store, mlp).id == projection_id
     # The classes separate: most images' nearest neighbour in the layout has the same class.
     points, labels = projection.points, subset.y_test
     distances = ((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2)
     np.fill_diagonal(distances, np.inf)
     assert np.mean(labels[np.argmin(distances, axis=1)] == labels) > 0.6
-    assert project_run(store, mlp, subset, report=lambda **fields: None) == {}, "both kept: nothing computed again"
-
-
-def test_the_projection_process_reports_a_missing_model(trained):
-    """The background process as the page starts it: a real `python -m fmnist project`, ending in a clear error."""
-    store, mlp, _ = trained
-    store.model_path(mlp).unlink()
-    assert start_projection(store, mlp)
-    state = wait_until(lambda: (s := job_state(store, mlp)) is not None and not s.running and s, timeout=120,
-                       message="the process to end")
-    assert "no model file" in state.error
-
-
-def test_a_job_whose_process_died_reads_as_an_error(trained):
-    store, mlp, _ = trained
-    write_job(store, mlp, stage="t-SNE: layout", fraction=0.5)
-    assert job_state(store, mlp).running, "this test's own process is alive"
-    job = store.run_dir(mlp) / "projection-job.json"
-    job.write_text(job.read_text().replace(f'"pid": {os.getpid()}', '"pid": 999999999'))
-    state = job_state(store, mlp)
-    assert not state.running and "ended before it finished" in state.error
+    again = services.start_projection(store, Actor.local(), mlp, process=this_process())
+    run_in_this_process(store, again, dataset=subset)
+    assert store.get(again).result["seconds"] == {}, "both kept: nothing computed again"
 
 
 def test_figures_of_maps_and_units():
@@ -283,27 +287,67 @@ def test_the_weights_and_projection_views(trained, dataset):
     assert any(f"× marks the {mistakes:,}" in c.value for c in at.caption)
 
 
-def test_tsne_shows_progress_then_the_kept_projection(trained, dataset):
+def test_tsne_shows_its_runs_progress_then_the_kept_projection(trained, dataset):
     store, mlp, _ = trained
-    write_job(store, mlp, stage="t-SNE: layout", fraction=0.4)  # as if the process ran: this test's own pid is alive
+    # As if the page's process had started: this test's own process, alive, holds the run.
+    projection_id = services.start_projection(store, Actor.local(), mlp, process=this_process())
     at = open_inside(inside_run=mlp, inside_view="projection", inside_method="tsne")
-    assert [p.proto.text for p in at.get("progress")] == [f"Run #{mlp}: t-SNE: layout (40%). It runs in the background: other "
-                                                          "views and pages stay usable, and it is kept with the run."]
+    assert [p.proto.text for p in at.get("progress")] == [f"Run #{mlp}'s t-SNE: queued, next in line, starts any moment."]
+    assert try_start(store, projection_id, max_parallel=1)
+    store.record_stage(projection_id, "t-SNE: layout", 0.4)
+    at.run()
+    assert [p.proto.text for p in at.get("progress")] == [f"Run #{mlp}'s t-SNE: t-SNE: layout, 40%."]
+    assert any("in the queue like a training" in c.value for c in at.caption) and at.button(key="inside_stop")
     rng = np.random.default_rng(0)
     save_projection(run_projection_path(store, mlp, TSNE), rng.normal(size=(10000, 2)), model_version(store, mlp), layer="dense_2")
     save_projection(pixels_projection_path(store, TSNE), rng.normal(size=(10000, 2)))
-    write_job(store, mlp, stage="done", fraction=1.0, done=True)
+    store.finish(projection_id, RunStatus.FINISHED)
     at.run()
     assert not at.exception and not at.get("progress"), at.exception
     assert any(f"Run #{mlp}'s last hidden layer (dense_2): t-SNE" in str(chart.proto.spec) for chart in at.get("plotly_chart"))
+    assert [run.id for run in store.children(mlp)] == [projection_id], "none queued again"
+
+
+def test_stop_on_the_page_stops_the_tsne_and_it_says_so(trained):
+    store, mlp, _ = trained
+    projection_id = services.start_projection(store, Actor.local(), mlp, process=this_process())
+    at = open_inside(inside_run=mlp, inside_view="projection", inside_method="tsne")
+    at.button(key="inside_stop").click().run()
+    assert store.get(projection_id).status == RunStatus.CANCELLED  # queued: at once
+    at.run()
+    assert any(f"The t-SNE of run #{mlp} was cancelled" in i.value for i in at.info) and at.button(key="inside_retry")
+    assert not at.get("progress")
 
 
 def test_a_failed_tsne_says_why_and_offers_to_try_again(trained):
     store, mlp, _ = trained
-    write_job(store, mlp, stage="failed", fraction=0.0, error="MemoryError: out of memory")
+    projection_id = services.start_projection(store, Actor.local(), mlp, process=this_process())
+    store.finish(projection_id, RunStatus.FAILED, error="MemoryError: out of memory")
     at = open_inside(inside_run=mlp, inside_view="projection", inside_method="tsne")
     assert any("t-SNE of run" in e.value and "out of memory" in e.value for e in at.error)
     assert at.button(key="inside_retry")
+
+
+def test_a_tsne_whose_process_died_says_so(trained):
+    store, mlp, _ = trained
+    projection_id = services.start_projection(store, Actor.local(), mlp, process=(999_999_999, None))  # no such process
+    assert reap_dead_runs(store) == [projection_id]
+    at = open_inside(inside_run=mlp, inside_view="projection", inside_method="tsne")
+    assert any(f"The t-SNE of run #{mlp} was interrupted" in e.value and "its process ended" in e.value for e in at.error)
+    assert at.button(key="inside_retry")
+
+
+def test_a_store_from_before_projections_were_runs_shows_its_tsne_as_it_is(trained):
+    """Its files in the run's folder (and the old job file beside them): shown, nothing queued."""
+    store, mlp, _ = trained
+    rng = np.random.default_rng(1)
+    save_projection(run_projection_path(store, mlp, TSNE), rng.normal(size=(10000, 2)), model_version(store, mlp), layer="dense_2")
+    save_projection(pixels_projection_path(store, TSNE), rng.normal(size=(10000, 2)))
+    (store.run_dir(mlp) / "projection-job.json").write_text('{"pid": 1, "stage": "done", "fraction": 1.0, "done": true}')
+    at = open_inside(inside_run=mlp, inside_view="projection", inside_method="tsne")
+    assert not at.error and not at.get("progress")
+    assert any(f"Run #{mlp}'s last hidden layer (dense_2): t-SNE" in str(chart.proto.spec) for chart in at.get("plotly_chart"))
+    assert store.children(mlp) == []
 
 
 def test_a_missing_or_corrupt_model_file_is_a_clear_message(trained):

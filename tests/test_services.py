@@ -1,11 +1,13 @@
 """The application layer's checks (fmnist.services): who may act on a run, and the limits on what
-one person may queue, checked once for the pages and the command line alike. No training runs here:
-the runs' processes are not started (fmnist.services.start is replaced), only their records."""
+one person may queue, checked once for the pages and the command line alike; the registry of run
+kinds. No training runs here: the runs' processes are not started (fmnist.services.start is
+replaced), only their records."""
 
 import pytest
 
 from fmnist import jobs, services
 from fmnist.access import AccessError, Actor, Person
+from fmnist.export_formats import Variant
 from fmnist.models import dense_spec
 from fmnist.runs import LimitError, RunKind, RunStatus
 from fmnist.search_space import SearchSpace
@@ -95,9 +97,75 @@ def test_stop_rename_delete_are_the_owners_or_a_teachers(store):
         services.stop(store, Actor(ADA, LIMIT), 99)
 
 
-def test_every_run_kind_is_in_the_registry_with_its_queue():
+def test_every_run_kind_is_its_module_found_by_the_registry_with_its_queue():
+    """RunKind is the registry: each member is the module fmnist/jobs/<kind>.py, whose JobKind is found there."""
     assert set(jobs.KINDS) == set(RunKind)
-    assert {kind.queue for kind in jobs.KINDS.values()} == {"training", "search"}
-    assert [kind.kind for kind in jobs.KINDS.values() if kind.local_only] == [RunKind.SEARCH]
+    for kind, job in jobs.KINDS.items():
+        assert job.kind == kind and type(job).__module__ == f"fmnist.jobs.{kind}"
+    assert {kind.queue for kind in jobs.KINDS.values()} == {"training", "search", "derived"}
+    assert {kind.kind for kind in jobs.KINDS.values() if kind.queue == "derived"} == {RunKind.PROJECTION, RunKind.EXPORT}
+    assert {kind.kind for kind in jobs.KINDS.values() if kind.local_only} == {RunKind.SEARCH, RunKind.PROJECTION, RunKind.EXPORT}
     with pytest.raises(ValueError):
-        jobs.kind_of("projection-from-a-newer-version")
+        jobs.kind_of("hologram-from-a-newer-version")
+
+
+# --- a run's projection and exports: queued runs of their own, on the run's model ---
+
+def with_model(store: RunStore, owner: Person) -> int:
+    """A finished training of owner's with a model file (not a real model: nothing loads it here)."""
+    run_id = finished_training(store, owner)
+    store.model_path(run_id).write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip: passes the check that needs no Keras
+    return run_id
+
+
+def test_only_a_runs_owner_or_a_teacher_projects_or_exports_it(store):
+    """As for a cross-validation: a projection or an export on someone else's run would keep them from deleting it."""
+    run_id = with_model(store, ADA)
+    for action in (lambda a: services.start_projection(store, a, run_id), lambda a: services.export(store, a, run_id, Variant("onnx"))):
+        with pytest.raises(AccessError, match="belongs to Ada: only they or a teacher"):
+            action(Actor(BOB, LIMIT))
+    assert store.children(run_id) == [] and store.started == [run_id], "nothing was queued but the training"
+    projection = services.start_projection(store, Actor(ADA, LIMIT), run_id)
+    export = services.export(store, Actor(TEACHER, LIMIT), run_id, Variant("litert", "int8"))
+    for job_id, kind, owner in ((projection, RunKind.PROJECTION, ADA), (export, RunKind.EXPORT, TEACHER)):
+        job = store.get(job_id)
+        assert (job.kind, job.parent_id, job.owner, job.status, job.queue) == (kind, run_id, owner.id, RunStatus.QUEUED, "derived")
+        assert job.derived and job_id in store.started
+    assert store.get(export).settings["variant"] == "litert-int8" and store.get(export).name == f"LiteRT int8 export of #{run_id}"
+    with pytest.raises(AccessError, match="only they or a teacher may stop"):
+        services.stop(store, Actor(BOB, LIMIT), projection)
+    assert services.stop(store, Actor(ADA, LIMIT), projection) == RunStatus.CANCELLED
+    with pytest.raises(RuntimeError, match=f"its job #{export} is queued"):
+        services.delete(store, Actor(ADA, LIMIT), run_id)  # the teacher's export: Ada may stop it, as she may see it
+    services.stop(store, Actor(TEACHER), export)
+    services.delete(store, Actor(ADA, LIMIT), run_id)
+    assert store.get(projection) is None and store.get(export) is None, "they go with the run they worked on"
+
+
+def test_a_run_without_a_usable_model_is_neither_projected_nor_exported(store):
+    queued = services.start_training(store, Actor(ADA, LIMIT), SPEC)
+    no_file = finished_training(store, ADA)
+    for run_id, why in ((queued, "is queued"), (no_file, "no model file"), (99, "there is no run 99")):
+        for action in (services.start_projection, lambda *args: services.export(*args, Variant("onnx"))):
+            with pytest.raises(ValueError, match=why):
+                action(store, Actor(ADA, LIMIT), run_id)
+    assert not any(run.derived for run in store.list_runs())
+
+
+def test_projections_and_exports_count_towards_nobodys_limit_and_are_not_queued_twice(store):
+    """They are short and train nothing: a student at their limit still sees their model's t-SNE, and a
+    t-SNE does not keep them from queueing a training."""
+    run_id = with_model(store, ADA)
+    for _ in range(LIMIT):
+        services.start_training(store, Actor(ADA, LIMIT), SPEC)
+    projection = services.start_projection(store, Actor(ADA, LIMIT), run_id)
+    onnx = services.export(store, Actor(ADA, LIMIT), run_id, Variant("onnx"))
+    assert services.start_projection(store, Actor(ADA, LIMIT), run_id) == projection, "the one queued already"
+    assert services.export(store, Actor(TEACHER), run_id, Variant("onnx")) == onnx, "the one queued already, whoever asks"
+    assert services.export(store, Actor(ADA, LIMIT), run_id, Variant("litert")) not in (projection, onnx), "another format: another run"
+    with pytest.raises(LimitError, match=r"You have 2 trainings queued or running"):
+        services.start_training(store, Actor(ADA, LIMIT), SPEC)
+    search_id = ended_search(store, BOB)
+    services.start_projection(store, Actor(BOB, LIMIT), with_model(store, BOB))
+    services.start_training(store, Actor(BOB, LIMIT), SPEC)
+    services.resume_search(store, Actor(BOB, LIMIT), search_id)  # Bob's training and his search: his two, the t-SNE not counted

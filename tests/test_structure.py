@@ -2,6 +2,7 @@
 from its tests and benchmarks, the package installed, and ruff clean with the project's own settings."""
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,25 @@ def test_pages_act_through_the_services_only():
         for write in STORE_WRITES:
             calls = [line for line in text.splitlines() if f"store.{write}" in line]
             assert not calls, f"{page.name} writes to the store itself: {calls}"
+
+
+# Issue 25: a run kind was spread over 14 files. A kind added since is its module in fmnist/jobs/ and a
+# line in fmnist.runs.RunKind (the registry, where its name is defined, not referred to); outside its
+# module it is named only by the service that starts it and the pure module that reads what it made.
+KIND_FOOTPRINTS = {
+    "PROJECTION": {"fmnist/jobs/projection.py", "fmnist/services.py", "fmnist/projection.py"},
+    "EXPORT": {"fmnist/jobs/export.py", "fmnist/services.py", "fmnist/export_formats.py"},
+}
+
+
+def test_a_new_run_kind_is_one_module_and_one_registry_line_named_only_by_its_service():
+    runs_module = (PACKAGE / "runs.py").read_text()
+    for name, expected in KIND_FOOTPRINTS.items():
+        assert len(re.findall(rf"^    {name} = \"\w+\"", runs_module, re.M)) == 1, f"RunKind.{name}: one line in the registry"
+        named = {str(path.relative_to(ROOT)) for path in app_files().values() if re.search(rf"\bRunKind\.{name}\b", path.read_text())}
+        assert named == expected, f"RunKind.{name} is named in {sorted(named)}"
+        module = PACKAGE / "jobs" / f"{name.lower()}.py"
+        assert f"kind = RunKind.{name}" in module.read_text(), f"{module.name} defines the kind"
 
 
 def test_pages_reach_the_keras_side_only_where_a_model_runs():

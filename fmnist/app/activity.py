@@ -123,9 +123,9 @@ def sidebar_panel(quiet: bool, paused: bool = False) -> None:
     if not running:
         st.caption("No run is training.")
     for run in running:
-        st.markdown(f"**Training:** {run_label(run)}")
+        st.markdown(f"**{'Running' if run.derived else 'Training'}:** {run_label(run)}")
         if not quiet:  # a quiet sidebar's bar would stand still: the page below shows the progress
-            st.progress(run.fraction_done(), text=f"epoch {run.epoch}/{run.total_epochs}")
+            st.progress(run.fraction_done(), text=run.progress_text())
     if queued:
         st.caption(("Queued on the cluster: " if any(r.on_cluster for r in queued) else "Queued: ")
                    + ", ".join(f"#{r.id}" for r in queued))

@@ -1,18 +1,24 @@
 """What a student sees of the queue and of their teacher's caps: where a queued run stands and about
-when it starts (fmnist.queue_eta), on Build & Train and in the sidebar; the caps that bound Build &
-Train's sliders (fmnist.access.Caps, enforced by fmnist.services)."""
+when it starts (fmnist.queue_eta), on Build & Train and in the sidebar; a run followed where a page
+started it (Inside's t-SNE, the Leaderboard's exports); the caps that bound Build & Train's sliders
+(fmnist.access.Caps, enforced by fmnist.services)."""
 
 import time
 
 import streamlit as st
 
-from fmnist.access import LOCAL_ADMIN, Caps, Person
-from fmnist.app.session import current_person, current_sharing
+from fmnist import services
+from fmnist.access import LOCAL_ADMIN, Caps, Person, may_manage
+from fmnist.app.caches import get_store, store_errors_shown
+from fmnist.app.session import acting, current_person, current_sharing
 from fmnist.estimates import speeds_here
 from fmnist.queue_eta import Standing, ordinal, standing
-from fmnist.runs import Run, RunStatus
+from fmnist.runs import SEARCH_QUEUE, Run, RunStatus
 from fmnist.store import QUEUE_SLOTS, RunStore
-from fmnist.worker import max_parallel
+from fmnist.text import shown
+from fmnist.worker import max_parallel, reap_dead_runs
+
+FOLLOW_EVERY_S = 1.0  # a followed run's line refreshes this often while it is queued or running
 
 
 def queue_standing(store: RunStore, run: Run, runs: list[Run] | None = None) -> Standing:
@@ -67,8 +73,43 @@ def class_queue(store: RunStore, active: list[Run], paused: bool) -> dict[int, s
     stands, for a teacher's view."""
     runs = store.list_runs()
     queued = sorted((run for run in active if run.status == RunStatus.QUEUED and not run.on_cluster),
-                    key=lambda run: (run.queue != "search", store.queue_position(run.id)))
+                    key=lambda run: (run.queue != SEARCH_QUEUE, store.queue_position(run.id)))
     return {run.id: standing_text(store, run, runs, paused) for run in queued}
+
+
+# --- a run followed in place ---
+
+def follow_run(run_id: int, what: str, key: str) -> None:
+    """A queued or running run where the page that started it shows it: where it stands in its queue, then
+    its progress, with a Stop for its owner or a teacher; refreshing itself until the run ends, when the
+    page runs again to show what the run made (or why it did not). what: the run in words ("Run #5's
+    t-SNE"); key: its Stop button's."""
+    st.fragment(store_errors_shown(followed_line), run_every=FOLLOW_EVERY_S)(run_id, what, key)
+
+
+def followed_line(run_id: int, what: str, key: str) -> None:
+    store = get_store()
+    reap_dead_runs(store)  # a run whose process died reads as interrupted, not as running forever
+    run = store.get(run_id)
+    if run is None or not run.active:
+        st.rerun()  # it ended (or was deleted): the whole page shows how
+    bar, stop = st.columns([6, 1], vertical_alignment="center")
+    if run.status == RunStatus.QUEUED:
+        paused = store.queue_paused() is not None
+        bar.progress(0.0, text=f"{what}: queued, {standing_text(store, run, paused=paused)}" + (f"; {paused_words()}" if paused else "") + ".")
+    else:
+        bar.progress(run.fraction_done(), text=f"{what}: {run.progress_text()}.")
+    person = current_person()
+    mine = person is not None and may_manage(person, run)
+    stop.button("Stop", key=key, icon=":material/stop_circle:", on_click=stop_followed, args=(run.id,), disabled=not mine,
+                help="ends it at its next step, keeping nothing of it" if mine else f"started by {shown(run.owner_name or LOCAL_ADMIN.name)}")
+
+
+def stop_followed(run_id: int) -> None:
+    try:
+        services.stop(get_store(), acting(), run_id)
+    except services.REFUSED as e:
+        st.toast(str(e))
 
 
 # --- the caps on this person's runs ---

@@ -15,9 +15,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fmnist import cluster  # noqa: E402
-from fmnist.cli.bench_commands import add_bench, add_inside_bench, add_photo_bench, add_project  # noqa: E402
+from fmnist.cli.bench_commands import add_bench, add_inside_bench, add_photo_bench  # noqa: E402
 from fmnist.cli.export_commands import add_export, add_predict  # noqa: E402
-from fmnist.cli.run_commands import add_advise, add_code, add_cv, add_runs, add_seeds, add_stop  # noqa: E402
+from fmnist.cli.run_commands import add_advise, add_code, add_cv, add_project, add_runs, add_seeds, add_stop  # noqa: E402
 from fmnist.cli.search_commands import add_search  # noqa: E402
 from fmnist.cli.sharing_commands import add_forget_person, add_hash_code, add_serve  # noqa: E402
 from fmnist.cli.train_commands import add_seed_table, add_train  # noqa: E402

@@ -1,12 +1,8 @@
-"""Measuring and the Inside page's background work: `bench` (and its one-side processes), `project`,
-`inside-bench`, `photo-bench`. Each loads Keras only once it runs. The measuring itself lives in the
-top-level `benchmarks` package, outside the library: the commands import it once they run."""
+"""Measuring: `bench` (and its one-side processes), `inside-bench`, `photo-bench`. Each loads Keras only
+once it runs. The measuring itself lives in the top-level `benchmarks` package, outside the library: the commands import it once they run."""
 
 import argparse
-import json
 import sys
-
-from tqdm import tqdm
 
 from fmnist.backends import BACKENDS
 from fmnist.cli.args import positive_float, positive_int
@@ -64,46 +60,6 @@ def cmd_bench(args) -> int:
     from benchmarks.bench import run_bench
 
     return run_bench(args.repeats, args.json)
-
-
-def add_project(sub) -> None:
-    project = sub.add_parser("project", help="a run's test images in 2-D (PCA and t-SNE of its last hidden layer), kept with the run")
-    project.add_argument("run_id", type=int)
-    project.set_defaults(func=cmd_project)
-
-
-def cmd_project(args) -> int:
-    """A run's test images in 2-D (PCA, t-SNE), kept in its folder; what the Inside page starts in the background."""
-    from fmnist.data import load_dataset
-    from fmnist.inside_charts import InsideError
-    from fmnist.keras_start import start_keras
-    from fmnist.projection import write_job
-    from fmnist.runs import ModelFileError
-
-    start_keras("tensorflow")  # the saliency and probes are TensorFlow graphs, whatever KERAS_BACKEND says
-    from fmnist.inside import project_run
-
-    store = open_store()
-    if store.get(args.run_id) is None:
-        print(f"error: there is no run {args.run_id}", file=sys.stderr)
-        return 2
-    # Only on a terminal: started by the page, its output goes to a log file, where a bar is noise.
-    bar = tqdm(total=100, unit="%", file=sys.stderr, bar_format="{desc} {bar} {n:.0f}%", disable=not sys.stderr.isatty())
-
-    def report(**fields):
-        write_job(store, args.run_id, **fields)
-        bar.set_description_str(fields.get("stage", ""))
-        bar.update(round(100 * fields.get("fraction", 0.0)) - bar.n)
-
-    try:
-        seconds = project_run(store, args.run_id, load_dataset(), report)
-    except (ModelFileError, InsideError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    finally:
-        bar.close()
-    print(json.dumps({"run_id": args.run_id, "seconds": seconds}))
-    return 0
 
 
 def add_inside_bench(sub) -> None:

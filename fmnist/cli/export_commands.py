@@ -4,7 +4,10 @@ and `predict` (image files through it, as the Classify page does)."""
 import json
 import sys
 
+from fmnist import services
+from fmnist.services import Actor
 from fmnist.store import open_store
+from fmnist.worker import this_process
 
 
 def add_export(sub) -> None:
@@ -22,10 +25,12 @@ def add_export(sub) -> None:
 
 def cmd_export(args) -> int:
     """A run's model as ONNX, LiteRT or a SavedModel, checked on 1,000 test images in its own runtime and
-    kept with the run with its model card (--out: copied there too)."""
-    from fmnist.export_formats import ExportError, card_paths, check_out_path, export_problem, kept_path, variant_for
-    from fmnist.model_card import check_line
-    from fmnist.runs import ModelFileError
+    kept with the run with its model card (--out: copied there too): a run of kind export, queued and
+    made in this process (the Leaderboard's in a process of its own)."""
+    from fmnist.cli.train_commands import train_here
+    from fmnist.export_formats import card_paths, check_out_path, export_problem, kept_path, variant_for
+    from fmnist.model_card import check_line, read_card
+    from fmnist.runs import RunStatus
 
     variant = variant_for(args.format, args.quantize)
     store = open_store()
@@ -34,22 +39,18 @@ def cmd_export(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     out = check_out_path(args.out, variant, args.run_id) if args.out else None
-    from fmnist.data import load_dataset
-    from fmnist.keras_start import start_keras
-
-    start_keras("tensorflow")  # the converters work from TensorFlow graphs, whichever backend trained the run
-    from fmnist.export import Exporter
-
-    try:
-        card = Exporter(store, args.run_id, load_dataset()).export(variant, out)
-    except (ExportError, ModelFileError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    export_id = services.export(store, Actor.local(), args.run_id, variant, out=out, process=this_process())
+    train_here(store, export_id)
+    export = store.get(export_id)
+    if export.status != RunStatus.FINISHED:
+        print(f"error: {export.error or f'the export {export.status}'}", file=sys.stderr)
         return 2
     kept = kept_path(store, args.run_id, variant)
+    card = read_card(card_paths(out or kept)[0])
     print(f"{variant.label} export of run {args.run_id}: {out or kept}, its model card beside it. Checked on "
           + check_line(card["check"]) + ".", file=sys.stderr)
     print(json.dumps({"run_id": args.run_id, "format": variant.key, "file": str(kept), "out": str(out) if out else None,
-                      "card": str(card_paths(out or kept)[0]), **card["check"]}))
+                      "card": str(card_paths(out or kept)[0]), "export_run": export_id, **card["check"]}))
     return 0
 
 

@@ -1,5 +1,5 @@
 """The store's runs: `runs` (the leaderboard), `stop`, `code` (a run as a script), `advise` (the coach),
-and the jobs on a trained run's spec (`cv`, `seeds`).
+the jobs on a trained run's spec (`cv`, `seeds`) and its t-SNE (`project`).
 `runs` and `stop` never load Keras."""
 
 import json
@@ -118,3 +118,24 @@ def cmd_job(args) -> int:
     summary = train_here(store, job_id)
     print(json.dumps(summary))
     return exit_code(summary)
+
+
+def add_project(sub) -> None:
+    project = sub.add_parser("project", help="a run's test images in 2-D (PCA and t-SNE of its last hidden layer), kept with the run")
+    project.add_argument("run_id", type=int)
+    project.set_defaults(func=cmd_project)
+
+
+def cmd_project(args) -> int:
+    """A run's test images in 2-D (PCA, t-SNE), kept in its folder where the Inside page shows them: a run
+    of kind projection, queued and computed in this process (the page's runs in a process of its own)."""
+    store = open_store()
+    projection_id = services.start_projection(store, Actor.local(), args.run_id, process=this_process())  # no model: exit 2
+    print(f"run {args.run_id}'s t-SNE: run {projection_id}", file=sys.stderr)
+    train_here(store, projection_id)
+    projection = store.get(projection_id)
+    if projection.status != RunStatus.FINISHED:
+        print(f"error: the t-SNE {projection.status}" + (f": {projection.error}" if projection.error else ""), file=sys.stderr)
+        return 2
+    print(json.dumps({"run_id": args.run_id, "projection_run": projection_id, "seconds": projection.result.get("seconds", {})}))
+    return 0

@@ -1,27 +1,35 @@
 """The run kinds, one module each, and the registry that finds them.
 
-Adding a kind is one module with a JobKind subclass (fmnist.jobs.base) plus one line in KINDS;
-fmnist.jobs.process runs any of them in its own process (`python -m fmnist.jobs RUN_ID`), and
-fmnist.services creates and starts them for the pages and the command line.
+Each kind is a member of fmnist.runs.RunKind and the module of the same name here (RunKind.CV is
+fmnist/jobs/cv.py), whose JobKind subclass (fmnist.jobs.base) says what a run of it is: adding a
+kind is that module plus one line in RunKind. fmnist.jobs.process runs any of them in its own
+process (`python -m fmnist.jobs RUN_ID`), and fmnist.services creates and starts them for the pages
+and the command line.
 """
 
+import importlib
+
 from fmnist.jobs.base import JobKind
-from fmnist.jobs.cv import CrossValidation
-from fmnist.jobs.search import Search
-from fmnist.jobs.seeds import Seeds
-from fmnist.jobs.train import Train
-from fmnist.jobs.trial import Trial
 from fmnist.runs import Run, RunKind
 
-KINDS: dict[RunKind, JobKind] = {job.kind: job for job in (Train(), CrossValidation(), Seeds(), Search(), Trial())}
+
+def load(kind: RunKind) -> JobKind:
+    """The JobKind that the kind's module, fmnist.jobs.<kind>, defines for it."""
+    module = importlib.import_module(f"{__name__}.{kind}")
+    found = [value for value in vars(module).values()
+             if isinstance(value, type) and issubclass(value, JobKind) and value.__dict__.get("kind") == kind]
+    if len(found) != 1:
+        raise ImportError(f"{module.__name__} should define one JobKind with kind = RunKind.{kind.name}; it defines {len(found)}")
+    return found[0]()
+
+
+KINDS: dict[RunKind, JobKind] = {kind: load(kind) for kind in RunKind}
 
 
 def kind_of(run: Run | RunKind | str) -> JobKind:
-    """The kind of a run (or a kind's name); KeyError for a kind this version does not know."""
+    """The kind of a run (or a kind's name); ValueError for a kind this version does not know."""
     return KINDS[RunKind(run.kind if isinstance(run, Run) else run)]
 
 
-TRAIN: Train = KINDS[RunKind.TRAIN]
-CV: CrossValidation = KINDS[RunKind.CV]
-SEEDS: Seeds = KINDS[RunKind.SEEDS]
-SEARCH: Search = KINDS[RunKind.SEARCH]
+# Short names for the kinds the services, the command line and the tests start most (any other: kind_of).
+TRAIN, CV, SEEDS, SEARCH = (KINDS[kind] for kind in (RunKind.TRAIN, RunKind.CV, RunKind.SEEDS, RunKind.SEARCH))

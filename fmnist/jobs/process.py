@@ -20,14 +20,16 @@ from fmnist.worker import reap_dead_runs, start_process, submit, wait_for_slot
 
 def start(store: RunStore, run_id: int) -> None:
     """Give a queued run its own process: a Ray job with FMNIST_RAY_ADDRESS set (unless its kind stays
-    here), else the warm trainer of its backend when one waits (fmnist.warm), else a new local process."""
+    here), else the warm trainer of its backend when one waits and its kind may have it (fmnist.warm), else a
+    new local process."""
     run = store.get(run_id)
     kind = kind_of(run)
     # A warm trainer holds Keras and the dataset (about half a GB): only the run next in line gets it. A
     # run further back waits in a light process and loads Keras when its turn comes, so that a class's
     # queue of 30 runs is not 30 loaded processes (docs/performance.md, "Warm trainers").
     next_in_line = store.queue_position(run_id) <= 1
-    if (kind.local_only or cluster.current() is None) and next_in_line and warm.hand_over(store, run_id, kind.backend_for(run)):
+    if (kind.warm and (kind.local_only or cluster.current() is None) and next_in_line
+            and warm.hand_over(store, run_id, kind.backend_for(run))):
         return
     start_process(store, run_id, local=kind.local_only)
 

@@ -8,13 +8,13 @@ from dataclasses import replace
 from fmnist.backends import default_setting, resolve
 from fmnist.jobs.base import JobKind
 from fmnist.models import ConvBlock
-from fmnist.runs import Run, RunKind
+from fmnist.runs import SEARCH_QUEUE, Run, RunKind
 from fmnist.search_space import SearchSpace, placeholder_spec, validate_space
 
 
 class Search(JobKind):
     kind = RunKind.SEARCH
-    queue = "search"
+    queue = SEARCH_QUEUE
     local_only = True
 
     def create(self, store, space: SearchSpace, name: str | None = None, pid: int | None = None, pid_started: str | None = None,
