@@ -219,19 +219,22 @@ def start_run(spec: ModelSpec, name: str, limit: int | None, backend_setting: st
         st.toast(f"Run #{run_id} started", icon=":material/rocket_launch:")
 
 
-def run_to_watch(runs: list[Run], own_run_id: int | None) -> Run | None:
-    """The run this page shows: this session's while it is active, else the one
-    training now (so a second tab sees it live), else the next queued, else this
-    session's last run, else the newest."""
+def run_to_watch(runs: list[Run], own_run_id: int | None, person_id: str | None = None) -> Run | None:
+    """The run this page shows: this session's while it is active, else the person's own
+    that trains, else their next queued (a second tab, or a session the server lost, finds
+    theirs among a class's), else the one training now (so a second tab sees it live), else
+    the next queued, else this session's last run, else the person's newest, else the newest."""
     by_id = {run.id: run for run in runs}
     own = by_id.get(own_run_id)
     if own and own.active:
         return own
-    for status in (RunStatus.RUNNING, RunStatus.QUEUED):
-        active = [run for run in runs if run.status == status]
-        if active:
-            return active[0]
-    return own or (runs[-1] if runs else None)
+    theirs = [run for run in runs if (run.owner or LOCAL_ADMIN.id) == person_id]
+    for pool in (theirs, runs):
+        for status in (RunStatus.RUNNING, RunStatus.QUEUED):
+            active = [run for run in pool if run.status == status]
+            if active:
+                return active[0]
+    return own or (theirs or runs or [None])[-1]
 
 
 def progress_line(run) -> dict:
@@ -319,7 +322,8 @@ def live_view(drawn_for: tuple, live: bool):
     # A search trains nothing itself: its trials are what trains, and they show here like any run. A
     # projection or an export trains nothing either: it shows where it was started (Inside, the Leaderboard).
     runs = [run for run in runs if run.kind != RunKind.SEARCH and not run.derived]
-    run = run_to_watch(runs, st.session_state.get("watch_run"))
+    person = current_person()
+    run = run_to_watch(runs, st.session_state.get("watch_run"), person.id if person else None)
     if run is None:
         st.info("No runs yet: shape a stack above and press **Start training**.", icon=":material/info:")
         return
@@ -328,7 +332,6 @@ def live_view(drawn_for: tuple, live: bool):
     head.markdown(f"#### {run_label(run)} · {run.status}" + (f" · {engine}" if engine else ""))
     if run.device:
         head.caption(f"Trains on {engine} · {run.device}")
-    person = current_person()
     if person is None:  # this panel reruns on its own, past the app's sign-in: say it here
         st.error("You are signed out (here or in another tab): reload the page to sign in again.", icon=":material/lock:")
         return

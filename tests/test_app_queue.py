@@ -63,3 +63,19 @@ def test_a_teachers_caps_bound_the_sliders_and_a_start_beyond_one_is_refused(hom
     assert (at.slider(key="search_epochs").proto.max, at.slider(key="search_epochs").value) == (5, 5)
     assert at.select_slider(key="search_images").options == ["2000", "5000", "10000", "15000"]
     assert (at.number_input(key="search_minutes").proto.max, at.number_input(key="search_minutes").value) == (8, 8)
+
+
+def test_a_students_new_tab_watches_her_own_run_not_the_one_training(home):
+    """A tab that started no run (a second tab, or a session the server lost after a dropped connection,
+    signed in again): Build & Train's panel shows her own run, queued behind Bob's, not his."""
+    store = RunStore()
+    bobs = store.create_run(SPEC, name="bobs", owner="class:bob", owner_name="Bob")
+    assert try_start(store, bobs, max_parallel=1)  # this test process stands in for Bob's training
+    adas = store.create_run(SPEC, name="adas", owner="class:ada", owner_name="Ada")
+    store.people.add_sign_in("adas-new-tab", "class:ada", "Ada", False)
+    at = shared_app(CLASS)
+    at.session_state[SIGN_IN] = "adas-new-tab"  # and no watch_run: this session started nothing
+    at.run()
+    assert not at.exception, at.exception
+    headers = [m.value for m in at.markdown if m.value.startswith("#### ")]
+    assert [header.startswith(f"#### #{adas} adas (16) · queued") for header in headers] == [True], headers

@@ -24,6 +24,7 @@ def test_streamlit_reads_it_so():
     shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60, check=True).stdout
     assert 'fileWatcherType = "none"' in shown and "runOnSave = false" in shown
+    assert "disconnectedSessionTTL = 300" in shown  # a dropped connection's session kept five minutes (test_browser_reconnect)
 
 
 def test_no_forced_garbage_collection_after_each_run():

@@ -25,6 +25,7 @@ from fmnist.home import StoreError
 from fmnist.text import shown
 
 SIGN_IN = "sign_in_token"  # a class member's sign-in, set only by sign_in_form: never a widget's key
+SIGNED_IN_HERE = "signed_in_here"  # someone signed in in this session (a later sign-out brings the form back, not a lost session)
 
 
 def gate():
@@ -67,6 +68,23 @@ def request_headers() -> dict:
         return {}
 
 
+def lost_session() -> bool:
+    """Whether this tab had a session that the server no longer holds: the server restarted, or the
+    tab's connection was gone longer than server.disconnectedSessionTTL (.streamlit/config.toml). A
+    tab that reconnects sends its last session's id as the third entry of its websocket's
+    Sec-WebSocket-Protocol (Streamlit 1.67, `_parse_subprotocols` in
+    streamlit/web/server/starlette/starlette_websocket.py); a tab the server kept gets that session
+    back, any other gets a new one (a first visit, or a reload, sends no id)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    try:
+        entries = [entry.strip() for entry in st.context.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    except Exception:  # noqa: BLE001  (no connection: a test's script run)
+        return False
+    context = get_script_run_ctx()
+    return len(entries) >= 3 and bool(entries[2]) and context is not None and entries[2] != context.session_id
+
+
 def current_sharing() -> Sharing:
     """How the app is served now; SharingConfigError when sharing is asked for but sign-in is not configured."""
     return sharing_from(read_secrets(), st.get_option("server.address"))
@@ -102,6 +120,11 @@ def acting() -> Actor:
 def sign_in_form(sharing: Sharing) -> None:
     """The sign-in page: the school's provider (st.login), or the class code, a name and a password of one's own."""
     st.title("Fashion-MNIST Studio")
+    if lost_session() and SIGNED_IN_HERE not in st.session_state:  # not a first visit: say why the sign-in is back, and that nothing was lost
+        minutes = st.get_option("server.disconnectedSessionTTL") / 60
+        st.info(f"The server no longer had this tab's session (it restarted, or the connection was lost for more than "
+                f"{minutes:g} minute{'' if minutes == 1 else 's'}), so please sign in again. Your runs are kept "
+                "under your name.", icon=":material/wifi_off:")
     if sharing.mode == "oidc":
         st.write("Sign in with your school account to train, compare and classify.")
         if st.button("Sign in", type="primary", icon=":material/login:"):
@@ -124,6 +147,7 @@ def sign_in_form(sharing: Sharing) -> None:
         token = secrets.token_urlsafe(32)
         get_store().people.add_sign_in(token, person.id, person.name, person.admin)
         st.session_state[SIGN_IN] = token
+        st.session_state[SIGNED_IN_HERE] = True
         st.rerun()
 
 
