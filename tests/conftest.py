@@ -10,6 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Runs start cold in tests (each warm trainer is a process with Keras loaded, waiting): the tests of
 # warm trainers turn them on (tests/test_warm.py).
 os.environ["FMNIST_WARM_TRAINER"] = "0"
+# A test's `streamlit run` skips the server's warm-up (TensorFlow, the best model and its checks loaded
+# in the background for Classify's first visit): most never visit Classify, and the suite runs on two
+# cores. Classify's tests load what they need on the visit; tests/test_app_classify.py tests the warm-up.
+os.environ["FMNIST_WARM_UP"] = "0"
 # Nothing a test does lands in the repository's ./runs.
 os.environ["FMNIST_HOME"] = tempfile.mkdtemp(prefix="fmnist-tests-")
 
