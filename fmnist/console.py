@@ -7,6 +7,7 @@ import sys
 from tqdm import tqdm
 
 from fmnist.models import stack_name
+from fmnist.queue_eta import ordinal
 
 
 class ProgressBar:
@@ -35,8 +36,14 @@ class ProgressBar:
             self.bar.close()
 
 
-def print_queued(position):
-    sys.stderr.write(f"\rqueued: {position} in line (one training at a time; FMNIST_MAX_PARALLEL raises that) ")
+def print_queued(position: int) -> None:
+    """A training process's queue line in its log: 'queued: 3rd in line'."""
+    print_queue_line("next in line" if position == 1 else f"{ordinal(position)} in line")
+
+
+def print_queue_line(line: str) -> None:
+    """The queue line, rewritten in place while the run waits: 'queued: 3rd in line, about 2 min'."""
+    sys.stderr.write(f"\r\033[Kqueued: {line} " if sys.stderr.isatty() else f"queued: {line}\n")
     sys.stderr.flush()
 
 

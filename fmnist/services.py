@@ -30,10 +30,11 @@ from fmnist.jobs.process import start
 from fmnist.jobs.repeat import Repeat
 from fmnist.leaderboard import seed_spec
 from fmnist.models import SEED_STACKS, ModelSpec, count_params
+from fmnist.queue_eta import Standing, ordinal, standing
 from fmnist.runs import ACTIVE, LimitError, Run, RunKind, RunStatus
 from fmnist.search_space import SearchSpace, most_params, validate_space
-from fmnist.store import QUEUE_PAUSED, RunStore
-from fmnist.worker import stop_run
+from fmnist.store import QUEUE_PAUSED, QUEUE_SLOTS, RunStore
+from fmnist.worker import max_parallel, stop_run
 
 # A search a student starts or resumes (someone with a per-person limit) ends within this budget:
 # the server has one search slot, which nobody should hold for a day (a teacher may).
@@ -363,3 +364,28 @@ def class_leaderboard_csv(store: RunStore, actor: Actor) -> str:
     """Every training of the class, whose and how it did, as CSV (fmnist.class_view.LEADERBOARD_COLUMNS)."""
     check_teacher(actor, "download the class leaderboard")
     return class_view.leaderboard_csv(store.list_runs())
+
+
+# --- where a queued run stands ---
+
+
+def queue_standing(store: RunStore, run: Run, runs: list[Run] | None = None) -> Standing:
+    """Where a queued run stands now, from the store's runs (runs: already read) and the times measured here."""
+    runs = store.list_runs() if runs is None else runs
+    by_id = {other.id: other for other in runs}
+    ahead = [by_id[run_id] for run_id in store.queue_ahead(run.id) if run_id in by_id]
+    return standing(run, ahead, runs, speeds_here(runs), QUEUE_SLOTS.get(run.queue, max_parallel()), time.time())
+
+
+def queue_line(store: RunStore, run_id: int) -> str:
+    """A queued run's place as the command line says it: '3rd in line, about 2 min'; while the queue is
+    paused, '3rd in line; the queue is paused (by Ms Lee): it starts once it is resumed'."""
+    run = store.get(run_id)
+    if run is None or run.status != RunStatus.QUEUED:
+        return "no longer queued"
+    paused = store.queue_paused()
+    if paused is None:
+        return queue_standing(store, run).text()
+    position = store.queue_position(run_id)
+    place = "next in line" if position == 1 else f"{ordinal(position)} in line"
+    return f"{place}; the queue is paused (by {paused.get('by', 'a teacher')}): it starts once it is resumed"

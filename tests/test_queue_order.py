@@ -8,13 +8,12 @@ import pytest
 from test_caps import finished_here
 
 from fmnist.access import Actor, Person
-from fmnist.app.queue_view import queue_standing
 from fmnist.estimates import Speed, family, flops_per_image, workload
 from fmnist.models import dense_spec
 from fmnist.queue_eta import Standing, start_in
 from fmnist.queue_order import Waiting, fair_order
 from fmnist.runs import Run, RunKind, RunStatus
-from fmnist.services import start_training
+from fmnist.services import queue_standing, start_training
 from fmnist.store import RunStore
 from fmnist.worker import try_start
 

@@ -3,7 +3,6 @@ when it starts (fmnist.queue_eta), on Build & Train and in the sidebar; a run fo
 started it (Inside's t-SNE, the Leaderboard's exports); the caps that bound Build & Train's sliders
 (fmnist.access.Caps, enforced by fmnist.services)."""
 
-import time
 
 import streamlit as st
 
@@ -11,22 +10,14 @@ from fmnist import services
 from fmnist.access import LOCAL_ADMIN, Caps, Person, may_manage
 from fmnist.app.caches import get_store, store_errors_shown
 from fmnist.app.session import acting, current_person, current_sharing
-from fmnist.estimates import speeds_here
-from fmnist.queue_eta import Standing, ordinal, standing
+from fmnist.queue_eta import ordinal
 from fmnist.runs import SEARCH_QUEUE, Run, RunStatus
-from fmnist.store import QUEUE_SLOTS, RunStore
+from fmnist.services import queue_standing
+from fmnist.store import RunStore
 from fmnist.text import shown
-from fmnist.worker import max_parallel, reap_dead_runs
+from fmnist.worker import reap_dead_runs
 
 FOLLOW_EVERY_S = 1.0  # a followed run's line refreshes this often while it is queued or running
-
-
-def queue_standing(store: RunStore, run: Run, runs: list[Run] | None = None) -> Standing:
-    """Where a queued run stands now, from the store's runs (runs: already read) and the times measured here."""
-    runs = store.list_runs() if runs is None else runs
-    by_id = {other.id: other for other in runs}
-    ahead = [by_id[run_id] for run_id in store.queue_ahead(run.id) if run_id in by_id]
-    return standing(run, ahead, runs, speeds_here(runs), QUEUE_SLOTS.get(run.queue, max_parallel()), time.time())
 
 
 def paused_words() -> str:

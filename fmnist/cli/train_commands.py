@@ -7,8 +7,8 @@ import sys
 from fmnist import services
 from fmnist.backends import SETTING_ENV, SETTINGS
 from fmnist.cli.args import add_spec_flags, positive_int, spec_from_args
-from fmnist.cli.terminal import format_table
-from fmnist.console import ProgressBar, print_queued, print_trial
+from fmnist.cli.terminal import format_table, queue_printer
+from fmnist.console import ProgressBar, print_trial
 from fmnist.jobs.process import exit_code, run_here_or_on_cluster, say
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, dense_spec
 from fmnist.runs import RunStatus
@@ -43,7 +43,7 @@ def train_here(store, run_id: int) -> dict:
     """Train a run this command created, here or as a Ray job, with its progress on stderr."""
     progress = ProgressBar()
     try:
-        return run_here_or_on_cluster(store, run_id, progress=progress, on_wait=print_queued, on_trial=print_trial, say=say)
+        return run_here_or_on_cluster(store, run_id, progress=progress, on_wait=queue_printer(store, run_id), on_trial=print_trial, say=say)
     finally:
         progress.close()
 
