@@ -13,6 +13,8 @@ def add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="samples/s of a bare model.fit against the engine on each backend, and the time to the first batch")
     bench.add_argument("--json", action="store_true", help="one JSON object per case and per backend's start")
     bench.add_argument("--repeats", type=positive_int, default=3, help="rounds: each side trains each case once a round")
+    bench.add_argument("--parallel", action="store_true",
+                       help="instead: 6 short runs queued one at a time, then two at a time (FMNIST_MAX_PARALLEL), alternating, --repeats rounds")
     bench.add_argument("--watch", action="store_true",
                        help="instead: training alone against watched in Chromium, idle CPU, page times (python -m benchmarks.watch_bench)")
     bench.add_argument("--cluster", action="store_true",
@@ -45,6 +47,10 @@ def cmd_bench(args) -> int:
         from benchmarks.cluster_bench import main as cluster_bench
 
         return cluster_bench()
+    if args.parallel:
+        from benchmarks.parallel_bench import main as parallel_bench
+
+        return parallel_bench(args.repeats)
     if args.watch:
         from benchmarks.watch_bench import main as watch_bench
 
