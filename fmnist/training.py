@@ -314,16 +314,17 @@ def ended_status(store: RunStore, run_id: int) -> RunStatus:
     return RunStatus.STOPPED if store.stop_requested(run_id) else RunStatus.FINISHED
 
 
-def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, progress=None) -> dict:
-    """Train a run the queue has started; returns its summary. Failures are recorded, not raised."""
+def train_run(store: RunStore, run_id: int, dataset: Dataset | None = None, progress=None, extra_callbacks=()) -> dict:
+    """Train a run the queue has started; returns its summary. Failures are recorded, not raised.
+    extra_callbacks: Keras callbacks beside the engine's (the time-to-accuracy bench's test scores)."""
     run = store.get(run_id)
     try:
         record_engine(store, run_id)
         dataset = dataset or load_dataset()
         x, y = training_arrays(dataset, run.train_limit)
         run_dir = store.run_dir(run_id)
-        model, epochs_done, train_s = fit(store, run_id, run.spec, x, y, run_dir, progress=progress, info=dataset.info,
-                                          time_limit_s=time_limit_s(run))
+        model, epochs_done, train_s = fit(store, run_id, run.spec, x, y, run_dir, progress=progress, extra_callbacks=extra_callbacks,
+                                          info=dataset.info, time_limit_s=time_limit_s(run))
 
         probs = predict_test(model, dataset)
         save_atomically(store.probs_path(run_id), lambda tmp: np.save(tmp, probs))

@@ -6,7 +6,11 @@ import sys
 
 from fmnist.backends import BACKENDS
 from fmnist.cli.args import positive_float, positive_int
+from fmnist.stack_link import ALL_IMAGES, TRAIN_SIZES
 from fmnist.store import open_store
+
+# A class's training images: Build & Train's choices, short of all of them.
+CLASS_IMAGES = tuple(n for n in TRAIN_SIZES if n != ALL_IMAGES)
 
 
 def add_bench(sub) -> None:
@@ -23,10 +27,23 @@ def add_bench(sub) -> None:
                        help="instead: N students signed in to a real server at the protocol level (pages, sliders, drawings, "
                             "trainings): page, slider and prediction times, the server's CPU and memory, queue waits "
                             "(python -m benchmarks.class_bench)")
+    bench.add_argument("--time-to-accuracy", action="store_true",
+                       help="instead: seconds from the click to test accuracy 0.88, 0.90, 0.92, 0.93 and 0.94 and to the first batch, "
+                            "for the seed notebook's bare model.fit, each preset and the default search's best; a JSON line per row "
+                            "(python -m benchmarks.time_to_accuracy)")
+    bench.add_argument("--rows", nargs="+", metavar="ROW",
+                       help="with --time-to-accuracy: which rows (default all): notebook, a preset's name, search")
+    bench.add_argument("--seeds", type=positive_int, default=1, help="with --time-to-accuracy: seeds 0 to N-1 for every row (default 1)")
+    bench.add_argument("--search-run", type=positive_int, metavar="ID",
+                       help="with --time-to-accuracy: the search row is this finished search's best trial, 20 epochs on all images "
+                            "(default: the default search's find in docs/performance.md)")
     bench.add_argument("--minutes", type=positive_float, default=2.0, help="with --class: how long the lesson lasts (default 2)")
-    bench.add_argument("--epochs", type=positive_int, default=3, help="with --class: each student's training, Seed D (default 3)")
-    bench.add_argument("--images", type=int, choices=(1000, 2000, 5000, 10000, 20000, 30000), default=10000,
-                       help="with --class: its training images (default 10000)")
+    bench.add_argument("--epochs", type=positive_int,
+                       help="with --class: each student's training, Seed D (default 3); with --time-to-accuracy: every row's epochs "
+                            "(default: each its own)")
+    bench.add_argument("--images", type=positive_int,
+                       help=f"with --class: its training images, one of {', '.join(map(str, CLASS_IMAGES))} (default 10000); "
+                            "with --time-to-accuracy: the first N training images (default all 60,000)")
     bench.add_argument("--think", type=positive_float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
                        help="with --class: a student's think time between actions, in seconds (default 2 6)")
     bench.add_argument("--alone-runs", type=positive_int, default=2,
@@ -38,11 +55,18 @@ def add_bench(sub) -> None:
 
 
 def cmd_bench(args) -> int:
+    if args.time_to_accuracy:
+        from benchmarks.time_to_accuracy import time_to_accuracy
+
+        return time_to_accuracy(args.rows, args.seeds, args.images, args.epochs, args.search_run)
     if args.class_size:
         from benchmarks.class_bench import Lesson, class_bench
 
-        return class_bench(Lesson(args.class_size, args.minutes, args.epochs, args.images, tuple(args.think),
-                                  alone_runs=args.alone_runs))
+        if args.images is not None and args.images not in CLASS_IMAGES:
+            print(f"error: --images with --class: one of {', '.join(map(str, CLASS_IMAGES))}", file=sys.stderr)
+            return 2
+        return class_bench(Lesson(args.class_size, args.minutes, args.epochs or Lesson.epochs, args.images or Lesson.images,
+                                  tuple(args.think), alone_runs=args.alone_runs))
     if args.cluster:
         from benchmarks.cluster_bench import main as cluster_bench
 
