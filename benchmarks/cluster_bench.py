@@ -28,13 +28,13 @@ SPEC = dense_spec([128, 64], epochs=3)
 IMAGES = 20000
 
 
-def measure(side: str, slots: int, runs: int = RUNS, spec=SPEC, images: int = IMAGES) -> dict:
-    """Launch `runs` runs and watch them to their end; `slots` runs start at once (the rest wait).
+def measure(side: str, slots: int, count: int = RUNS, spec=SPEC, images: int = IMAGES) -> dict:
+    """Launch `count` runs and watch them to their end; `slots` runs start at once (the rest wait).
     Also what benchmarks.parallel_bench compares: one training at a time against two."""
     with tempfile.TemporaryDirectory(prefix=f"fmnist-bench-{side.replace(' ', '-')}-") as home:
         store = RunStore(Path(home))
         start = time.time()
-        run_ids = [start_training(store, Actor.local(), spec, name=f"bench {side} {i + 1}", train_limit=images) for i in range(runs)]
+        run_ids = [start_training(store, Actor.local(), spec, name=f"bench {side} {i + 1}", train_limit=images) for i in range(count)]
         launched = {run_id: time.time() for run_id in run_ids}
         first_batch = {}
         while True:
@@ -49,7 +49,7 @@ def measure(side: str, slots: int, runs: int = RUNS, spec=SPEC, images: int = IM
         wall = max(run.ended_at for run in runs) - start
         unqueued = [first_batch[run_id] - launched[run_id] for run_id in run_ids[:slots] if run_id in first_batch]
         return {
-            "side": side, "runs": runs, "at_once": slots, "wall_s": round(wall, 1),
+            "side": side, "runs": count, "at_once": slots, "wall_s": round(wall, 1),
             "statuses": sorted({str(run.status) for run in runs}),
             "launch_to_first_batch_s": [round(s, 2) for s in unqueued],
             "launch_to_first_batch_median_s": round(statistics.median(unqueued), 2) if unqueued else None,

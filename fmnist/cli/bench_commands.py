@@ -74,7 +74,7 @@ def cmd_bench(args) -> int:
     if args.parallel:
         from benchmarks.parallel_bench import main as parallel_bench
 
-        return parallel_bench(args.repeats)
+        return parallel_bench(args.repeats, args.epochs or 3, args.images or 10000)
     if args.watch:
         from benchmarks.watch_bench import main as watch_bench
 
