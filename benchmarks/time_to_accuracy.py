@@ -54,7 +54,7 @@ SEARCH_FIND = dense_spec((819, 701, 568, 32), activation="gelu", dropout=0.05, b
 # The Search page's "Train the best" default: the best trial's settings on all images for this many epochs.
 SEARCH_BEST_EPOCHS = 20
 # Settings the bench's trainings must not inherit: they train in its own temporary SQLite store, on this machine.
-NOT_INHERITED = ("FMNIST_DB", "FMNIST_RAY_ADDRESS")
+NOT_INHERITED = ("FMNIST_DB", "FMNIST_RAY_ADDRESS", "FMNIST_CACHE")  # each measured training compiles in its own home
 
 
 @dataclass(frozen=True)

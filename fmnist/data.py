@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist.dataset import FASHION_MNIST, DatasetInfo
-from fmnist.home import StoreError, home_dir
+from fmnist.home import StoreError, cache_dir
 
 # The four original IDX files: name, magic number, and the shape the description says they hold.
 FILES = {
@@ -111,7 +111,7 @@ def load_cached(folder: Path) -> Dataset:
     be made), the decoded arrays are used as they are and the dataset's note says so.
     """
     try:
-        cache = home_dir() / "cache" / f"fashion-mnist-{source_fingerprint(folder)}"
+        cache = cache_dir() / f"fashion-mnist-{source_fingerprint(folder)}"
         cached = (cache / "done").exists()
     except StoreError as e:
         cache, cached = None, False

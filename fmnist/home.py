@@ -1,4 +1,5 @@
-"""Where the app keeps its runs, models and caches: $FMNIST_HOME, default ./runs."""
+"""Where the app keeps its runs and models, $FMNIST_HOME (default ./runs), and its caches: $FMNIST_CACHE,
+default the home's cache/ folder."""
 
 import os
 from pathlib import Path
@@ -19,3 +20,11 @@ def home_dir() -> Path:
         raise StoreError(f"The app's folder {home} cannot be created ({e.strerror or e}). Point FMNIST_HOME at a "
                          "folder you can write to.") from e
     return home
+
+
+def cache_dir() -> Path:
+    """What only saves time: the decoded dataset, JAX's compiled training steps, the projections' pixels.
+    $FMNIST_CACHE shares one cache between several homes (a class's and a person's on one machine, or
+    the test suite's many), each entry named by what it was made from; default the home's cache/."""
+    cache = os.environ.get("FMNIST_CACHE")
+    return Path(cache).resolve() if cache else home_dir() / "cache"

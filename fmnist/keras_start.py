@@ -53,9 +53,9 @@ def cache_jax_compilations() -> None:
     run's start. Any compilation is kept (JAX's default keeps only those over a second)."""
     import jax
 
-    from fmnist.home import home_dir
+    from fmnist.home import cache_dir
 
-    jax.config.update("jax_compilation_cache_dir", str(home_dir() / "cache" / "jax"))
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "jax"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

@@ -16,6 +16,10 @@ os.environ["FMNIST_WARM_TRAINER"] = "0"
 os.environ["FMNIST_WARM_UP"] = "0"
 # Nothing a test does lands in the repository's ./runs.
 os.environ["FMNIST_HOME"] = tempfile.mkdtemp(prefix="fmnist-tests-")
+# One cache for the whole suite, as one machine has (the decoded dataset, JAX's compiled steps): each
+# test's own FMNIST_HOME would otherwise decode and compile again in every training process.
+# The tests of the cache itself use their home's (tests/test_data.py, tests/test_store_faults.py).
+os.environ["FMNIST_CACHE"] = tempfile.mkdtemp(prefix="fmnist-tests-cache-")
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("FMNIST_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv("FMNIST_DATA", raising=False)
+    monkeypatch.delenv("FMNIST_CACHE", raising=False)  # the suite's shared cache (conftest): here each test's own
     monkeypatch.setattr(data, "candidate_folders", lambda: [])
     download = NoNetwork()
     monkeypatch.setattr(data, "download_with_keras", download)
@@ -184,6 +185,23 @@ def test_small_valid_folder_loads_and_is_cached_under_fmnist_home(tmp_path, monk
     assert_same(ds, arrays)
     assert ds.source == str(folder)
     assert len(cache_done_files()) == 1
+
+
+def test_fmnist_cache_shares_one_decoded_copy_between_homes(tmp_path, monkeypatch, small):
+    folder = tmp_path / "good"
+    arrays = make_folder(folder)
+    monkeypatch.setenv("FMNIST_DATA", str(folder))
+    monkeypatch.setenv("FMNIST_CACHE", str(tmp_path / "shared"))
+    assert_same(load_dataset(), arrays)
+    assert len(list((tmp_path / "shared").glob("fashion-mnist-*/done"))) == 1
+
+    def no_decoding(folder):
+        raise AssertionError(f"decoded {folder} again instead of reading the shared cache")
+
+    monkeypatch.setattr(data, "read_folder", no_decoding)
+    monkeypatch.setenv("FMNIST_HOME", str(tmp_path / "another home"))
+    assert_same(load_dataset(), arrays)
+    assert cache_done_files() == [], "nothing cached in the home itself"
 
 
 def test_candidates_are_tried_in_order_skipping_missing_and_broken_folders(tmp_path, monkeypatch, small, isolated):

@@ -92,6 +92,7 @@ def test_a_full_disk_for_the_cache_still_loads_the_dataset(home, monkeypatch):
     if not all((data.DEBIAN_DIR / name).is_file() for name, _, _ in data.FILES.values()):
         pytest.skip("needs Debian's dataset-fashion-mnist")
     monkeypatch.delenv("FMNIST_DATA", raising=False)
+    monkeypatch.delenv("FMNIST_CACHE", raising=False)  # the home's own cache, not the suite's shared one
     cache = home / "cache" / f"fashion-mnist-{data.source_fingerprint(data.DEBIAN_DIR)}"
     cache.mkdir(parents=True)
     (cache / "x_train.tmp.npy").symlink_to(DEV_FULL)
