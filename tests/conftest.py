@@ -37,9 +37,11 @@ def dataset():
     return load_dataset()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
-    """Debian's Chromium driven by Playwright (its own browser download does not work offline)."""
+    """Debian's Chromium driven by Playwright (its own browser download does not work offline), one for
+    the session: each test opens contexts of its own (a context is a fresh profile: cookies, storage,
+    sessions), and Playwright's driver and Chromium start once instead of once a module."""
     from playwright.sync_api import sync_playwright
 
     from browser import CHROMIUM, CHROMIUM_ARGS
@@ -48,6 +50,16 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def close_the_tests_pages(request):
+    """After a browser test, its contexts close: a page left open would go on refreshing (a live run,
+    a sidebar) or, once its module's server has gone, reconnecting, on the cores the next tests use."""
+    yield
+    if "browser" in request.fixturenames:
+        for context in request.getfixturevalue("browser").contexts:
+            context.close()
 
 
 @pytest.fixture(scope="session")
