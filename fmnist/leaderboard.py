@@ -2,14 +2,18 @@
 
 import zipfile
 from datetime import datetime
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from fmnist.access import LOCAL_ADMIN
 from fmnist.backends import engine_label
 from fmnist.models import SEED_STACKS, SEED_TEST_ACCURACY, SEED_TEST_LOSS, ModelSpec, dense_spec, stack_name
 from fmnist.runs import Run, RunKind, RunStatus
 from fmnist.store import RunStore
+
+if TYPE_CHECKING:
+    import pandas as pd
+# pandas is imported by the functions that make tables: the services read this module for the seed
+# stacks, and every command and training process loads the services (half a second of pandas each).
 
 
 def training_runs(runs: list[Run]) -> list[Run]:
@@ -22,8 +26,10 @@ def mean_and_spread(mean: float | None, std: float | None) -> str | None:
     return None if mean is None else f"{mean:.4f} ± {std:.4f}"
 
 
-def leaderboard_table(runs: list[Run], with_owner: bool = False) -> pd.DataFrame:
+def leaderboard_table(runs: list[Run], with_owner: bool = False) -> "pd.DataFrame":
     """One row per run, best test accuracy first; with_owner adds who started each (a shared app)."""
+    import pandas as pd
+
     rows = [{
         "run": run.id,
         "name": run.name,
@@ -67,6 +73,8 @@ def curves_csv(store: RunStore, run_id: int) -> str:
 
     Rows go in training order: an epoch's batch points, then that epoch's row.
     """
+    import pandas as pd
+
     epochs = pd.DataFrame(store.epochs(run_id), columns=["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"])
     batches = pd.DataFrame(store.batches(run_id), columns=["epoch", "step", "loss", "accuracy"])
     table = pd.concat([batches.assign(point="batch"), epochs.assign(point="epoch")], ignore_index=True)
@@ -98,9 +106,11 @@ def seed_spec(widths) -> ModelSpec:
     return dense_spec(widths, epochs=10)
 
 
-def seed_comparison(runs: list[Run]) -> pd.DataFrame:
+def seed_comparison(runs: list[Run]) -> "pd.DataFrame":
     """For each of the seed notebook's stacks: its figures beside the best finished run of exactly
     that spec (default settings, all 60,000 training images), and the difference in accuracy points."""
+    import pandas as pd
+
     rows = []
     for name, widths in SEED_STACKS.items():
         spec = seed_spec(widths)

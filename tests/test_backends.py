@@ -222,7 +222,7 @@ run_id = store.create_run(dense_spec([32], epochs=2, batch_size=100, val_split=0
 assert try_start(store, run_id, 1)
 reports = []
 summary = fmnist.training.train_run(store, run_id, progress=lambda **r: reports.append((r["epoch"], r["step"])))
-loaded = {name: name in sys.modules for name in ("tensorflow", "sklearn")}
+loaded = {name: name in sys.modules for name in ("tensorflow", "sklearn", "pandas", "plotly")}
 import sklearn.manifold  # what a t-SNE imports after Keras started: there as usual
 print(json.dumps({"summary": summary, "reports": reports, **loaded}))
 """
@@ -239,6 +239,7 @@ def test_on_jax_live_progress_never_passes_the_epochs_last_batch_and_tensorflow_
         assert steps == sorted(set(steps)) and steps[-1] == 25, out["reports"]
     assert out["tensorflow"] is False, "a JAX training starts (and saves) without loading TensorFlow"
     assert out["sklearn"] is False, "nor scikit-learn, which Keras imports for wrappers the app does not use"
+    assert out["pandas"] is False and out["plotly"] is False, "nor the tables and charts of the pages and other run kinds"
 
 
 def test_a_backend_that_cannot_start_falls_back_to_tensorflow_and_says_so(home, tmp_path):

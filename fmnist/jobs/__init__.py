@@ -8,6 +8,7 @@ and the command line.
 """
 
 import importlib
+from collections.abc import Iterator, Mapping
 
 from fmnist.jobs.base import JobKind
 from fmnist.runs import Run, RunKind
@@ -23,7 +24,28 @@ def load(kind: RunKind) -> JobKind:
     return found[0]()
 
 
-KINDS: dict[RunKind, JobKind] = {kind: load(kind) for kind in RunKind}
+class Registry(Mapping):
+    """Every RunKind's JobKind, each module imported when its kind is first asked for: a training's
+    process loads the training kind, not the export's converters and pandas or the projection's charts
+    (a second of a cold start on a busy machine)."""
+
+    def __init__(self):
+        self.loaded: dict[RunKind, JobKind] = {}
+
+    def __getitem__(self, kind: RunKind) -> JobKind:
+        kind = RunKind(kind)
+        if kind not in self.loaded:
+            self.loaded[kind] = load(kind)
+        return self.loaded[kind]
+
+    def __iter__(self) -> Iterator[RunKind]:
+        return iter(RunKind)
+
+    def __len__(self) -> int:
+        return len(RunKind)
+
+
+KINDS = Registry()
 
 
 def kind_of(run: Run | RunKind | str) -> JobKind:
