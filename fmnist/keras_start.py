@@ -39,7 +39,7 @@ def start_keras(backend: str, log=None) -> str:
         os.environ["KERAS_BACKEND"] = backend
         if backend == "jax":
             cache_jax_compilations()
-        import_keras_without_its_sklearn_wrappers()
+        import_keras_without_its_optional_integrations()
     import keras
 
     actual = keras.backend.backend()
@@ -48,19 +48,23 @@ def start_keras(backend: str, log=None) -> str:
     return actual
 
 
-def import_keras_without_its_sklearn_wrappers() -> None:
-    """Keras imports scikit-learn when it starts, for its scikit-learn wrappers (keras.wrappers), which
-    the app never uses: a fifth of Keras' start (0.7 of 3.5 s on the project's AMD EPYC), paid by every
-    training before its first batch. Keras is told scikit-learn is absent while it starts, so the
-    wrappers stay switched off; scikit-learn itself imports as usual afterwards (t-SNE uses it)."""
-    had = "sklearn" in sys.modules
-    if not had:
-        sys.modules["sklearn"] = None  # `import sklearn` raises ImportError, as Keras expects when it is missing
+# Libraries Keras imports when it starts only to accept their objects (scikit-learn for its wrappers,
+# keras.wrappers; pandas for DataFrames as training data), neither of which the app hands it.
+KERAS_OPTIONAL = ("sklearn", "pandas")
+
+
+def import_keras_without_its_optional_integrations() -> None:
+    """Keras is told KERAS_OPTIONAL are absent while it starts, so those integrations stay off: 1.2 of
+    3.5 s of Keras' start on the project's AMD EPYC, paid by every training before its first batch.
+    Each imports as usual afterwards (t-SNE uses scikit-learn)."""
+    hidden = [name for name in KERAS_OPTIONAL if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import name` raises ImportError, as Keras expects when it is missing
     try:
         import keras  # noqa: F401
     finally:
-        if not had:
-            del sys.modules["sklearn"]
+        for name in hidden:
+            del sys.modules[name]
 
 
 def cache_jax_compilations() -> None:
