@@ -5,11 +5,14 @@ When it starts: each slot of its queue frees when a run in it ends (a training's
 speed it reports, else its expected time less what it has run), then takes the runs ahead of it in
 order, each for its expected time: that of finished runs of its workload here, or estimated from
 their speed, times its repeats for a cross-validation or seed job; a search for its budget in
-minutes. When any of these is unknown (nothing of that kind measured yet) the start time is not
+minutes; a projection or an export for the median time of those of its kind (and format) that
+finished here. When any of these is unknown (nothing of that kind measured yet) the start time is not
 claimed: "start time not yet known". Pure Python: the pages ask as they draw.
 """
 
 import heapq
+import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 
 from fmnist.estimates import Speed, time_here
@@ -45,11 +48,26 @@ def about(seconds: float) -> str:
     return f"about {minutes} min" if minutes < 60 else f"about {minutes // 60} h {minutes % 60} min"
 
 
-def expected_s(run: Run, speeds: list[Speed]) -> float | None:
-    """How long the run takes from its start to its end, as far as this machine's runs tell (None: unknown;
-    always for a projection or an export, which trains nothing: the trainings' speeds do not tell)."""
+def derived_key(run: Run) -> tuple:
+    """What a projection's or an export's time depends on: its kind, and an export's format."""
+    return run.kind, run.settings.get("variant")
+
+
+def derived_times(runs: list[Run]) -> dict[tuple, float]:
+    """How long projections and exports take here: the median of the finished ones, by derived_key."""
+    seconds = defaultdict(list)
+    for run in runs:
+        if run.derived and run.status == RunStatus.FINISHED and run.started_at is not None and run.ended_at is not None:
+            seconds[derived_key(run)].append(run.ended_at - run.started_at)
+    return {key: statistics.median(times) for key, times in seconds.items()}
+
+
+def expected_s(run: Run, speeds: list[Speed], derived: dict[tuple, float] | None = None) -> float | None:
+    """How long the run takes from its start to its end, as far as this machine's runs tell (None: unknown).
+    A projection or an export trains nothing, so the trainings' speeds do not tell: `derived`
+    (derived_times) does, once one of its kind has finished here."""
     if run.derived:
-        return None
+        return (derived or {}).get(derived_key(run))
     if run.kind == RunKind.SEARCH:
         minutes = (run.space or {}).get("minutes")
         return minutes * 60 if minutes else None
@@ -57,11 +75,11 @@ def expected_s(run: Run, speeds: list[Speed]) -> float | None:
     return None if estimate is None else estimate * (run.repeats or 1)
 
 
-def remaining_s(run: Run, speeds: list[Speed], now: float) -> float | None:
+def remaining_s(run: Run, speeds: list[Speed], now: float, derived: dict[tuple, float] | None = None) -> float | None:
     """A running run's time left: at the speed it reports, else its expected time less what it has run."""
     if run.kind != RunKind.SEARCH and not run.derived and (left := run.eta_s()) is not None:
         return left
-    expected = expected_s(run, speeds)
+    expected = expected_s(run, speeds, derived)
     if expected is None:
         return None
     if run.kind == RunKind.SEARCH:
@@ -69,17 +87,18 @@ def remaining_s(run: Run, speeds: list[Speed], now: float) -> float | None:
     return max(expected - (now - (run.started_at or now)), 0.0)
 
 
-def start_in(ahead: list[Run], running: list[Run], speeds: list[Speed], slots: int, now: float) -> float | None:
+def start_in(ahead: list[Run], running: list[Run], speeds: list[Speed], slots: int, now: float,
+             derived: dict[tuple, float] | None = None) -> float | None:
     """Seconds until the next slot free after the runs ahead have each had theirs, the `slots` of
     the queue freeing as its running runs end (None: some run's time is not known)."""
-    left = [remaining_s(run, speeds, now) for run in running]
+    left = [remaining_s(run, speeds, now, derived) for run in running]
     if None in left:
         return None
     # With more runs running than slots, a slot frees only when enough of them have ended.
     free = ([0.0] * max(slots - len(left), 0) + sorted(left))[-slots:]
     heapq.heapify(free)
     for run in ahead:
-        seconds = expected_s(run, speeds)
+        seconds = expected_s(run, speeds, derived)
         if seconds is None:
             return None
         heapq.heappush(free, heapq.heappop(free) + seconds)
@@ -90,4 +109,4 @@ def standing(run: Run, ahead: list[Run], runs: list[Run], speeds: list[Speed], s
     """Where a queued run stands: ahead, the runs before it in its queue's order (fmnist.store.RunStore.queue_ahead);
     runs, the store's (its queue's running ones free the slots); slots, how many of its queue's run at once."""
     running = [other for other in runs if other.status == RunStatus.RUNNING and other.queue == run.queue]
-    return Standing(len(ahead) + 1, start_in(ahead, running, speeds, max(slots, 1), now))
+    return Standing(len(ahead) + 1, start_in(ahead, running, speeds, max(slots, 1), now, derived_times(runs)))

@@ -10,9 +10,9 @@ from test_caps import finished_here
 from fmnist.access import Actor, Person
 from fmnist.estimates import Speed, family, flops_per_image, workload
 from fmnist.models import dense_spec
-from fmnist.queue_eta import Standing, start_in
+from fmnist.queue_eta import Standing, derived_times, start_in
 from fmnist.queue_order import Waiting, fair_order
-from fmnist.runs import Run, RunKind, RunStatus
+from fmnist.runs import DERIVED_QUEUE, Run, RunKind, RunStatus
 from fmnist.services import queue_standing, start_training
 from fmnist.store import RunStore
 from fmnist.worker import try_start
@@ -105,3 +105,25 @@ def test_a_running_run_without_a_speed_yet_counts_its_expected_time_less_what_it
     assert start_in([seeds], [run], speeds, slots=1, now=104.0) == pytest.approx(36.0), "a seed job: 3 trainings"
     assert start_in([seeds], [run], speeds, slots=3, now=104.0) == 0.0
     assert start_in([], [run], [], slots=1, now=104.0) is None
+
+
+def test_a_projection_or_an_export_waits_the_median_time_of_its_kind_here():
+    """They train nothing, so no training's speed tells their time: those of their kind (and an export's
+    format) that finished on this machine do, until one has, 'start time not yet known'."""
+    run = Run(id=1, name="a", spec=None, status=RunStatus.FINISHED, created_at=0.0, started_at=0.0, ended_at=20.0, pid=None,
+              pid_started=None, train_limit=None, params=0, epoch=0, step=0, steps_per_epoch=None, samples_per_s=None,
+              updated_at=None, stop_requested=False, test_loss=None, test_acc=None, train_s=None, best_val_acc=None, error=None,
+              kind=RunKind.EXPORT, parent_id=7, owner=None, owner_name=None, backend_setting=None, backend=None, device=None,
+              cluster_job=None, settings={"variant": "onnx"}, queue=DERIVED_QUEUE)
+    finished = [run, replace(run, id=2, ended_at=30.0), replace(run, id=3, ended_at=100.0, settings={"variant": "tflite"}),
+                replace(run, id=4, kind=RunKind.PROJECTION, settings={}, ended_at=40.0),
+                replace(run, id=5, status=RunStatus.FAILED, ended_at=1.0)]  # a failed one tells nothing
+    derived = derived_times(finished)
+    assert derived == {(RunKind.EXPORT, "onnx"): 25.0, (RunKind.EXPORT, "tflite"): 100.0, (RunKind.PROJECTION, None): 40.0}
+    running = replace(run, id=6, status=RunStatus.RUNNING, started_at=1000.0, ended_at=None)
+    projection = replace(run, id=8, status=RunStatus.QUEUED, kind=RunKind.PROJECTION, settings={}, started_at=None, ended_at=None)
+    assert start_in([], [running], [], slots=1, now=1005.0, derived=derived) == pytest.approx(20.0), "25 s expected, 5 s run"
+    assert start_in([projection], [running], [], slots=1, now=1005.0, derived=derived) == pytest.approx(60.0)
+    unknown = replace(projection, kind=RunKind.EXPORT, settings={"variant": "never made here"})
+    assert start_in([unknown], [running], [], slots=1, now=1005.0, derived=derived) is None
+    assert Standing(2, None).text() == "2nd in line, start time not yet known"
