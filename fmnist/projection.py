@@ -25,10 +25,6 @@ METHODS = {PCA: "PCA", TSNE: "t-SNE"}
 TSNE_SETTINGS = dict(perplexity=30, pca_dims=50, exaggeration_iter=250, iter=250, seed=0)
 
 
-class ProjectionError(RuntimeError):
-    """A projection cannot be computed (no model, a damaged one); the message says why."""
-
-
 def pca_2d(x: np.ndarray) -> np.ndarray:
     """The first two principal components of the rows of x, as (N, 2) float32.
 
