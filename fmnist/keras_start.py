@@ -54,9 +54,9 @@ KERAS_OPTIONAL = ("sklearn", "pandas")
 
 
 def import_keras_without_its_optional_integrations() -> None:
-    """Keras is told KERAS_OPTIONAL are absent while it starts, so those integrations stay off: 1.2 of
-    3.5 s of Keras' start on the project's AMD EPYC, paid by every training before its first batch.
-    Each imports as usual afterwards (t-SNE uses scikit-learn)."""
+    """Keras is told KERAS_OPTIONAL are absent while it starts, so those integrations stay off: a good
+    part of Keras' start, paid by every training before its first batch (docs/performance.md, "The
+    test suite"). Each imports as usual afterwards (t-SNE uses scikit-learn)."""
     hidden = [name for name in KERAS_OPTIONAL if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # `import name` raises ImportError, as Keras expects when it is missing
