@@ -23,7 +23,8 @@ def home_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """What only saves time: the decoded dataset, JAX's compiled training steps, the projections' pixels.
+    """What only saves time and serves any home: the decoded dataset, JAX's compiled training steps (a
+    store's own, such as the raw pixels' projections, stay in its home's cache/).
     $FMNIST_CACHE shares one cache between several homes (a class's and a person's on one machine, or
     the test suite's many), each entry named by what it was made from; default the home's cache/."""
     cache = os.environ.get("FMNIST_CACHE")
